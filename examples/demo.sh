@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The demo behind `make demo`: a throw-away analysis project, run under vestige the way a
+# researcher would, then asked what made what. Runs in a temp folder; leaves nothing behind
+# unless KEEP=1.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${VESTIGE_BIN:-$here/../.venv/bin}
+export PATH="$bin:$PATH"
+work=$(mktemp -d)
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+cp -r "$here/anscombe" "$work/project"
+cd "$work/project"
+git init -q && git add -A && git -c user.name=demo -c user.email=demo@example.org commit -qm "first look"
+printf 'out/\npaper/\n' > .gitignore
+
+step vestige run python analyze.py --dataset I
+for ds in II III IV; do vestige run python analyze.py --dataset "$ds" > /dev/null; done
+step vestige run bash -c 'cat out/summary_*.csv | sort -u > out/all_summaries.csv && wc -l out/all_summaries.csv'
+# a sloppy, uncommitted edit: the snapshot keeps it
+sed -i 's/color="tab:red"/color="tab:green"/' analyze.py
+step vestige run analyze.py --dataset III
+step vestige ls
+step vestige show @last
+mkdir -p paper && cp out/fit_III.png paper/figure3.png
+git checkout -q analyze.py       # the edit that made the figure is gone from disk...
+step vestige which paper/figure3.png  # ...but the figure still says where it came from
+step vestige cat @last analyze.py | grep -n "tab:green"
+step vestige ls --where 'params.dataset = "III"'
+step vestige fsck
+echo
+echo "demo project: $work/project (set KEEP=1 to keep it)"

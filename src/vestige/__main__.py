@@ -1,0 +1,5 @@
+"""`python -m vestige` is the same as the `vestige` command."""
+
+from vestige.cli import main
+
+raise SystemExit(main())

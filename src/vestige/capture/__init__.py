@@ -1,0 +1,1 @@
+"""What a run captures: code, environment, params, files; and redaction of secrets."""

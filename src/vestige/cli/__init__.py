@@ -1,0 +1,60 @@
+"""The `vestige` command: thin shells over Repo, one module per command.
+
+`vestige run` is parsed without click (measured: importing click costs ~25 ms, and the
+run path must add near zero to the user's command); every other command goes through
+the click app. Any VestigeError becomes `error: <message>` and its exit code here, and
+only here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script and of `python -m vestige`."""
+    args = sys.argv[1:] if argv is None else argv
+    from vestige.errors import VestigeError
+
+    try:
+        if args and args[0] == "run":
+            from vestige.cli.cmd_run import fast_run
+
+            code = fast_run(args[1:])
+            if code is not None:
+                return code
+        from vestige.cli._app import app
+
+        return app.main(args, prog_name="vestige", standalone_mode=False) or 0
+    except VestigeError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except Exception as e:  # click's own usage errors
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            return e.exit_code
+        if isinstance(e, click.ClickException):
+            e.show()
+            return 2 if isinstance(e, click.UsageError) else e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return 1
+        raise
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (`vestige ls | head`), keep Python from complaining at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

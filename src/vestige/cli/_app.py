@@ -1,0 +1,58 @@
+"""The click application: the command group and its subcommands, loaded on demand."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from vestige._version import __version__
+
+#: name -> (module, help line); modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("cmd_run", "Run a command and record everything it reads, writes and prints."),
+    "ls": ("cmd_ls", "List runs, newest first."),
+    "show": ("cmd_show", "Show what a run read, wrote, printed and ran with."),
+    "cat": ("cmd_cat", "Write a kept file of a run to stdout."),
+    "log": ("cmd_log", "Print what a run printed (stdout, or --stderr)."),
+    "which": ("cmd_which", "Find the runs that made a file's exact bytes."),
+    "fsck": ("cmd_fsck", "Verify every object, manifest and ref in the store."),
+    "reindex": ("cmd_reindex", "Rebuild the index from the store's manifests and refs."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when used, so `--help` stays fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"vestige.cli.{COMMANDS[cmd_name][0]}")
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: Any) -> None:
+        rows = [(name, help_line) for name, (_mod, help_line) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="""\b
+Examples:
+  vestige run python analyze.py --lr 0.1
+  vestige ls --where 'params.lr < 0.01 and status = "ok"'
+  vestige show @last
+  vestige which paper/fig3.png
+""",
+)
+@click.version_option(__version__, prog_name="vestige")
+def app() -> None:
+    """vestige keeps every artefact your code makes, tied to the exact code, inputs,
+    parameters and environment that made it. No change to your code is needed."""

@@ -1,0 +1,67 @@
+"""Small helpers shared by the commands: opening the repo, formatting times and sizes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from vestige.repo import Repo
+
+#: click settings for commands taking a run reference: `-1` is a run, not an option.
+RUN_ARG_SETTINGS = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
+
+
+def open_repo() -> Repo:
+    """The repo for the current directory; a missing store is a usage error (exit 2)."""
+    return Repo.open()
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def when(ts: float | None) -> str:
+    """A local timestamp, short: today as HH:MM:SS, else YYYY-MM-DD HH:MM."""
+    if ts is None:
+        return "-"
+    local = time.localtime(ts)
+    if time.strftime("%Y-%m-%d", local) == time.strftime("%Y-%m-%d"):
+        return time.strftime("%H:%M:%S", local)
+    return time.strftime("%Y-%m-%d %H:%M", local)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def status_style(status: str) -> str:
+    return {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}.get(
+        status, ""
+    )

@@ -1,0 +1,15 @@
+"""`vestige reindex`: rebuild index.sqlite from manifests and refs alone."""
+
+from __future__ import annotations
+
+import click
+
+from vestige.cli._common import open_repo
+
+
+@click.command("reindex", context_settings={"help_option_names": ["-h", "--help"]})
+def command() -> None:
+    """Rebuild the index from the store (the index is only a cache of it)."""
+    repo = open_repo()
+    count = repo.reindex()
+    click.echo(f"reindexed {count} run{'s' if count != 1 else ''}")

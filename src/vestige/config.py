@@ -1,0 +1,105 @@
+"""Settings: `.vestige/config.toml`, then `[tool.vestige]` in the project's pyproject.toml.
+
+Only files that exist are read (tomllib is imported lazily: `vestige run` starts fast).
+Unknown keys are an error naming the key, so a typo is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from vestige.errors import UsageError
+
+MiB = 1024 * 1024
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def parse_size(value: int | str, name: str) -> int:
+    """'64MiB', '2GB', '500k' or a number of bytes."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise UsageError(f"config {name}: cannot read {value!r} as a size; write e.g. '64MiB'")
+    unit = (m.group(2) or "").lower()
+    base = 1024 if "i" in unit else 1000
+    power = " kmgt".index(unit[0]) if unit and unit[0] in "kmgt" else 0
+    return int(float(m.group(1)) * (base**power if power else _UNITS.get(unit, 1)))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting with its default; see docs/configuration.md."""
+
+    keep_inputs_max_size: int = 64 * MiB
+    keep_code_max_size: int = 64 * MiB
+    keep_outputs: bool = True
+    scan_ignore: tuple[str, ...] = ()
+    capture_gpu: bool = True
+    index_timeout: float = 30.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_KEYS = {
+    "keep.inputs_max_size": "keep_inputs_max_size",
+    "keep.code_max_size": "keep_code_max_size",
+    "keep.outputs": "keep_outputs",
+    "scan.ignore": "scan_ignore",
+    "capture.gpu": "capture_gpu",
+    "index.timeout": "index_timeout",
+}
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def load_config(store_dir: Path, root: Path) -> Config:
+    """Read the config files that exist; the store's file wins over pyproject.toml."""
+    merged: dict[str, Any] = {}
+    sources = [(root / "pyproject.toml", True), (store_dir / "config.toml", False)]
+    for path, is_pyproject in sources:
+        if not path.is_file():
+            continue
+        if is_pyproject:
+            try:
+                text = path.read_text()
+            except OSError:
+                continue
+            if "[tool.vestige" not in text:
+                continue
+        import tomllib
+
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise UsageError(f"{path}: not valid TOML ({e}); fix or remove it") from None
+        if is_pyproject:
+            data = data.get("tool", {}).get("vestige", {})
+        for key, value in _flatten(data).items():
+            if key not in _KEYS:
+                known = ", ".join(sorted(_KEYS))
+                raise UsageError(f"{path}: unknown setting {key!r}; known settings: {known}")
+            merged[_KEYS[key]] = value
+    values: dict[str, Any] = {}
+    for f in fields(Config):
+        if f.name not in merged:
+            continue
+        value = merged[f.name]
+        if f.name.endswith("max_size"):
+            value = parse_size(value, f.name)
+        elif f.name == "scan_ignore":
+            value = tuple(str(v) for v in value)
+        values[f.name] = value
+    return Config(**values)

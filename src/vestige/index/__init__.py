@@ -1,0 +1,1 @@
+"""The SQLite index: a cache of the store that `vestige reindex` rebuilds."""

@@ -1,0 +1,232 @@
+"""The index over one store: SQLite in WAL mode, written only from sealed manifests.
+
+Readers never trust it further than the store: a row names a manifest by hash, and the
+store is the truth (docs/format.md, invariant I1). Concurrent runs share it through
+SQLite's locking with a busy timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vestige.index.schema import drop_all, migrate
+from vestige.records import Run
+
+BUSY_TIMEOUT_S = 30.0
+
+
+def connect(path: Path, timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    """Open the index with WAL and a busy timeout; autocommit unless `with conn:`."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def _param_columns(value: Any) -> tuple[str, str | None, float | None]:
+    """(value_json, value_text, value_num) for a param value, for --where comparisons."""
+    as_json = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, bool):
+        return as_json, "true" if value else "false", 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        num = float(value)
+        return as_json, as_json, num if math.isfinite(num) else None
+    if isinstance(value, str):
+        try:
+            num = float(value)
+            return as_json, value, num if math.isfinite(num) else None
+        except ValueError:
+            return as_json, value, None
+    if value is None:
+        return as_json, None, None
+    return as_json, as_json, None
+
+
+class Index:
+    """Queries and updates over index.sqlite."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: Path, timeout: float = BUSY_TIMEOUT_S) -> tuple[Index, bool]:
+        """Open (creating or migrating) the index; returns (index, needs_rebuild)."""
+        fresh = not path.exists()
+        conn = connect(path, timeout)
+        if not migrate(conn):
+            drop_all(conn)
+            migrate(conn)
+            fresh = True
+        return cls(conn), fresh
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- writes -------------------------------------------------------------------------
+
+    def begin_run(self, run: Run) -> int:
+        """Insert a running run and give it the next sequence number, atomically."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            (seq,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs").fetchone()
+            self._insert_run_row(run, seq)
+        return int(seq)
+
+    def _insert_run_row(self, run: Run, seq: int) -> None:
+        git = (run.code or {}).get("git") or {}
+        self.conn.execute(
+            "INSERT OR REPLACE INTO runs (id, seq, status, exit_code, command, argv, cwd, root,"
+            " started, ended, duration, manifest, git_commit, host, pid, parent, rerun_of)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.id,
+                seq,
+                run.status,
+                run.exit_code,
+                run.command_line,
+                json.dumps(run.command),
+                run.cwd,
+                run.root,
+                run.started,
+                run.ended,
+                run.duration,
+                run.manifest,
+                git.get("commit"),
+                run.host,
+                run.pid,
+                run.parent,
+                run.rerun_of,
+            ),
+        )
+
+    def record_run(self, run: Run) -> None:
+        """Write (or overwrite) every row of a run from its manifest."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._record(run)
+
+    def record_many(self, runs: Iterable[Run]) -> None:
+        """Bulk form of record_run, one transaction (used by reindex)."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for run in runs:
+                self._record(run)
+
+    def _record(self, run: Run) -> None:
+        for table in ("params", "files"):
+            self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run.id,))
+        self._insert_run_row(run, run.seq)
+        self.conn.executemany(
+            "INSERT INTO params (run_id, key, value_json, value_text, value_num)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(run.id, k, *_param_columns(v)) for k, v in run.params.items()],
+        )
+        rows: list[tuple[Any, ...]] = []
+        for role, files in (("input", run.inputs), ("output", run.outputs)):
+            for f in files:
+                rows.append((run.id, role, f.path, f.hash, f.size, int(f.kept), int(f.confirmed)))
+        for m in (run.code or {}).get("modules", []):
+            rows.append((run.id, "module", m["path"], m.get("hash"), m.get("size"), 1, 1))
+        self.conn.executemany(
+            "INSERT INTO files (run_id, role, path, hash, size, kept, confirmed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def clear(self) -> None:
+        """Empty every derived table (reindex); the stat cache stays."""
+        drop_all(self.conn)
+        migrate(self.conn)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM runs ORDER BY seq")]
+
+    def list_runs(
+        self,
+        where: tuple[str, Sequence[object]] | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[sqlite3.Row]:
+        """Runs newest first, filtered; rows have the runs table's columns."""
+        sql = "SELECT r.* FROM runs r"
+        clauses: list[str] = []
+        args: list[object] = []
+        if where is not None:
+            clauses.append(f"({where[0]})")
+            args.extend(where[1])
+        if status is not None:
+            clauses.append("r.status = ?")
+            args.append(status)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY r.seq DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        cur = self.conn.cursor()
+        cur.row_factory = sqlite3.Row
+        return cur.execute(sql, args).fetchall()
+
+    def run_row(self, run_id: str) -> sqlite3.Row | None:
+        cur = self.conn.cursor()
+        cur.row_factory = sqlite3.Row
+        return cur.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+
+    def id_by_seq(self, seq: int) -> str | None:
+        row = self.conn.execute("SELECT id FROM runs WHERE seq = ?", (seq,)).fetchone()
+        return row[0] if row else None
+
+    def ids_by_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def nth_latest(self, n: int) -> str | None:
+        """The id of the n-th newest run (1 = the newest)."""
+        row = self.conn.execute(
+            "SELECT id FROM runs ORDER BY seq DESC LIMIT 1 OFFSET ?", (n - 1,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def params_of(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {i: {} for i in run_ids}
+        for chunk_start in range(0, len(run_ids), 500):
+            chunk = list(run_ids[chunk_start : chunk_start + 500])
+            marks = ",".join("?" * len(chunk))
+            for run_id, key, value in self.conn.execute(
+                f"SELECT run_id, key, value_json FROM params WHERE run_id IN ({marks})", chunk
+            ):
+                out[run_id][key] = json.loads(value)
+        return out
+
+    def makers_of(self, digest: str) -> list[sqlite3.Row]:
+        """Runs that wrote these bytes: confirmed writers first, then by start time."""
+        cur = self.conn.cursor()
+        cur.row_factory = sqlite3.Row
+        return cur.execute(
+            "SELECT r.*, f.path AS file_path, f.confirmed AS confirmed, f.kept AS kept"
+            " FROM files f JOIN runs r ON r.id = f.run_id"
+            " WHERE f.hash = ? AND f.role = 'output'"
+            " ORDER BY r.started, r.seq",
+            (digest,),
+        ).fetchall()
+
+    def readers_of(self, digest: str) -> list[sqlite3.Row]:
+        """Runs that read these bytes, oldest first."""
+        cur = self.conn.cursor()
+        cur.row_factory = sqlite3.Row
+        return cur.execute(
+            "SELECT r.*, f.path AS file_path FROM files f JOIN runs r ON r.id = f.run_id"
+            " WHERE f.hash = ? AND f.role IN ('input', 'module') ORDER BY r.started, r.seq",
+            (digest,),
+        ).fetchall()

@@ -1,0 +1,114 @@
+"""The index schema, as named migrations applied in order; `meta.schema_version` says how far.
+
+The index is a cache (docs/format.md): a store whose index is deleted loses nothing,
+`vestige reindex` rebuilds it from manifests and refs. A newer schema than this code
+knows is rebuilt from scratch rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from vestige.store.statcache import DDL as STATCACHE_DDL
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_runs_params_files",
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            seq INTEGER UNIQUE NOT NULL,
+            status TEXT NOT NULL,
+            exit_code INTEGER,
+            command TEXT NOT NULL,
+            argv TEXT NOT NULL,
+            cwd TEXT,
+            root TEXT,
+            started REAL NOT NULL,
+            ended REAL,
+            duration REAL,
+            manifest TEXT,
+            git_commit TEXT,
+            host TEXT,
+            pid INTEGER,
+            parent TEXT,
+            rerun_of TEXT
+        );
+        CREATE INDEX runs_started ON runs(started);
+        CREATE INDEX runs_status ON runs(status);
+        CREATE TABLE params (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value_json TEXT NOT NULL,
+            value_text TEXT,
+            value_num REAL,
+            PRIMARY KEY (run_id, key)
+        );
+        CREATE INDEX params_key_num ON params(key, value_num);
+        CREATE INDEX params_key_text ON params(key, value_text);
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            last REAL, min REAL, max REAL, count INTEGER,
+            PRIMARY KEY (run_id, key)
+        );
+        CREATE INDEX metrics_key_last ON metrics(key, last);
+        CREATE TABLE tags (
+            run_id TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (run_id, tag)
+        );
+        CREATE INDEX tags_tag ON tags(tag);
+        CREATE TABLE files (
+            run_id TEXT NOT NULL,
+            role TEXT NOT NULL,
+            path TEXT NOT NULL,
+            hash TEXT,
+            size INTEGER,
+            kept INTEGER NOT NULL DEFAULT 1,
+            confirmed INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX files_hash ON files(hash, role);
+        CREATE INDEX files_run ON files(run_id, role);
+        CREATE INDEX files_path ON files(path);
+        """,
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the index (0 for an empty database)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> bool:
+    """Bring the schema up to date; return False if the index is newer than this code."""
+    conn.execute(STATCACHE_DDL)
+    version = current_version(conn)
+    if version > SCHEMA_VERSION:
+        return False
+    for number, (_name, ddl) in enumerate(MIGRATIONS, start=1):
+        if number <= version:
+            continue
+        with conn:
+            for statement in ddl.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(number),),
+            )
+    return True
+
+
+def drop_all(conn: sqlite3.Connection) -> None:
+    """Drop every derived table (not the stat cache, which stays valid)."""
+    with conn:
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'statcache'"
+        ).fetchall():
+            conn.execute(f'DROP TABLE IF EXISTS "{name}"')

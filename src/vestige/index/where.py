@@ -1,0 +1,438 @@
+"""The `--where` language: user text parsed into a parameterized SQL boolean over `runs r`.
+
+Grammar (keywords and field names case-insensitive; precedence not > and > or):
+
+    expr       := or_expr EOF
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := not_expr ("and" not_expr)*
+    not_expr   := "not" not_expr | "(" or_expr ")" | comparison
+    comparison := field ( ("="|"=="|"!="|"<>"|"<"|"<="|">"|">="|"~") value
+                        | ["not"] "in" "(" value ("," value)* ")" | "is" ["not"] "null" )
+    field      := params.KEY | metrics.KEY | status | exit_code | command | started | ended
+                | duration | id | seq | tag
+    value      := NUMBER | DURATION (5m) | STRING | true | false
+
+User text never becomes SQL text: the SQL is assembled only from fixed fragments chosen by
+the parser, and every literal and every param/metric key is bound as a `?` parameter.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from vestige.errors import WhereError
+
+__all__ = ["compile_where"]
+
+Fragment = tuple[str, list[object]]
+
+FIELDS_HELP = (
+    "fields are params.<name>, metrics.<name>, status, exit_code, command, started, ended, "
+    "duration, id, seq, tag"
+)
+# Plain run columns: name -> (SQL column, value type, nullable).
+_COLUMNS: dict[str, tuple[str, str, bool]] = {
+    "status": ("r.status", "text", False),
+    "command": ("r.command", "text", False),
+    "id": ("r.id", "text", False),
+    "exit_code": ("r.exit_code", "num", True),
+    "seq": ("r.seq", "num", False),
+    "duration": ("r.duration", "num", True),
+    "started": ("r.started", "time", False),
+    "ended": ("r.ended", "time", True),
+}
+_FIELD_WORDS = {*_COLUMNS, "tag", "params", "metrics"}
+_KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false"}
+# Subquery tables: kind -> (table, alias, "the row holds a value" condition).
+_SUBTABLES = {
+    "param": ("params", "p", "p.value_text IS NOT NULL"),
+    "metric": ("metrics", "m", "m.last IS NOT NULL"),
+    "tag": ("tags", "t", "1"),
+}
+_SUBCOLUMNS = {"metric": "m.last", "tag": "t.tag"}
+# Value type -> (literal kinds it accepts, how an error names them).
+_TYPES = {
+    "text": (("str",), "strings"),
+    "num": (("num", "dur"), "numbers"),
+    "time": (("num", "dur", "str"), "a date, an age or an epoch"),
+}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_CMP = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_OPS = ("==", "!=", "<>", "<=", ">=", "=", "<", ">", "~")
+_OPS_HELP = "=, !=, <, <=, >, >=, ~, in, not in, is null"
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t"}
+_NUM_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEY_RE = re.compile(r"[A-Za-z0-9_.\-/]+")
+_GLUE_RE = re.compile(r"[\w.]*")
+_AGE_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw])\s*")
+_MAX_DEPTH = 100  # nesting of parentheses / not; keeps Python and SQLite recursion bounded
+_INT64 = 2**63
+
+
+@dataclass(frozen=True)
+class _Tok:
+    """One token: kind is num, dur, str, word, field, op, (, ), , or eof; text is the source."""
+
+    kind: str
+    text: str
+    pos: int
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class _Field:
+    """A field reference: kind is col, param, metric or tag; name is the column or key;
+    typ is how its values compare (text, num, time, or param: by the literal's type)."""
+
+    kind: str
+    name: str
+    tok: _Tok
+    typ: str
+
+
+def _found(tok: _Tok) -> str:
+    """How an error message names the token it found."""
+    return "end of input" if tok.kind == "eof" else f"'{tok.text}'"
+
+
+def _is_word(tok: _Tok, *words: str) -> bool:
+    """Whether tok is one of the given keywords (case-insensitive)."""
+    return tok.kind == "word" and tok.text.lower() in words
+
+
+def _glued(text: str, i: int) -> str:
+    """Letters, digits, _ and dots at text[i:], which may not directly follow a number."""
+    return text[i : _GLUE_RE.match(text, i).end()]  # type: ignore[union-attr]
+
+
+def _join(parts: list[Fragment], op: str) -> Fragment:
+    """Join fragments with AND/OR as a balanced tree, so long chains stay shallow in SQLite."""
+    if len(parts) == 1:
+        return parts[0]
+    mid = len(parts) // 2
+    left, lp = _join(parts[:mid], op)
+    right, rp = _join(parts[mid:], op)
+    return f"({left} {op} {right})", lp + rp
+
+
+def _exists(field: _Field, cond: str, params: list[object], negated: bool) -> Fragment:
+    """[NOT] EXISTS over the field's table for this run (and this key), rows matching cond."""
+    table, alias, _ = _SUBTABLES[field.kind]
+    sql = f"SELECT 1 FROM {table} {alias} WHERE {alias}.run_id = r.id AND "
+    if field.kind != "tag":
+        sql, params = f"{sql}{alias}.key = ? AND ", [field.name, *params]
+    return f"({'NOT ' if negated else ''}EXISTS ({sql}{cond}))", params
+
+
+class _Parser:
+    """Tokenizer and recursive-descent parser that emits SQL fragments as it goes."""
+
+    def __init__(self, text: str, now: float) -> None:
+        self.text = text
+        self.now = now
+        self.depth = 0
+        self.toks = self._tokenize()
+        self.i = 0
+
+    def err(self, message: str, pos: int) -> WhereError:
+        return WhereError(message, pos, self.text)
+
+    # -- tokenizer ---------------------------------------------------------------------------
+
+    def _tokenize(self) -> list[_Tok]:
+        """Split the whole text up front, so lexical errors surface before any parsing."""
+        text, toks, i = self.text, [], 0
+        while i < len(text):
+            c = text[i]
+            if c.isspace():
+                i += 1
+                continue
+            if c in "(),":
+                tok = _Tok(c, c, i)
+            elif c in "\"'":
+                value, end = self._string(i)
+                tok = _Tok("str", text[i:end], i, value)
+            elif m := _NUM_RE.match(text, i):
+                tok = self._number(m)
+            elif m := _WORD_RE.match(text, i):
+                tok = self._word(m)
+            elif op := next((o for o in _OPS if text.startswith(o, i)), None):
+                tok = _Tok("op", op, i)
+            else:
+                raise self.err(f"unexpected character '{c}'", i)
+            toks.append(tok)
+            i = tok.pos + len(tok.text)
+        toks.append(_Tok("eof", "", len(text)))
+        return toks
+
+    def _string(self, start: int) -> tuple[str, int]:
+        """Read a quoted string at start; returns (value, index after the closing quote)."""
+        text, quote, out, i = self.text, self.text[start], [], start + 1
+        while i < len(text):
+            c = text[i]
+            if c == quote:
+                return "".join(out), i + 1
+            if c == "\\" and i + 1 < len(text):
+                if text[i + 1] not in _ESCAPES:
+                    raise self.err(f"unknown escape '\\{text[i + 1]}' in string", i)
+                out.append(_ESCAPES[text[i + 1]])
+                i += 2
+                continue
+            out.append(c)
+            i += 1
+        raise self.err("unterminated string", start)
+
+    def _number(self, m: re.Match[str]) -> _Tok:
+        """A number, or a duration when a unit letter (s m h d w) follows directly."""
+        text, start, end = self.text, m.start(), m.end()
+        raw = m.group()
+        value: float | int = float(raw) if any(c in raw for c in ".eE") else int(raw)
+        kind = "num"
+        if text[end : end + 1] in _UNITS and not _glued(text, end + 1):
+            value, kind, end = value * _UNITS[text[end]], "dur", end + 1
+        if glued := _glued(text, end):
+            raise self.err(f"bad number '{text[start:end]}{glued}'", start)
+        if isinstance(value, int) and not -_INT64 <= value < _INT64:
+            value = float(value)
+        if not math.isfinite(value):
+            raise self.err(f"number out of range '{text[start:end]}'", start)
+        return _Tok(kind, text[start:end], start, value)
+
+    def _word(self, m: re.Match[str]) -> _Tok:
+        """A keyword or field name; params.KEY / metrics.KEY become one field token."""
+        text, start, word = self.text, m.start(), m.group()
+        if word.lower() not in ("params", "metrics"):
+            return _Tok("word", word, start)
+        dot = m.end()
+        if text[dot : dot + 1] != ".":
+            raise self.err(f"expected '.<name>' after '{word}'", start)
+        if text[dot + 1 : dot + 2] in ("'", '"'):
+            key, end = self._string(dot + 1)
+            if not key:
+                raise self.err("empty key", dot + 1)
+        elif km := _KEY_RE.match(text, dot + 1):
+            key, end = km.group(), km.end()
+        else:
+            raise self.err(f"expected a key after '{word}.'", dot + 1)
+        kind = "param" if word.lower() == "params" else "metric"
+        return _Tok("field", text[start:end], start, (kind, key))
+
+    # -- parser ------------------------------------------------------------------------------
+
+    def peek(self) -> _Tok:
+        return self.toks[self.i]
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        if tok.kind != "eof":
+            self.i += 1
+        return tok
+
+    def parse(self) -> Fragment:
+        """The whole expression; anything left over is an error, not silently ignored."""
+        if self.peek().kind == "eof":
+            raise self.err("empty expression", 0)
+        result = self.or_expr()
+        tok = self.peek()
+        if tok.kind == ")":
+            raise self.err("unexpected ')'", tok.pos)
+        if tok.kind != "eof":
+            raise self.err(f"expected 'and', 'or' or end of input, found {_found(tok)}", tok.pos)
+        return result
+
+    def or_expr(self) -> Fragment:
+        parts = [self.and_expr()]
+        while _is_word(self.peek(), "or"):
+            self.take()
+            parts.append(self.and_expr())
+        return _join(parts, "OR")
+
+    def and_expr(self) -> Fragment:
+        parts = [self.not_expr()]
+        while _is_word(self.peek(), "and"):
+            self.take()
+            parts.append(self.not_expr())
+        return _join(parts, "AND")
+
+    def not_expr(self) -> Fragment:
+        tok = self.peek()
+        if self.depth >= _MAX_DEPTH:
+            raise self.err("expression nested too deeply", tok.pos)
+        self.depth += 1
+        try:
+            if _is_word(tok, "not"):
+                self.take()
+                sql, params = self.not_expr()
+                return f"(NOT {sql})", params
+            if tok.kind == "(":
+                self.take()
+                result = self.or_expr()
+                close = self.take()
+                if close.kind == "eof":
+                    raise self.err("unclosed '('", tok.pos)
+                if close.kind != ")":
+                    raise self.err(f"expected ')', found {_found(close)}", close.pos)
+                return result
+            return self.comparison()
+        finally:
+            self.depth -= 1
+
+    def field(self) -> _Field:
+        """The field that starts a comparison."""
+        tok = self.take()
+        if tok.kind == "field":
+            kind, key = tok.value
+            return _Field(kind, key, tok, "param" if kind == "param" else "num")
+        if tok.kind != "word" or tok.text.lower() in _KEYWORDS:
+            raise self.err(f"expected a field, found {_found(tok)}", tok.pos)
+        name = tok.text.lower()
+        if name == "tag":
+            return _Field("tag", name, tok, "text")
+        if name not in _COLUMNS:
+            raise self.err(f"unknown field '{tok.text}'; {FIELDS_HELP}", tok.pos)
+        return _Field("col", name, tok, _COLUMNS[name][1])
+
+    def comparison(self) -> Fragment:
+        """`field op value`, `field [not] in (...)` or `field is [not] null`."""
+        field = self.field()
+        op_tok = self.take()
+        if op_tok.kind == "op":
+            value = self.value(f"after '{op_tok.text}'")
+            return self.build(field, _CMP.get(op_tok.text, "~"), op_tok, [value])
+        if _is_word(op_tok, "in"):
+            return self.build(field, "in", op_tok, self.value_list("in"))
+        if _is_word(op_tok, "not"):
+            in_tok = self.take()
+            if not _is_word(in_tok, "in"):
+                raise self.err(f"expected 'in' after 'not', found {_found(in_tok)}", in_tok.pos)
+            return self.build(field, "not in", op_tok, self.value_list("not in"))
+        if _is_word(op_tok, "is"):
+            tok, negated = self.take(), False
+            if _is_word(tok, "not"):
+                tok, negated = self.take(), True
+            if not _is_word(tok, "null"):
+                after = "is not" if negated else "is"
+                raise self.err(f"expected 'null' after '{after}', found {_found(tok)}", tok.pos)
+            return self.null_test(field, negated)
+        raise self.err(
+            f"expected an operator ({_OPS_HELP}) after '{field.tok.text}', found {_found(op_tok)}",
+            op_tok.pos,
+        )
+
+    def value(self, where: str) -> _Tok:
+        """One literal; `where` says what it follows, for the error message."""
+        tok = self.take()
+        if tok.kind in ("num", "dur", "str"):
+            return tok
+        if _is_word(tok, "true", "false"):
+            return _Tok("bool", tok.text, tok.pos, tok.text.lower() == "true")
+        if _is_word(tok, "null"):
+            raise self.err("use 'is null' or 'is not null' to test for a missing value", tok.pos)
+        if tok.kind == "field" or (tok.kind == "word" and tok.text.lower() in _FIELD_WORDS):
+            raise self.err("comparing a field to a field is not supported", tok.pos)
+        raise self.err(f"expected a value {where}, found {_found(tok)}", tok.pos)
+
+    def value_list(self, op: str) -> list[_Tok]:
+        """The parenthesized, comma-separated literals after in / not in."""
+        tok = self.take()
+        if tok.kind != "(":
+            raise self.err(f"expected '(' after '{op}', found {_found(tok)}", tok.pos)
+        values = [self.value("after '('")]
+        while (tok := self.take()).kind != ")":
+            if tok.kind != ",":
+                raise self.err(f"expected ',' or ')' in the list, found {_found(tok)}", tok.pos)
+            values.append(self.value("after ','"))
+        return values
+
+    # -- SQL generation ----------------------------------------------------------------------
+
+    def bind(self, field: _Field, op: str, tok: _Tok) -> tuple[str, Any]:
+        """The SQL column a literal compares against and the value to bind, type-checked."""
+        if field.kind == "param":
+            if tok.kind == "bool" and op not in ("=", "!=", "in", "not in"):
+                raise self.err("true/false only compare with =, != or in", tok.pos)
+            if tok.kind in ("num", "dur"):
+                return "p.value_num", tok.value
+            return "p.value_text", tok.value if tok.kind == "str" else str(tok.value).lower()
+        column, typ = _SUBCOLUMNS.get(field.kind) or _COLUMNS[field.name][0], field.typ
+        kinds, what = _TYPES[typ]
+        if tok.kind not in kinds:
+            raise self.err(f"'{field.tok.text}' compares with {what}, found {_found(tok)}", tok.pos)
+        if typ == "time" and tok.kind == "dur":  # an unquoted 7d means 7 days ago, as "7d" does
+            return column, self.now - tok.value
+        if typ == "time" and tok.kind == "str":
+            return column, self.time_value(tok)
+        return column, tok.value
+
+    def time_value(self, tok: _Tok) -> float:
+        """An ISO date/datetime (local time unless zoned) or an age like "7d" as an epoch."""
+        text = str(tok.value)
+        if m := _AGE_RE.fullmatch(text):
+            return self.now - float(m.group(1)) * _UNITS[m.group(2)]
+        try:
+            return datetime.fromisoformat(text.strip()).timestamp()
+        except (ValueError, OverflowError, OSError):
+            expected = "a date (2026-11-01, 2026-11-01T12:00) or an age (7d, 3h)"
+            raise self.err(f"expected {expected}, found {_found(tok)}", tok.pos) from None
+
+    def build(self, field: _Field, op: str, op_tok: _Tok, values: list[_Tok]) -> Fragment:
+        """SQL for `field op value(s)`; a missing param/metric/column never satisfies it."""
+        if op == "~" and field.typ not in ("text", "param"):
+            raise self.err(f"'~' applies to text fields, not '{field.tok.text}'", op_tok.pos)
+        if op == "~" and values[0].kind != "str":
+            raise self.err(f"'~' needs a string pattern, found {_found(values[0])}", values[0].pos)
+        if field.kind == "tag" and op in ("<", "<=", ">", ">="):
+            raise self.err(f"'tag' supports =, !=, ~, in and not in, not '{op}'", op_tok.pos)
+        bound = [self.bind(field, op, tok) for tok in values]
+        negated = field.kind == "tag" and op in ("!=", "not in")
+        if negated:  # a run lacking the tag: NOT EXISTS of the positive test
+            op = "=" if op == "!=" else "in"
+        params: list[object] = []
+        if op in ("in", "not in"):
+            groups: dict[str, list[object]] = {}
+            for column, value in bound:
+                groups.setdefault(column, []).append(value)
+            parts = []
+            for column, vals in groups.items():
+                test = f"{column} {op.upper()} ({', '.join('?' * len(vals))})"
+                if op == "not in" and field.kind != "col":  # "abc" is not in (1, 2)
+                    test = f"({column} IS NULL OR {test})"
+                parts.append(test)
+                params += vals
+            cond = f"({(' OR ' if op == 'in' else ' AND ').join(parts)})"
+        else:
+            column, value = bound[0]
+            params.append(value)
+            if op == "~":
+                cond = f"{column} GLOB ?"
+            elif op == "!=" and field.kind != "col":
+                cond = f"{column} IS NOT ?"
+            else:
+                cond = f"{column} {op} ?"
+        if field.kind == "col":
+            column, _, nullable = _COLUMNS[field.name]
+            return (f"({column} IS NOT NULL AND {cond})" if nullable else f"({cond})"), params
+        if field.kind != "tag" and op in ("!=", "not in"):
+            cond = f"{_SUBTABLES[field.kind][2]} AND {cond}"
+        return _exists(field, cond, params, negated)
+
+    def null_test(self, field: _Field, negated: bool) -> Fragment:
+        """`is [not] null`: a missing (or null-valued) param/metric, a run without tags, or a
+        NULL column."""
+        if field.kind == "col":
+            return f"({_COLUMNS[field.name][0]} IS {'NOT ' if negated else ''}NULL)", []
+        return _exists(field, _SUBTABLES[field.kind][2], [], not negated)
+
+
+def compile_where(text: str, now: float | None = None) -> tuple[str, list[object]]:
+    """Compile a --where expression to (SQL boolean over `runs r`, params); raise WhereError.
+
+    `now` (epoch seconds, default the current time) anchors relative ages like "7d".
+    """
+    return _Parser(text, time.time() if now is None else now).parse()

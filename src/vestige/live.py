@@ -1,0 +1,143 @@
+"""A running run's live directory: what it has captured so far, readable after a crash.
+
+`live/<run-id>/` holds run.json (who, what, when), before.json (the tree scan taken
+before the command started), stdout and stderr as they were printed, events/ (the
+shim's journals), code.json once the code snapshot is stored, and result.json once the
+command exited. Everything needed to seal the run is here, so a run whose vestige was
+killed can be sealed later as `interrupted` (docs/format.md, "Live runs").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from vestige.store.statcache import Stat
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of a process (clock ticks since boot), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data.rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write a small JSON file atomically (temp + rename; fsync is not needed for these)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class LiveRun:
+    """Accessors for one live directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.id = path.name
+
+    def create(self, info: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True)
+        (self.path / "events").mkdir()
+        info = {
+            **info,
+            "host": socket.gethostname(),
+            "runner_pid": os.getpid(),
+            "runner_start": _proc_start(os.getpid()),
+            "boot_id": _boot_id(),
+        }
+        write_json(self.path / "run.json", info)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return read_json(self.path / "run.json") or {}
+
+    def update_info(self, **changes: Any) -> None:
+        write_json(self.path / "run.json", {**self.info, **changes})
+
+    def save_before(self, before: dict[str, Stat]) -> None:
+        write_json(
+            self.path / "before.json", {p: list(s.key()) + [s.mode] for p, s in before.items()}
+        )
+
+    def load_before(self) -> dict[str, Stat]:
+        data = read_json(self.path / "before.json") or {}
+        return {p: Stat(*v) for p, v in data.items()}
+
+    def save_result(self, result: dict[str, Any]) -> None:
+        write_json(self.path / "result.json", result)
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        return read_json(self.path / "result.json")
+
+    def save_code(self, code: dict[str, Any]) -> None:
+        write_json(self.path / "code.json", code)
+
+    @property
+    def code(self) -> dict[str, Any] | None:
+        return read_json(self.path / "code.json")
+
+    def runner_alive(self) -> bool | None:
+        """True/False when it can be told (same host and boot), None when it cannot."""
+        info = self.info
+        if not info:
+            return False  # run.json never written: the runner died at once
+        if info.get("host") != socket.gethostname():
+            return None
+        if info.get("boot_id") and info.get("boot_id") != _boot_id():
+            return False
+        pid = info.get("runner_pid")
+        if not isinstance(pid, int):
+            return False
+        start = _proc_start(pid)
+        if start is not None:
+            return start == info.get("runner_start")
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def claim(self) -> bool:
+        """Take the right to seal this run after a crash (one process wins)."""
+        lock = self.path / "sealing"
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text() or "0")
+                os.kill(holder, 0)
+                return False
+            except (ValueError, ProcessLookupError, OSError):
+                lock.unlink(missing_ok=True)
+                return self.claim()
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""Crash recovery: seal the live runs whose vestige died, as `interrupted`, keeping all
+that was captured so far; finish the index rows of runs sealed just before a crash."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from vestige.live import LiveRun
+from vestige.records import Run
+
+if TYPE_CHECKING:
+    from vestige.repo import Repo
+
+#: A live directory without run.json this young may be a run being created right now.
+CREATION_GRACE_S = 60.0
+
+
+def recover_orphans(repo: Repo) -> list[str]:
+    """Seal or tidy every live run that no running vestige owns; return their ids."""
+    recovered: list[str] = []
+    try:
+        entries = sorted(repo.store.live.iterdir())
+    except OSError:
+        return recovered
+    for path in entries:
+        live = LiveRun(path)
+        digest = repo.store.refs.get(live.id)
+        if digest is not None and repo.store.objects.exists(digest):
+            _finish_index(repo, live, digest)
+            continue
+        info = live.info
+        if not info:
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > CREATION_GRACE_S:
+                    live.remove()
+            continue
+        if live.runner_alive() is not False or not live.claim():
+            continue
+        with contextlib.suppress(Exception):
+            _seal_orphan(repo, live, info)
+            recovered.append(live.id)
+    return recovered
+
+
+def _finish_index(repo: Repo, live: LiveRun, digest: str) -> None:
+    """The run was sealed (its ref exists) but vestige died before the index or cleanup."""
+    with contextlib.suppress(Exception):
+        row = repo.index.run_row(live.id)
+        if row is None or row["manifest"] != digest:
+            repo.index.record_run(
+                Run.from_dict(repo.store.objects.read_json(digest), manifest=digest)
+            )
+        live.remove()
+
+
+class _AlreadyRedacted:
+    """Stands in for the redactor where values were redacted when the run started."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+
+    def redact_env(self, environ: Mapping[str, str]) -> dict[str, str]:
+        return dict(environ)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
+    from vestige.capture.redact import Redactor
+    from vestige.seal import SealInput, Sealer
+    from vestige.store.statcache import StatCache
+
+    redactor = Redactor(repo.store.secret_key())
+    redactor.redact_env(os.environ)  # learn this user's secret values, to scrub the logs
+    result = live.result
+    if result:
+        seal_input = SealInput(
+            status=str(result.get("status", "interrupted")),
+            exit_code=result.get("exit_code"),  # type: ignore[arg-type]
+            signal=result.get("signal"),  # type: ignore[arg-type]
+            ended=float(result.get("ended") or time.time()),  # type: ignore[arg-type]
+            resources=result.get("resources") or {},  # type: ignore[arg-type]
+            warnings=["sealed after vestige stopped before finishing the record"],
+        )
+    else:
+        seal_input = SealInput(
+            status="interrupted",
+            exit_code=None,
+            signal=None,
+            ended=_last_activity(live),
+            warnings=["vestige was stopped while the command ran; captured until then"],
+        )
+    sealer = Sealer(repo.store, repo.index, StatCache(repo.index.conn), repo.config, redactor)
+    sealer.env_redactor = _AlreadyRedacted(redactor)  # type: ignore[attr-defined]
+    sealer.seal(live, seal_input, live.code)
+
+
+def _last_activity(live: LiveRun) -> float:
+    """When the run was last seen doing something (its newest live file)."""
+    latest = 0.0
+    for root, _dirs, files in os.walk(live.path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                latest = max(latest, os.stat(os.path.join(root, name)).st_mtime)
+    return latest or time.time()

@@ -1,0 +1,307 @@
+"""Repo: the one facade over a store and its index that the CLI (and later the UI) call.
+
+Opening a Repo also seals runs left behind by a vestige that was killed: the first
+command after a crash marks them `interrupted`, keeping what they captured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vestige.config import Config, load_config
+from vestige.errors import (
+    AmbiguousRun,
+    CorruptObject,
+    FileNotInRun,
+    NotKept,
+    PathMissing,
+    RunNotFound,
+    StoreLocked,
+)
+from vestige.index.db import Index
+from vestige.records import FileRecord, Run
+from vestige.store.local import Store
+
+
+@dataclass(frozen=True)
+class Maker:
+    """A run that wrote (or read) a file's exact bytes, as `which` reports it."""
+
+    run_id: str
+    seq: int
+    path: str
+    started: float
+    command: str
+    status: str
+    confirmed: bool
+    kept: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class Repo:
+    """A store, its config and its index."""
+
+    def __init__(self, store: Store, config: Config, index: Index) -> None:
+        self.store = store
+        self.config = config
+        self.index = index
+
+    @classmethod
+    def open(cls, cwd: Path | None = None, create: bool = False, notice: bool = False) -> Repo:
+        """Open (or create) the store for `cwd`, rebuild a missing index, seal orphans."""
+        store, created = Store.open(cwd, create=create)
+        if created and notice:
+            import sys
+
+            print(f"vestige: created a store at {store.path}", file=sys.stderr)
+        config = load_config(store.path, store.root)
+        try:
+            index, fresh = Index.open(store.index_path, timeout=config.index_timeout)
+        except sqlite3.OperationalError as e:
+            raise StoreLocked(f"cannot open the index {store.index_path}: {e}") from None
+        repo = cls(store, config, index)
+        if fresh and any(True for _ in store.refs):
+            from vestige.index.rebuild import rebuild
+
+            rebuild(repo)
+        repo.recover()
+        return repo
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- crash recovery -------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Seal every live run whose vestige is gone; return their ids."""
+        if not self.store.live.is_dir():
+            return []
+        from vestige.recover import recover_orphans
+
+        return recover_orphans(self)
+
+    def forget_running(self, run_id: str) -> None:
+        """Drop the index row of a run that never started (the command could not launch)."""
+        with contextlib.suppress(sqlite3.Error), self.index.conn:
+            self.index.conn.execute("DELETE FROM runs WHERE id = ? AND manifest IS NULL", (run_id,))
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> str:
+        """A run id from `42`, `#42`, `@last`, `-1`, `-2`, or an id prefix."""
+        text = ref.strip()
+        if text in ("@last", "last", "@latest"):
+            found = self.index.nth_latest(1)
+            if found is None:
+                raise RunNotFound("there are no runs yet; record one with `vestige run`")
+            return found
+        if text.startswith("-") and text[1:].isdigit() and int(text[1:]) > 0:
+            found = self.index.nth_latest(int(text[1:]))
+            if found is None:
+                raise RunNotFound(f"there is no run {text}: the store has fewer runs")
+            return found
+        number = text[1:] if text.startswith("#") else text
+        if number.isdigit() and len(number) < 10:
+            found = self.index.id_by_seq(int(number))
+            if found is None:
+                raise RunNotFound(f"no run #{number}; see `vestige ls`")
+            return found
+        prefix = text.upper()
+        if len(prefix) >= 4:
+            matches = self.index.ids_by_prefix(prefix)
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                shown = ", ".join(m[:10] for m in matches[:5])
+                raise AmbiguousRun(f"{ref!r} matches several runs ({shown}); give more characters")
+        raise RunNotFound(f"no run matches {ref!r}; use a number (42), @last, -1, or an id prefix")
+
+    def run(self, ref: str) -> Run:
+        """The run a reference names: its sealed manifest, or its start record while running."""
+        run_id = self.resolve(ref)
+        digest = self.store.refs.get(run_id)
+        if digest is not None:
+            return Run.from_dict(self.store.objects.read_json(digest), manifest=digest)
+        row = self.index.run_row(run_id)
+        if row is None:
+            raise RunNotFound(f"run {run_id} is gone from the index; run `vestige reindex`")
+        return _run_from_row(row)
+
+    def runs(
+        self, where: str | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Run summaries, newest first, as `ls --json` prints them."""
+        compiled = None
+        if where:
+            from vestige.index.where import compile_where
+
+            compiled = compile_where(where)
+        rows = self.index.list_runs(compiled, status=status, limit=limit)
+        params = self.index.params_of([r["id"] for r in rows])
+        return [summary(row, params.get(row["id"], {})) for row in rows]
+
+    # -- files ----------------------------------------------------------------------------
+
+    def find_file(self, run: Run, path: str) -> tuple[str, FileRecord | None, str]:
+        """(role, record, hash) of `path` in a run: an output, an input, or a code file."""
+        candidates = _path_forms(path, Path(run.root), Path(run.root) / run.cwd)
+        for role, files in (("output", run.outputs), ("input", run.inputs)):
+            for f in files:
+                if f.path in candidates:
+                    if f.hash is None:
+                        raise NotKept(f"{path}: run #{run.seq} saw it but could not hash it")
+                    return role, f, f.hash
+        tree = (run.code or {}).get("tree")
+        if tree:
+            from vestige.store.tree import read_tree
+
+            for entry in read_tree(self.store.objects, tree):
+                if entry.path in candidates:
+                    rec = FileRecord(entry.path, entry.hash, entry.size, entry.kept)
+                    return "code", rec, entry.hash
+        for m in (run.code or {}).get("modules", []):
+            if m["path"] in candidates:
+                return "code", FileRecord(m["path"], m["hash"], m["size"], m["kept"]), m["hash"]
+        raise FileNotInRun(
+            f"run #{run.seq} neither read, wrote nor snapshotted {path!r}; "
+            f"see `vestige show {run.seq}`"
+        )
+
+    def open_file(self, ref: str, path: str) -> Iterator[bytes]:
+        """The kept bytes of a file of a run, in chunks."""
+        run = self.run(ref)
+        _role, record, digest = self.find_file(run, path)
+        if not self.store.objects.exists(digest):
+            why = (record.note if record else None) or "it was over the size limit"
+            raise NotKept(f"{path}: run #{run.seq} recorded its hash but kept no copy ({why})")
+        with self.store.objects.open(digest) as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+    def output_log(self, ref: str, stream: str = "stdout") -> bytes:
+        run = self.run(ref)
+        info = run.stdout if stream == "stdout" else run.stderr
+        if run.status == "running":
+            live = self.store.live_dir(run.id) / stream
+            with contextlib.suppress(FileNotFoundError):
+                return live.read_bytes()
+        if not info:
+            return b""
+        return self.store.objects.read_bytes(info["hash"])
+
+    def which(self, path: Path) -> tuple[str, list[Maker], list[Maker]]:
+        """(hash, runs that wrote these bytes, runs that read them) for a file on disk."""
+        if not path.is_file():
+            raise PathMissing(f"no such file: {path}")
+        from vestige.store.hashing import hash_file
+
+        digest = hash_file(path)
+        makers = [_maker(r) for r in self.index.makers_of(digest)]
+        readers = [_maker(r) for r in self.index.readers_of(digest)]
+        return digest, _dedupe(makers), _dedupe(readers)
+
+    def environment(self, run: Run) -> dict[str, Any] | None:
+        if not run.env:
+            return None
+        try:
+            env = self.store.objects.read_json(run.env)
+        except CorruptObject:
+            return None
+        return env if isinstance(env, dict) else None
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def reindex(self) -> int:
+        from vestige.index.rebuild import rebuild
+
+        return rebuild(self)
+
+    def fsck(self) -> list[str]:
+        from vestige.store.fsck import fsck
+
+        return fsck(self)
+
+
+def _maker(row: sqlite3.Row) -> Maker:
+    keys = row.keys()
+    return Maker(
+        run_id=row["id"],
+        seq=row["seq"],
+        path=row["file_path"],
+        started=row["started"],
+        command=row["command"],
+        status=row["status"],
+        confirmed=bool(row["confirmed"]) if "confirmed" in keys else True,
+        kept=bool(row["kept"]) if "kept" in keys else True,
+    )
+
+
+def _dedupe(makers: list[Maker]) -> list[Maker]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for m in makers:
+        if (m.run_id, m.path) not in seen:
+            seen.add((m.run_id, m.path))
+            out.append(m)
+    return out
+
+
+def _path_forms(path: str, root: Path, cwd: Path) -> set[str]:
+    """The ways a user may name a run's file: relative to the cwd, the root, or absolute."""
+    forms = {path, path.lstrip("./") if path.startswith("./") else path}
+    here = Path.cwd()
+    for base in (here, cwd, root):
+        full = (base / path).resolve() if not os.path.isabs(path) else Path(path)
+        forms.add(str(full))
+        with contextlib.suppress(ValueError):
+            forms.add(full.relative_to(root).as_posix())
+    return forms
+
+
+def summary(row: sqlite3.Row, params: dict[str, Any]) -> dict[str, Any]:
+    """The stable `ls --json` record of a run (docs/cli.md)."""
+    import json
+
+    return {
+        "id": row["id"],
+        "seq": row["seq"],
+        "status": row["status"],
+        "command": json.loads(row["argv"]),
+        "cwd": row["cwd"],
+        "started": row["started"],
+        "ended": row["ended"],
+        "duration": row["duration"],
+        "exit_code": row["exit_code"],
+        "git_commit": row["git_commit"],
+        "params": params,
+        "manifest": row["manifest"],
+        "parent": row["parent"],
+    }
+
+
+def _run_from_row(row: sqlite3.Row) -> Run:
+    import json
+
+    return Run(
+        id=row["id"],
+        seq=row["seq"],
+        status=row["status"],
+        command=json.loads(row["argv"]),
+        cwd=row["cwd"] or "",
+        root=row["root"] or "",
+        started=row["started"],
+        host=row["host"] or "",
+        pid=row["pid"],
+        ended=row["ended"],
+        duration=row["duration"],
+        exit_code=row["exit_code"],
+        parent=row["parent"],
+    )

@@ -1,0 +1,337 @@
+"""Sealing: turn a live run into objects, a manifest, a ref and index rows, in that order.
+
+The same code seals a run at its normal end and a run found orphaned after vestige was
+killed (then as `interrupted`, with what was captured so far). Write order (docs/format.md):
+objects, then the manifest object, then the ref, then the index rows, then the live
+directory is removed. A crash between any two steps leaves a valid store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat as stat_mod
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vestige._version import __version__
+from vestige.capture.events import RunEvents, read_events
+from vestige.capture.params import params_from_argv
+from vestige.capture.redact import Redactor
+from vestige.capture.scan import Scanner, changed
+from vestige.config import Config
+from vestige.index.db import Index
+from vestige.live import LiveRun
+from vestige.records import FileRecord, Run
+from vestige.store.hashing import hash_file
+from vestige.store.local import Store
+from vestige.store.statcache import Stat, StatCache
+
+#: Files never kept (only hashed) whatever their size: they usually hold credentials.
+SECRET_FILE = re.compile(
+    r"(^|/)(\.env(\..*)?|\.netrc|\.pgpass|\.npmrc|\.pypirc|credentials(\.json)?"
+    r"|id_(rsa|dsa|ecdsa|ed25519)|.*\.(pem|key|p12|pfx|keystore))$"
+)
+
+#: Outside the project, reads and writes under these are the machine's or tools' business
+#: (fonts, caches, configs), not the run's data: recorded neither as inputs nor outputs.
+SYSTEM_PREFIXES = ("/usr/", "/etc/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/var/cache/",
+                   "/var/lib/", "/run/", "/snap/", "/nix/store/")  # fmt: skip
+HOME_TOOL_DIRS = (".cache", ".config", ".local", ".ipython", ".jupyter", ".matplotlib",
+                  ".keras", ".conda", ".pyenv", ".nv", ".triton", ".npm", ".vscode-server")  # fmt: skip
+
+
+def is_environment_path(path: str) -> bool:
+    """True for files outside the project that belong to the system or a tool's cache."""
+    if path.startswith(SYSTEM_PREFIXES):
+        return True
+    home = os.path.expanduser("~")
+    if home and home != "/" and path.startswith(home + "/"):
+        first = path[len(home) + 1 :].split("/", 1)[0]
+        return first in HOME_TOOL_DIRS
+    return False
+
+
+@dataclass
+class SealInput:
+    """What the runner (or crash recovery) knows when the command has ended."""
+
+    status: str
+    exit_code: int | None
+    signal: str | None
+    ended: float
+    resources: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    env_hash: str | None = None
+
+
+def collapse_cr(data: bytes) -> bytes:
+    """Keep only the last state of each `\\r`-updated line (progress bars), as a terminal shows."""
+    if b"\r" not in data:
+        return data
+    lines = data.split(b"\n")
+    out = []
+    for line in lines:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if b"\r" in line:
+            parts = [p for p in line.split(b"\r") if p]
+            line = parts[-1] if parts else b""
+        out.append(line)
+    return b"\n".join(out)
+
+
+class Sealer:
+    """Builds and writes the manifest of one live run."""
+
+    def __init__(
+        self,
+        store: Store,
+        index: Index | None,
+        cache: StatCache,
+        config: Config,
+        redactor: Redactor,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.cache = cache
+        self.config = config
+        self.redactor = redactor
+        self.env_redactor: Any = redactor  # recovery passes values redacted at start
+        self.environ: Mapping[str, str] | None = None  # the runner passes os.environ
+
+    def seal(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
+        info = live.info
+        root = Path(info["root"])
+        before = live.load_before()
+        events = read_events(live.path)
+        warnings = list(result.warnings)
+        after = Scanner(root, self.config.scan_ignore).scan()
+        outputs = self._outputs(root, before, after, events, warnings)
+        inputs = self._inputs(root, before, events, {o.path for o in outputs}, warnings)
+        code = dict(code or {})
+        code["modules"], code["imported"] = self._modules(root, events)
+        params = self._params(info, events)
+        stdout = self._stream(live.path / "stdout")
+        stderr = self._stream(live.path / "stderr")
+        env_hash = result.env_hash or self._env(info, events)
+        run = Run(
+            id=live.id,
+            seq=int(info["seq"]),
+            status=result.status,
+            command=self.redactor.scrub_argv(info["command"]),
+            cwd=info.get("cwd", ""),
+            root=str(root),
+            started=float(info["started"]),
+            host=info.get("host", ""),
+            pid=info.get("child_pid"),
+            ended=result.ended,
+            duration=round(result.ended - float(info["started"]), 6),
+            exit_code=result.exit_code,
+            signal=result.signal,
+            code=code,
+            params=params,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            stdout=stdout,
+            stderr=stderr,
+            env=env_hash,
+            resources=result.resources,
+            warnings=tuple(warnings),
+            parent=info.get("parent"),
+            rerun_of=info.get("rerun_of"),
+            vestige_version=__version__,
+        )
+        digest = self.store.objects.put_json(run.to_dict())
+        self.store.refs.set(run.id, digest)
+        sealed = Run.from_dict(run.to_dict(), manifest=digest)
+        if self.index is not None:
+            self.index.record_run(sealed)
+        self.cache.flush()
+        live.remove()
+        return sealed
+
+    # -- parts ----------------------------------------------------------------------------
+
+    def _keep(self, full: Path, st: Stat, limit: int | None) -> tuple[str, bool]:
+        """Hash (through the stat cache) and keep a file's bytes unless over `limit`."""
+        digest = self.cache.get(str(full), st)
+        if limit is not None and st.size > limit:
+            if digest is None:
+                digest = hash_file(full, st.size)
+            kept = self.store.objects.exists(digest)
+        else:
+            digest, _ = self.store.objects.put_file(full, digest)
+            kept = True
+        self.cache.put(str(full), st, digest)
+        return digest, kept
+
+    def _outputs(
+        self,
+        root: Path,
+        before: dict[str, Stat],
+        after: dict[str, Stat],
+        events: RunEvents,
+        warnings: list[str],
+    ) -> list[FileRecord]:
+        modified, _deleted = changed(before, after)
+        written = set(events.writes)
+        out: list[FileRecord] = []
+        for rel in modified:
+            full = root / rel
+            record = self._output(full, rel, after[rel], str(full) in written, warnings)
+            if record is not None:
+                out.append(record)
+        for path in sorted(written):
+            full = Path(path)
+            if full == root or root in full.parents:
+                continue  # in the tree: the scan saw it (or it was ignored on purpose)
+            if is_environment_path(path):
+                continue
+            try:
+                st = Stat.of(os.stat(full))
+            except OSError:
+                continue  # a temp file removed before the end
+            if stat_mod.S_ISREG(st.mode):
+                record = self._output(full, str(full), st, True, warnings)
+                if record is not None:
+                    out.append(record)
+        return out
+
+    def _output(
+        self, full: Path, name: str, st: Stat, confirmed: bool, warnings: list[str]
+    ) -> FileRecord | None:
+        secret = bool(SECRET_FILE.search(name))
+        limit = 0 if secret or not self.config.keep_outputs else None
+        try:
+            digest, kept = self._keep(full, st, limit)
+        except OSError as e:
+            warnings.append(f"output {name}: could not be read ({e.strerror})")
+            return None
+        note = "not kept: the name looks like a credentials file" if secret else None
+        return FileRecord(name, digest, st.size, kept, st.mode & 0o777, confirmed, note)
+
+    def _inputs(
+        self,
+        root: Path,
+        before: dict[str, Stat],
+        events: RunEvents,
+        outputs: set[str],
+        warnings: list[str],
+    ) -> list[FileRecord]:
+        out: list[FileRecord] = []
+        for path, st_open in sorted(events.reads.items()):
+            full = Path(path)
+            in_tree = full == root or root in full.parents
+            if not in_tree and is_environment_path(path):
+                continue
+            name = full.relative_to(root).as_posix() if in_tree else path
+            if in_tree and name not in before:
+                continue  # made by the run itself, then read back: not an input
+            try:
+                now = Stat.of(os.stat(full))
+            except OSError:
+                continue
+            if not stat_mod.S_ISREG(now.mode):
+                continue
+            opened = st_open if st_open is not None else None
+            same = opened is None or (opened[0], opened[1]) == (now.size, now.mtime_ns)
+            secret = bool(SECRET_FILE.search(name))
+            limit = 0 if secret else self.config.keep_inputs_max_size
+            note = "not kept: the name looks like a credentials file" if secret else None
+            if same:
+                try:
+                    digest, kept = self._keep(full, now, limit)
+                except OSError as e:
+                    warnings.append(f"input {name}: could not be read ({e.strerror})")
+                    continue
+                if not kept and not secret:
+                    note = f"not kept: larger than keep.inputs_max_size ({limit} bytes)"
+                out.append(FileRecord(name, digest, now.size, kept, now.mode & 0o777, True, note))
+                continue
+            pre = before.get(name) if in_tree else None
+            digest = self.cache.get(str(full), pre) if pre is not None else None
+            kept = digest is not None and self.store.objects.exists(digest)
+            size = pre.size if pre is not None else int(opened[0]) if opened else 0
+            out.append(
+                FileRecord(
+                    name,
+                    digest,
+                    size,
+                    kept,
+                    None,
+                    True,
+                    "changed during the run; hash is of the bytes before the run"
+                    if digest
+                    else "changed during the run before it could be hashed",
+                )
+            )
+        return out
+
+    def _modules(self, root: Path, events: RunEvents) -> tuple[list[dict[str, Any]], list[str]]:
+        """Project modules imported from outside the tree (kept), and those inside (listed)."""
+        outside: list[dict[str, Any]] = []
+        inside: list[str] = []
+        for path in sorted(events.modules):
+            full = Path(path)
+            if full == root or root in full.parents:
+                inside.append(full.relative_to(root).as_posix())
+                continue
+            try:
+                st = Stat.of(os.stat(full))
+                digest, kept = self._keep(full, st, self.config.keep_code_max_size)
+            except OSError:
+                continue
+            outside.append({"path": path, "hash": digest, "size": st.size, "kept": kept})
+        return outside, inside
+
+    def _params(self, info: dict[str, Any], events: RunEvents) -> dict[str, Any]:
+        runner_pid = int(info.get("runner_pid") or 0)
+        params: dict[str, Any] = events.main_params(runner_pid)
+        if not params:
+            params = params_from_argv(list(info["command"]))
+        params.update(info.get("params_override") or {})
+        scrubbed = self.redactor.scrub_value(params)
+        return scrubbed if isinstance(scrubbed, dict) else {}
+
+    def _stream(self, path: Path) -> dict[str, Any] | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        clean = self.redactor.scrub_bytes(collapse_cr(data))
+        digest = self.store.objects.put_bytes(clean)
+        return {"hash": digest, "size": len(clean), "lines": clean.count(b"\n")}
+
+    def _env(self, info: dict[str, Any], events: RunEvents) -> str | None:
+        """The environment record, when the runner did not store it already."""
+        from vestige.capture.env import capture_environment
+
+        python = _python_of(events, int(info.get("runner_pid") or 0))
+        if self.environ is not None:
+            environ, redactor = self.environ, self.redactor
+        else:
+            environ, redactor = info.get("environ") or {}, self.env_redactor
+        env = capture_environment(python, environ, redactor, gpu=self.config.capture_gpu)
+        return self.store.objects.put_json(env)
+
+
+def _python_of(events: RunEvents, runner_pid: int) -> dict[str, Any] | None:
+    hello = events.root_process(runner_pid)
+    if not hello:
+        return None
+    return {
+        "version": hello.get("version"),
+        "implementation": hello.get("impl"),
+        "executable": hello.get("exe"),
+        "prefix": hello.get("prefix"),
+        "base_prefix": hello.get("base_prefix"),
+        "path": hello.get("path") or [],
+    }
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,175 @@
+"""Objects: immutable blobs named by the BLAKE3 of their bytes, written atomically.
+
+Every object is written to `tmp/`, fsynced, made read-only, renamed into
+`objects/ab/cdef...`, and the directory is fsynced: a crash leaves either no object or a
+whole one (docs/format.md, invariant O1). Nothing here deletes; only gc may.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vestige.errors import CorruptObject
+from vestige.store.hashing import hash_bytes, hash_file, is_hash, object_relpath
+
+_FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, xfs, overlay on them)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The one byte encoding of a JSON record: sorted keys, no spaces, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_into(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy a whole file: reflink if the filesystem can, else copy_file_range, else read/write."""
+    sfd, dfd = src.fileno(), dst.fileno()
+    with contextlib.suppress(OSError):
+        import fcntl
+
+        fcntl.ioctl(dfd, _FICLONE, sfd)
+        return
+    try:
+        while os.copy_file_range(sfd, dfd, 1 << 30) > 0:
+            pass
+        return
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    src.seek(0)
+    dst.seek(0)
+    dst.truncate()
+    shutil.copyfileobj(src, dst, 1 << 20)
+
+
+class ObjectStore:
+    """The objects of one store; `root` is the store directory (`.vestige`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / "objects"
+        self.tmp = root / "tmp"
+
+    def path(self, digest: str) -> Path:
+        """Where an object lives (whether or not it exists)."""
+        return self.dir / object_relpath(digest)
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).exists()
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store `data`; return its hash. Storing bytes already present costs one stat."""
+        digest = hash_bytes(data)
+        if not self.exists(digest):
+            self._write(digest, lambda f: f.write(data))
+        return digest
+
+    def put_json(self, obj: Any) -> str:
+        """Store a record as canonical JSON; equal records get equal hashes."""
+        return self.put_bytes(canonical_json(obj))
+
+    def put_file(self, path: Path, digest: str | None = None) -> tuple[str, int]:
+        """Store a file's bytes; return (hash, size).
+
+        `digest` is a hash the caller already trusts (from the stat cache): if that
+        object exists nothing is read. Otherwise the file is hashed first (so bytes
+        already stored are never copied), then copied; if it changed during the copy,
+        the copy is hashed again and stored under the hash of what was copied.
+        """
+        st = os.stat(path)
+        if digest is None or not self.exists(digest):
+            digest = hash_file(path, st.st_size)
+        if self.exists(digest):
+            return digest, st.st_size
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
+        tmp = Path(tmp_name)
+        try:
+            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                copy_into(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+            after = os.stat(path)
+            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                digest = hash_file(tmp)
+            self._install(tmp, digest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return digest, os.stat(self.path(digest)).st_size
+
+    def _write(self, digest: str, fill: Any) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                fill(f)
+                f.flush()
+                os.fsync(f.fileno())
+            self._install(tmp, digest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _install(self, tmp: Path, digest: str) -> None:
+        """Rename a complete, synced temp file into place as a read-only object."""
+        os.chmod(tmp, 0o444)
+        final = self.path(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)  # a concurrent writer of the same bytes is harmless
+        fsync_dir(final.parent)
+
+    def read_bytes(self, digest: str, verify: bool = False) -> bytes:
+        """An object's bytes; `verify` re-hashes them (CorruptObject on mismatch)."""
+        try:
+            data = self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise CorruptObject(
+                f"object {digest[:12]} is missing from the store; run `vestige fsck`"
+            ) from None
+        if verify and hash_bytes(data) != digest:
+            raise CorruptObject(f"object {digest[:12]} does not match its hash; run `vestige fsck`")
+        return data
+
+    def read_json(self, digest: str) -> Any:
+        """A JSON record, checked against its hash (records are small)."""
+        try:
+            return json.loads(self.read_bytes(digest, verify=True))
+        except ValueError:
+            raise CorruptObject(f"object {digest[:12]} is not valid JSON") from None
+
+    def open(self, digest: str) -> BinaryIO:
+        """A binary reader over an object (not verified: use fsck for that)."""
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise CorruptObject(
+                f"object {digest[:12]} is missing from the store; run `vestige fsck`"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        """Every object name in the store."""
+        if not self.dir.is_dir():
+            return
+        for fan in sorted(os.scandir(self.dir), key=lambda e: e.name):
+            if not fan.is_dir() or len(fan.name) != 2:
+                continue
+            for entry in os.scandir(fan.path):
+                name = fan.name + entry.name
+                if is_hash(name):
+                    yield name

@@ -1,0 +1,56 @@
+"""Refs: `refs/runs/<run-id>` holds the hash of the run's sealed manifest.
+
+A ref is written once, atomically, after its manifest object exists (write order,
+docs/format.md). Readers trust a ref only when the manifest it names exists.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from vestige.store.hashing import is_hash
+from vestige.store.objects import fsync_dir
+
+
+class Refs:
+    """The run refs of one store."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "refs" / "runs"
+        self.tmp = root / "tmp"
+
+    def set(self, run_id: str, digest: str) -> None:
+        """Point `run_id` at a manifest (atomic; a run is sealed once)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="ref-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(digest + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.dir / run_id)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        fsync_dir(self.dir)
+
+    def get(self, run_id: str) -> str | None:
+        """The manifest hash of a sealed run, or None."""
+        try:
+            text = (self.dir / run_id).read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return text if is_hash(text) else None
+
+    def raw(self, run_id: str) -> str:
+        """A ref file's text as stored (fsck checks it)."""
+        return (self.dir / run_id).read_text()
+
+    def __iter__(self) -> Iterator[str]:
+        """Every run id with a ref, in id (= time) order."""
+        if not self.dir.is_dir():
+            return iter(())
+        return iter(sorted(p.name for p in self.dir.iterdir() if not p.name.startswith(".")))

@@ -1,0 +1,115 @@
+"""The stat cache: (path, dev, inode, size, mtime_ns, ctime_ns) -> hash, like git's index.
+
+An unchanged file is never re-hashed. An entry is trusted only if it was hashed at
+least RACY_NS after the file's last change: a file written again within the same
+timestamp tick as its hashing would otherwise look unchanged (git's "racy clean").
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+
+RACY_NS = 2_000_000_000  # 2 s: covers the coarsest common timestamp granularity (FAT, SMB)
+
+DDL = """
+CREATE TABLE IF NOT EXISTS statcache (
+    path TEXT PRIMARY KEY,
+    dev INTEGER, inode INTEGER, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER,
+    hash TEXT NOT NULL,
+    hashed_ns INTEGER NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """The fields of os.stat that tell whether a file changed."""
+
+    dev: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    mode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stat:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+    def key(self) -> tuple[int, int, int, int, int]:
+        return (self.dev, self.inode, self.size, self.mtime_ns, self.ctime_ns)
+
+
+class StatCache:
+    """Stat-cache lookups for a batch of paths, with updates written back in one go."""
+
+    def __init__(self, conn: sqlite3.Connection | None) -> None:
+        self.conn = conn
+        self._known: dict[str, tuple[tuple[int, int, int, int, int], str, int]] = {}
+        self._new: dict[str, tuple[Stat, str, int]] = {}
+
+    def preload(self, prefix: str) -> None:
+        """Load every entry under a directory (one query instead of one per file)."""
+        if self.conn is None:
+            return
+        lo, hi = prefix.rstrip("/") + "/", prefix.rstrip("/") + "0"  # '0' sorts after '/'
+        try:
+            rows = self.conn.execute(
+                "SELECT path, dev, inode, size, mtime_ns, ctime_ns, hash, hashed_ns"
+                " FROM statcache WHERE path >= ? AND path < ?",
+                (lo, hi),
+            ).fetchall()
+        except sqlite3.Error:
+            return
+        for path, dev, ino, size, mt, ct, digest, hashed in rows:
+            self._known[path] = ((dev, ino, size, mt, ct), digest, hashed)
+
+    def get(self, path: str, stat: Stat) -> str | None:
+        """The cached hash of `path` if its stat is unchanged and the entry is not racy."""
+        hit = self._new.get(path)
+        if hit is not None:
+            return hit[1] if hit[0].key() == stat.key() else None
+        known = self._known.get(path)
+        if known is None and self.conn is not None and path not in self._known:
+            try:
+                row = self.conn.execute(
+                    "SELECT dev, inode, size, mtime_ns, ctime_ns, hash, hashed_ns"
+                    " FROM statcache WHERE path = ?",
+                    (path,),
+                ).fetchone()
+            except sqlite3.Error:
+                row = None
+            if row is not None:
+                known = (tuple(row[:5]), row[5], row[6])  # type: ignore[assignment]
+        if known is None:
+            return None
+        key, digest, hashed_ns = known
+        if key != stat.key():
+            return None
+        if hashed_ns - max(stat.mtime_ns, stat.ctime_ns) < RACY_NS:
+            return None
+        return digest
+
+    def put(self, path: str, stat: Stat, digest: str) -> None:
+        """Remember a hash just computed for `path` at `stat`."""
+        self._new[path] = (stat, digest, time.time_ns())
+
+    def flush(self) -> None:
+        """Write new entries back; a failure only costs re-hashing next time."""
+        if self.conn is None or not self._new:
+            return
+        rows = [(p, *s.key(), d, h) for p, (s, d, h) in self._new.items()]
+        try:
+            with self.conn:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO statcache"
+                    " (path, dev, inode, size, mtime_ns, ctime_ns, hash, hashed_ns)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            self._new.clear()
+        except sqlite3.Error:
+            pass

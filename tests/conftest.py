@@ -1,0 +1,86 @@
+"""Shared fixtures: a clean environment (vestige captures it), real git projects in
+temp dirs, and a helper that runs the real `vestige` CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.org",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.org",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No vestige variables leak in from the developer's shell; git works without config."""
+    for name in list(os.environ):
+        if name.startswith(("VESTIGE_", "GIT_")) or name in ("PYTHONPATH", "VIRTUAL_ENV"):
+            monkeypatch.delenv(name, raising=False)
+    for name, value in GIT_ENV.items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd`; fail the test on error."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An empty git repository with one commit, as a research project starts."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "README.md").write_text("a project\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "start")
+    return root
+
+
+@pytest.fixture
+def plain_dir(tmp_path: Path) -> Path:
+    """A project folder without git."""
+    root = tmp_path / "plain"
+    root.mkdir()
+    return root
+
+
+def vestige(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the real CLI (`python -m vestige ...`) and capture its output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "vestige", *args],
+        cwd=cwd,
+        env=full_env,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def run_vestige() -> Iterator[object]:
+    yield vestige

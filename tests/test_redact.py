@@ -1,0 +1,347 @@
+"""Redaction: no secret value from the environment, argv, logs or params reaches the store,
+markers are stable per key, and ordinary text passes through byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+
+import pytest
+
+from vestige.capture.redact import PATTERNS, Redactor, is_secret_name
+
+KEY = b"k" * 32
+MARKER = re.compile(r"<redacted:[0-9a-f]{8}>")
+
+# Token-shaped values are assembled from parts so that secret scanners leave this file alone.
+AWS_ID = "AKIA" + "IOSFODNN7" + "EXAMPLE"
+GHP = "ghp_" + "A1b2C3d4E5" * 3 + "f6G7h8"
+GLPAT = "glpat-" + "xY9_zW8-vU7tS6rQ5pO4"
+XOXB = "xoxb-" + "1234567890-0987654321-" + "AbCdEfGhIjKlMnOpQrSt"
+SK = "sk-" + "proj-" + "Ab3dEf6hIj9lMn2pQr5tUv8x"
+HF = "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNmQwEr"
+JWT = (
+    "eyJ" + "hbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+    ".eyJ" + "zdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+PEM_BODY = "MIIEowIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM2Ml2\nq8ZbJxRHNyb3BfS0VZLS0tLS0K"
+PEM = "-----BEGIN RSA " + "PRIVATE KEY-----\n" + PEM_BODY + "\n-----END RSA PRIVATE KEY-----"
+DB_PW = "s3cr3t-Pa55"
+PG_URL = f"postgresql://alice:{DB_PW}@db.example.org:5432/experiments"
+
+BY_NAME = {
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "GITHUB_TOKEN": "plain-token-value-1",
+    "DB_PASSWORD": "correct-horse-battery",
+    "MY_API_KEY": "my-api-key-value",
+    "SESSION_ID": "sess-4242-abcd",
+    "SLACK_SIGNING_SECRET": "slack-signing-xyz",
+    "MYSQL_PASSWD": "mysql-pw-value",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/home/alice/.config/gcloud/sa.json",
+    "HTTP_AUTHORIZATION": "Basic YWxpY2U6cGFzc3dvcmQ=",
+    "DEPLOY_PRIVATE_KEY_B64": "LS0tLS1CRUdJTiBPUEVOU1NI",
+    "BROWSER_COOKIE": "sid=31d4d96e407aad42",
+}
+BY_VALUE = {
+    "AWS_ID": AWS_ID,
+    "GH": GHP,
+    "GL": GLPAT,
+    "SLACK": XOXB,
+    "OPENAI": SK,
+    "HF": HF,
+    "JWT_IN_HERE": JWT,
+    "SSH_THING": PEM,
+    "DATABASE_URL": PG_URL,
+}
+INNOCENT = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/home/alice",
+    "LANG": "en_US.UTF-8",
+    "PYTHONPATH": "/home/alice/src:/opt/lib/python3.11/site-packages",
+    "GIT_SHA": "3f786850e387550fdab836ed7e6dc881de23001b",
+    "BLAKE3": "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+    "RUN_UUID": "123e4567-e89b-12d3-a456-426614174000",
+    "TOKENIZERS_PARALLELISM": "false",
+    "GIT_AUTHOR_NAME": "Alice Example",
+    "XDG_SESSION_TYPE": "wayland",
+    "SERVICE_URL": "https://example.org:8443/api/v1?user=alice#top",
+    "DATA_DIR": "/data/sk-001-experiment-results/run_hf_model",
+    "CUDA_VISIBLE_DEVICES": "0,1",
+}
+ENV = {**BY_NAME, **BY_VALUE, **INNOCENT}
+
+
+def redacted_env() -> tuple[Redactor, dict[str, str]]:
+    r = Redactor(KEY)
+    return r, r.redact_env(ENV)
+
+
+def test_twenty_secret_variables_are_all_replaced() -> None:
+    assert len(BY_NAME) + len(BY_VALUE) == 20
+    r, out = redacted_env()
+    dumped = json.dumps(out)
+    for name, value in BY_NAME.items():
+        assert out[name] == r.marker(value), name
+    for name, value in BY_VALUE.items():
+        assert value not in out[name], name
+        assert MARKER.search(out[name]), name
+    for value in [*BY_NAME.values(), *BY_VALUE.values(), DB_PW, *PEM_BODY.splitlines()]:
+        assert value not in dumped
+        assert json.dumps(value)[1:-1] not in dumped  # nor its JSON-escaped form
+
+
+def test_url_keeps_everything_but_the_password() -> None:
+    r, out = redacted_env()
+    marker = r.marker(DB_PW)
+    assert out["DATABASE_URL"] == f"postgresql://alice:{marker}@db.example.org:5432/experiments"
+
+
+def test_innocent_variables_untouched_and_output_sorted() -> None:
+    _, out = redacted_env()
+    for name, value in INNOCENT.items():
+        assert out[name] == value, name
+    assert list(out) == sorted(ENV)
+
+
+def test_known_secrets_hold_replaced_values_of_six_or_more() -> None:
+    r = Redactor(KEY)
+    r.redact_env({"API_TOKEN": "abc", "DB_PASSWORD": "hunter22", "U": PG_URL, "G": GHP})
+    assert r.known_secrets == {"hunter22", DB_PW, GHP}
+    assert r.redact_env({"API_TOKEN": "abc"})["API_TOKEN"] == r.marker("abc")  # short: replaced
+
+
+def test_secret_reused_under_an_innocent_name_is_scrubbed() -> None:
+    r = Redactor(KEY)
+    out = r.redact_env({"MY_CMD": "deploy --pw correct-horse-battery", **BY_NAME})
+    assert out["MY_CMD"] == "deploy --pw " + r.marker("correct-horse-battery")
+
+
+def test_redacting_twice_changes_nothing() -> None:
+    r, out = redacted_env()
+    assert r.redact_env(out) == out
+
+
+def test_marker_is_keyed_stable_and_short() -> None:
+    a, b = Redactor(KEY), Redactor(KEY)
+    other = Redactor(b"another key of 32 bytes........")
+    assert a.marker("hunter2") == b.marker("hunter2")
+    assert a.marker("hunter2") != other.marker("hunter2")
+    assert a.marker("hunter2") != a.marker("hunter3")
+    expected = hmac.new(KEY, "pässwörd".encode(), hashlib.sha256).hexdigest()[:8]
+    assert a.marker("pässwörd") == f"<redacted:{expected}>"  # HMAC of the UTF-8 bytes
+    assert MARKER.fullmatch(a.marker("ünïcode ✓"))
+    with pytest.raises(ValueError):
+        Redactor(b"")
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("API_KEY", True),
+        ("github_token", True),
+        ("Db_Password", True),
+        ("MYSQL_PASSWD", True),
+        ("DB_PASS", True),
+        ("smtp-pass", True),
+        ("GPG_PASSPHRASE", True),
+        ("AWS_SESSION_TOKEN", True),
+        ("GOOGLE_APPLICATION_CREDENTIALS", True),
+        ("HTTP_AUTHORIZATION", True),
+        ("PRIVATE_KEY", True),
+        ("COOKIE_JAR", True),
+        ("HF_TOKENIZER_TOKEN", True),
+        ("client_secret", True),
+        ("PATH", False),
+        ("HOME", False),
+        ("PWD", False),
+        ("PASSENGER_COUNT", False),
+        ("COMPASS_DIR", False),
+        ("TOKENIZERS_PARALLELISM", False),
+        ("tokenizer", False),
+        ("GIT_AUTHOR_EMAIL", False),
+        ("XDG_SESSION_TYPE", False),
+        ("learning_rate", False),
+    ],
+)
+def test_is_secret_name(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+# -- value patterns -------------------------------------------------------------------------
+
+POSITIVE = {
+    "aws_access_key_id": [AWS_ID, "ASIA" + "Y34FZKBOKMUTVV7A"],
+    "google_api_key": ["AIza" + "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"],
+    "github_token": [GHP, "ghs_" + "x" * 36],
+    "github_fine_grained_token": ["github_pat_" + "11ABCDEFG0" * 3 + "_" + "aB3" * 20],
+    "gitlab_token": [GLPAT, "glpat-" + "AbCdEfGhIjKlMnOpQrSt" + ".01.abcd123"],
+    "slack_token": [XOXB, "xoxp-" + "1111-2222-3333-abcdef"],
+    "openai_key": [SK, "sk-" + "T3BlbkFJ" * 6, "sk-" + "0123456789abcdef" * 2],
+    "huggingface_token": [HF],
+    "jwt": [JWT],
+    "pem_private_key": [
+        PEM,
+        "-----BEGIN " + "PRIVATE KEY-----\nMIIEvQIB\n-----END PRIVATE KEY-----",
+        "-----BEGIN OPENSSH "
+        + "PRIVATE KEY-----\r\nb3BlbnNzaC1r\r\n-----END OPENSSH PRIVATE KEY-----",
+        "-----BEGIN " + "PRIVATE KEY-----\\nMIIEvQIB\\n-----END PRIVATE KEY-----",  # JSON-escaped
+    ],
+}
+
+
+def test_every_pattern_has_positive_examples() -> None:
+    assert {p.name for p in PATTERNS} - {"url_password"} == set(POSITIVE)
+    assert all(p.doc and p.source.isascii() for p in PATTERNS)
+
+
+@pytest.mark.parametrize(
+    "secret", [s for examples in POSITIVE.values() for s in examples], ids=lambda s: s[:12]
+)
+def test_pattern_found_inside_longer_text(secret: str) -> None:
+    r = Redactor(KEY)
+    for before, after in [("", ""), ("token=", "\n"), ('{"key": "', '"}'), ("Bearer ", ". ok")]:
+        text = f"INFO {before}{secret}{after} done"
+        scrubbed = r.scrub_text(text)
+        assert scrubbed == f"INFO {before}{r.marker(secret)}{after} done"
+        assert r.scrub_bytes(text.encode()) == scrubbed.encode()
+
+
+def test_pem_without_end_line_loses_its_body() -> None:
+    r = Redactor(KEY)
+    text = "key:\n-----BEGIN EC " + "PRIVATE KEY-----\nMHcCAQEEIIrYSSNQ\nFaB3R9qe\n"
+    assert "MHcCAQEEIIrYSSNQ" not in r.scrub_text(text)
+    assert "FaB3R9qe" not in r.scrub_bytes(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        ("postgres://bob:hunter2@db/x", "hunter2"),
+        ("redis://:only-a-password@cache:6379/0", "only-a-password"),
+        ("mysql://u:p@ss:w0rd@host/db", "p@ss:w0rd"),
+        ("https://x-access-token:abc%40def@github.com/o/r.git", "abc%40def"),
+    ],
+)
+def test_url_password_only(url: str, password: str) -> None:
+    r = Redactor(KEY)
+    expected = url.replace(password, r.marker(password))
+    assert r.scrub_text(f"connecting to {url} now") == f"connecting to {expected} now"
+
+
+ORDINARY = """\
+2026-11-10 12:00:01,123 INFO [train.py:42] epoch 3 step 1200 loss=0.1234 lr=3e-4
+commit 3f786850e387550fdab836ed7e6dc881de23001b (HEAD -> main, origin/main)
+blake3 af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262 data/train.csv
+run 123e4567-e89b-12d3-a456-426614174000 saved to /home/alice/results/sk-001-experiment/out.png
+see https://example.org:8443/docs?x=1#y and mail bob@example.org; http://host:8080/a@b
+from sklearn import svm; task-abcdefghijklmnopqrstuvwxyz012345; import hf_hub_download
+AKIA is short, ghp_short, xoxb- alone, eyJ alone, my_hf_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef
+TOKENIZERS_PARALLELISM=false; password: (typed at the prompt); -----BEGIN CERTIFICATE-----
+MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJRTESMBAGA1UE
+tqdm: 100%|██████████| 50/50 [00:01<00:00, 42.00it/s] ünïcödé ✓ \t tabs
+"""
+
+
+def test_ordinary_text_is_left_byte_identical() -> None:
+    r, _ = redacted_env()
+    assert r.scrub_text(ORDINARY) == ORDINARY
+    raw = ORDINARY.encode() + b"\xff\xfe not utf-8 \x00\n"
+    assert r.scrub_bytes(raw) == raw
+
+
+def test_known_secrets_scrubbed_from_text_and_bytes() -> None:
+    r, _ = redacted_env()
+    line = "2026-11-10 INFO connecting with password=correct-horse-battery to db (user alice)\n"
+    expected = line.replace("correct-horse-battery", r.marker("correct-horse-battery"))
+    assert r.scrub_text(line) == expected
+    assert r.scrub_bytes(b"\xff" + line.encode() * 3) == b"\xff" + expected.encode() * 3
+
+
+def test_log_line_printing_tokens_is_scrubbed() -> None:
+    r, _ = redacted_env()
+    log = f"DEBUG headers={{'Authorization': 'token {GHP}'}} url={PG_URL}\nkey id {AWS_ID}\n"
+    out = r.scrub_bytes(log.encode()).decode()
+    for secret in (GHP, DB_PW, AWS_ID):
+        assert secret not in out
+        assert r.marker(secret) in out
+    assert out.startswith("DEBUG headers={'Authorization': 'token <redacted:")
+
+
+def test_longest_known_secret_wins() -> None:
+    r = Redactor(KEY)
+    r.redact_env({"SHORT_TOKEN": "abcdef", "LONG_TOKEN": "abcdefghij"})
+    assert r.scrub_text("x abcdefghij y abcdef z") == (
+        f"x {r.marker('abcdefghij')} y {r.marker('abcdef')} z"
+    )
+
+
+def test_known_secrets_added_later_are_used() -> None:
+    r = Redactor(KEY)
+    assert r.scrub_text("the value 12345678") == "the value 12345678"
+    r.known_secrets.add("12345678")
+    assert r.scrub_text("the value 12345678") == f"the value {r.marker('12345678')}"
+
+
+def test_scrubbing_is_idempotent() -> None:
+    r, _ = redacted_env()
+    text = f"{GHP} {PG_URL} {PEM} {JWT} correct-horse-battery"
+    once = r.scrub_text(text)
+    assert r.scrub_text(once) == once
+    assert r.scrub_bytes(once.encode()) == once.encode()
+
+
+def test_scrub_value_nested_params() -> None:
+    r, _ = redacted_env()
+    params = {
+        "api_key": "abc",
+        "lr": 0.1,
+        "epochs": 3,
+        "use_amp": True,
+        "max_tokens": 512,
+        "tokenizer": "bert-base-uncased",
+        "model": {"name": "resnet50", "auth": {"user": "bob", "scopes": ["read", "write"]}},
+        "urls": [PG_URL, "https://example.org/data.csv"],
+        "notes": f"pushed with {GHP}",
+        "pair": ("x", "correct-horse-battery"),
+        "nothing": None,
+    }
+    out = r.scrub_value(params)
+    assert out == {
+        "api_key": r.marker("abc"),
+        "lr": 0.1,
+        "epochs": 3,
+        "use_amp": True,
+        "max_tokens": 512,
+        "tokenizer": "bert-base-uncased",
+        "model": {
+            "name": "resnet50",
+            "auth": {"user": r.marker("bob"), "scopes": [r.marker("read"), r.marker("write")]},
+        },
+        "urls": [PG_URL.replace(DB_PW, r.marker(DB_PW)), "https://example.org/data.csv"],
+        "notes": f"pushed with {r.marker(GHP)}",
+        "pair": ("x", r.marker("correct-horse-battery")),
+        "nothing": None,
+    }
+    assert "abc" not in r.known_secrets  # params do not teach the redactor
+
+
+def test_scrub_argv_secret_options() -> None:
+    r, _ = redacted_env()
+    argv = ["train.py", "--api-key=abc", "--password", "pw", "--lr", "0.1", "--token", "--x"]
+    argv += [f"--repo={PG_URL}", "--tokenizer", "gpt2"]
+    assert r.scrub_argv(argv) == [
+        "train.py",
+        f"--api-key={r.marker('abc')}",
+        "--password",
+        r.marker("pw"),
+        "--lr",
+        "0.1",
+        "--token",
+        "--x",
+        f"--repo={PG_URL.replace(DB_PW, r.marker(DB_PW))}",
+        "--tokenizer",
+        "gpt2",
+    ]
