@@ -7,11 +7,14 @@ Unknown keys are an error naming the key, so a typo is not silently ignored.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
+from vestige._record import Factory, Record
 from vestige.errors import UsageError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 MiB = 1024 * 1024
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -31,8 +34,7 @@ def parse_size(value: int | str, name: str) -> int:
     return int(float(m.group(1)) * (base**power if power else _UNITS.get(unit, 1)))
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Record):
     """Every setting with its default; see docs/configuration.md."""
 
     keep_inputs_max_size: int = 64 * MiB
@@ -41,7 +43,7 @@ class Config:
     scan_ignore: tuple[str, ...] = ()
     capture_gpu: bool = True
     index_timeout: float = 30.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = Factory(dict)
 
 
 _KEYS = {
@@ -93,13 +95,13 @@ def load_config(store_dir: Path, root: Path) -> Config:
                 raise UsageError(f"{path}: unknown setting {key!r}; known settings: {known}")
             merged[_KEYS[key]] = value
     values: dict[str, Any] = {}
-    for f in fields(Config):
-        if f.name not in merged:
+    for name in Config._fields:
+        if name not in merged:
             continue
-        value = merged[f.name]
-        if f.name.endswith("max_size"):
-            value = parse_size(value, f.name)
-        elif f.name == "scan_ignore":
+        value = merged[name]
+        if name.endswith("max_size"):
+            value = parse_size(value, name)
+        elif name == "scan_ignore":
             value = tuple(str(v) for v in value)
-        values[f.name] = value
+        values[name] = value
     return Config(**values)

@@ -12,28 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
-from typing import Any
 
-from vestige.store.statcache import Stat
+from vestige.capture.scan import Stat
+from vestige.fastpath import boot_id as _boot_id
+from vestige.fastpath import hostname
+from vestige.fastpath import proc_start as _proc_start
 
-
-def _proc_start(pid: int) -> str | None:
-    """The start time of a process (clock ticks since boot), to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return data.rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
-def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -62,7 +50,7 @@ class LiveRun:
         (self.path / "events").mkdir()
         info = {
             **info,
-            "host": socket.gethostname(),
+            "host": hostname(),
             "runner_pid": os.getpid(),
             "runner_start": _proc_start(os.getpid()),
             "boot_id": _boot_id(),
@@ -77,9 +65,7 @@ class LiveRun:
         write_json(self.path / "run.json", {**self.info, **changes})
 
     def save_before(self, before: dict[str, Stat]) -> None:
-        write_json(
-            self.path / "before.json", {p: list(s.key()) + [s.mode] for p, s in before.items()}
-        )
+        write_json(self.path / "before.json", {p: [*s.key(), s.mode] for p, s in before.items()})
 
     def load_before(self) -> dict[str, Stat]:
         data = read_json(self.path / "before.json") or {}
@@ -104,7 +90,7 @@ class LiveRun:
         info = self.info
         if not info:
             return False  # run.json never written: the runner died at once
-        if info.get("host") != socket.gethostname():
+        if info.get("host") != hostname():
             return None
         if info.get("boot_id") and info.get("boot_id") != _boot_id():
             return False

@@ -1,4 +1,4 @@
-"""Records: frozen dataclasses for what the store holds, with canonical to_dict/from_dict.
+"""Records: what the store holds, frozen, with canonical to_dict/from_dict.
 
 The run manifest is the one truth about a run (docs/format.md, "Run manifest"); the
 index only mirrors it. Field names are the user's words: inputs, outputs, params.
@@ -7,18 +7,19 @@ index only mirrors it. Field names are the user's words: inputs, outputs, params
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
-from typing import Any, NewType
 
-RunId = NewType("RunId", str)
-Digest = NewType("Digest", str)
+from vestige._record import Factory, Record
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 MANIFEST_FORMAT = 1
 STATUSES = ("running", "ok", "failed", "interrupted")
 
 
-@dataclass(frozen=True, slots=True)
-class FileRecord:
+class FileRecord(Record):
     """A file a run read or wrote: where, which bytes, whether the store kept them.
 
     `confirmed` is False for an output seen only by the before/after scan of the tree
@@ -62,8 +63,7 @@ class FileRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(Record):
     """Everything recorded about one run; a running run has only the start fields."""
 
     id: str
@@ -79,14 +79,14 @@ class Run:
     duration: float | None = None
     exit_code: int | None = None
     signal: str | None = None
-    code: dict[str, Any] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
+    code: dict[str, Any] = Factory(dict)
+    params: dict[str, Any] = Factory(dict)
     inputs: tuple[FileRecord, ...] = ()
     outputs: tuple[FileRecord, ...] = ()
     stdout: dict[str, Any] | None = None
     stderr: dict[str, Any] | None = None
     env: str | None = None
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = Factory(dict)
     warnings: tuple[str, ...] = ()
     parent: str | None = None
     rerun_of: str | None = None

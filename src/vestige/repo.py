@@ -10,10 +10,9 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from vestige._record import Record
 from vestige.config import Config, load_config
 from vestige.errors import (
     AmbiguousRun,
@@ -28,9 +27,12 @@ from vestige.index.db import Index
 from vestige.records import FileRecord, Run
 from vestige.store.local import Store
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True)
-class Maker:
+
+class Maker(Record):
     """A run that wrote (or read) a file's exact bytes, as `which` reports it."""
 
     run_id: str
@@ -62,6 +64,15 @@ class Repo:
             import sys
 
             print(f"vestige: created a store at {store.path}", file=sys.stderr)
+        return cls._open(store)
+
+    @classmethod
+    def open_at(cls, store: str, root: str) -> Repo:
+        """Open a store already found (and checked) by store.layout.open_store."""
+        return cls._open(Store.at(store, root))
+
+    @classmethod
+    def _open(cls, store: Store) -> Repo:
         config = load_config(store.path, store.root)
         try:
             index, fresh = Index.open(store.index_path, timeout=config.index_timeout)

@@ -3,54 +3,79 @@
 The user's program is sacred: whatever fails inside vestige becomes one warning line on
 stderr, the command still runs (uncaptured if need be), and vestige exits with the
 command's own exit code, or dies of the same signal.
+
+Start-up matters (goal: <= 60 ms added to a no-op script), so the path from here to the
+command's start imports builtin modules only (see fastpath.py): find the store, write
+the live directory's first record, scan the tree's stats, spawn. Everything else
+(redaction, the index and its sequence number, the code snapshot, the environment)
+happens in a background thread while the command runs; sealing happens after it exits.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
+import _signal
+import _thread
 import os
-import shlex
-import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
 
 from vestige.errors import PathMissing, VestigeError
+from vestige.fastpath import boot_id, dumps, hostname, proc_start, which, write_file
 
-SHIM_DIR = Path(__file__).parent / "shim"
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms here
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vestige.capture.redact import Redactor
+    from vestige.repo import Repo
+    from vestige.store.statcache import StatCache
+
+SHIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim")
 #: After the command exits, how long its output pipes may stay open (a background
 #: grandchild holding them) before the run is sealed without waiting for them.
 DRAIN_GRACE_S = 1.0
-INTERRUPT_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+SIGINT, SIGTERM, SIGHUP, SIGQUIT = _signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, 3
+INTERRUPT_SIGNALS = frozenset({SIGINT, SIGTERM, SIGHUP, SIGQUIT})
+_SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS",
+                 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
+                 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ"}  # fmt: skip
 
 
-def warn(message: str, stream: TextIO | None = None) -> None:
+_T0 = time.perf_counter()
+_TIMING = bool(os.environ.get("VESTIGE_TIMING"))
+
+
+def timing(label: str) -> None:
+    """With VESTIGE_TIMING=1, print how far into vestige's life a step happened."""
+    if _TIMING:
+        sys.stderr.write(f"vestige: {1000 * (time.perf_counter() - _T0):7.1f} ms  {label}\n")
+
+
+def warn(message: str) -> None:
     """The one way vestige talks during a user's run: a line on stderr, never an exception."""
-    with contextlib.suppress(Exception):
-        print(f"vestige: warning: {message}", file=stream or sys.stderr, flush=True)
+    try:
+        sys.stderr.write(f"vestige: warning: {message}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
 
 
-def resolve_command(argv: list[str]) -> list[str]:
-    """`x.py ...` runs with the current interpreter; a missing program is a usage error."""
+def resolve_command(argv: list[str]) -> tuple[str, list[str]]:
+    """(program path, argv): `x.py ...` runs with the current Python; a missing one is exit 2."""
     if not argv:
         raise PathMissing("no command given; usage: vestige run [OPTIONS] COMMAND [ARGS]...")
     first = argv[0]
     if first.endswith(".py"):
-        if not Path(first).is_file():
+        if not os.path.isfile(first):
             raise PathMissing(f"script not found: {first}")
-        return [current_python(), *argv]
-    if os.sep in first:
-        if not (Path(first).is_file() and os.access(first, os.X_OK)):
+        python = current_python()
+        return python, [python, *argv]
+    path = which(first)
+    if path is None:
+        if os.sep in first:
             raise PathMissing(f"command not found or not executable: {first}")
-    elif shutil.which(first) is None:
         raise PathMissing(f"command not found: {first} (is it on PATH?)")
-    return list(argv)
+    return path, list(argv)
 
 
 def current_python() -> str:
@@ -58,39 +83,41 @@ def current_python() -> str:
     for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
         prefix = os.environ.get(var)
         if prefix:
-            candidate = Path(prefix) / "bin" / "python"
-            if candidate.exists():
-                return str(candidate)
+            candidate = os.path.join(prefix, "bin", "python")
+            if os.path.exists(candidate):
+                return candidate
     return sys.executable
 
 
-@dataclass
 class RunOptions:
     """What `vestige run` was asked besides the command."""
 
-    params: dict[str, Any] = field(default_factory=dict)
-    cwd: Path | None = None
-    rerun_of: str | None = None
+    __slots__ = ("cwd", "params", "rerun_of")
+
+    def __init__(
+        self, params: dict[str, Any] | None = None, cwd: str | None = None,
+        rerun_of: str | None = None,
+    ) -> None:  # fmt: skip
+        self.params = params or {}
+        self.cwd = cwd
+        self.rerun_of = rerun_of
 
 
-class _Tee(threading.Thread):
+def _tee(src: int, dst: int, log_path: str, done: Any) -> None:
     """Copy a child's output stream to our own and to the live log, as it comes."""
-
-    def __init__(self, src: int, dst: int, log: Path) -> None:
-        super().__init__(daemon=True)
-        self.src, self.dst, self.log = src, dst, log
-
-    def run(self) -> None:
-        log: Any = None
-        with contextlib.suppress(OSError):
-            log = open(self.log, "ab", buffering=0)  # noqa: SIM115 - closed below
+    try:
+        log: int | None
+        try:
+            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError:
+            log = None
         to_terminal = True
         while True:
             try:
-                data = os.read(self.src, 65536)
-            except OSError as e:
-                if e.errno == errno.EINTR:
-                    continue
+                data = os.read(src, 65536)
+            except InterruptedError:
+                continue
+            except OSError:
                 break  # EIO: the pty's last writer closed
             if not data:
                 break
@@ -98,16 +125,18 @@ class _Tee(threading.Thread):
                 try:
                     view = memoryview(data)
                     while view:
-                        view = view[os.write(self.dst, view) :]
+                        view = view[os.write(dst, view) :]
                 except OSError:
                     to_terminal = False  # our stdout went away (`| head`): keep logging
             if log is not None:
                 try:
-                    log.write(data)
+                    os.write(log, data)
                 except OSError:
                     log = None
         if log is not None:
-            log.close()
+            os.close(log)
+    finally:
+        done.release()
 
 
 def _pty_for(fd: int) -> tuple[int, int] | None:
@@ -125,34 +154,36 @@ def _pty_for(fd: int) -> tuple[int, int] | None:
         size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
         fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
         return master, slave
-    except OSError:
+    except (OSError, ImportError):
         return None
 
 
-def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, Any]:
-    """Wait for the child with wait4, to get its (and its waited-for children's) rusage."""
-    while True:
-        try:
-            _pid, status, usage = os.wait4(proc.pid, 0)
-            break
-        except ChildProcessError:
-            return proc.wait(), None
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage
+def _spawn(path: str, argv: list[str], env: dict[str, str], out: int, err: int) -> int:
+    """Start the command with our stdin and the given stdout/stderr (posix_spawn: no fork of
+    this process's memory, and no `subprocess` import). SIGPIPE is reset to its default,
+    which Python had set to ignored."""
+    return os.posix_spawn(
+        path,
+        argv,
+        env,
+        file_actions=[(os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)],
+        setsigdef=(13, 25),  # SIGPIPE, SIGXFSZ: as subprocess's restore_signals does
+    )
 
 
-def run_uncaptured(argv: list[str], cwd: Path | None = None) -> int:
+def run_uncaptured(path: str, argv: list[str]) -> int:
     """Run the command plainly (vestige could not capture it): same I/O, same exit code."""
     try:
-        proc = subprocess.Popen(argv, cwd=cwd)
+        pid = os.posix_spawn(path, argv, dict(os.environ), setsigdef=(13, 25))
     except OSError as e:
-        print(f"vestige: cannot start {argv[0]}: {e.strerror}", file=sys.stderr)
+        sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
         return 127
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            continue
+    old = _signal.signal(SIGINT, _signal.SIG_IGN)  # Ctrl-C reaches the command itself
+    try:
+        _pid, status = os.waitpid(pid, 0)
+    finally:
+        _signal.signal(SIGINT, old)
+    return os.waitstatus_to_exitcode(status)
 
 
 class Launch:
@@ -161,228 +192,305 @@ class Launch:
     def __init__(self, argv: list[str], options: RunOptions) -> None:
         self.argv = argv
         self.options = options
-        self.cwd = (options.cwd or Path.cwd()).resolve()
+        self.cwd = os.path.realpath(options.cwd or os.getcwd())
         self.received: int | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child: int | None = None
+        self.ptys: list[tuple[int, int]] = []
+        # filled by the background thread
+        self.repo: Repo | None = None
+        self.redactor: Redactor | None = None
+        self.cache: StatCache | None = None
+        self.code: dict[str, Any] | None = None
+        self.env_hash: str | None = None
+        self.bg_warnings: list[str] = []
+        self.bg_error: BaseException | None = None
 
     def execute(self) -> int:
-        argv = resolve_command(self.argv)  # usage errors surface before anything runs
+        path, argv = resolve_command(self.argv)  # usage errors surface before anything runs
         try:
-            prepared = self._prepare(argv)
-        except (VestigeError, OSError, Exception) as e:  # never block the user's run
+            self._prepare()
+        except Exception as e:  # never block the user's run
             warn(f"not recording this run ({_describe(e)})")
-            return _exit_like(run_uncaptured(argv, self.cwd))
-        return self._run(argv, *prepared)
+            return run_uncaptured(path, argv)
+        return self._run(path, argv)
 
-    # -- before -----------------------------------------------------------------------
+    # -- before the command -------------------------------------------------------------
 
-    def _prepare(self, argv: list[str]) -> tuple[Any, ...]:
-        from vestige.capture.redact import Redactor
+    def _prepare(self) -> None:
         from vestige.capture.scan import Scanner
         from vestige.ids import new_run_id
-        from vestige.live import LiveRun
-        from vestige.records import Run
-        from vestige.repo import Repo
-        from vestige.store.statcache import StatCache
+        from vestige.store.layout import open_store
 
-        repo = Repo.open(self.cwd, create=True, notice=True)
-        store, config = repo.store, repo.config
-        index = repo.index
-        redactor = Redactor(store.secret_key())
-        environ = redactor.redact_env(os.environ)  # first: it teaches the redactor the secrets
-        command = redactor.scrub_argv(argv)
-        run_id = new_run_id()
-        started = time.time()
-        parent = os.environ.get("VESTIGE_RUN_ID") or None
-        cwd_rel = os.path.relpath(self.cwd, store.root)
-        run = Run(
-            id=run_id,
-            seq=0,
-            status="running",
-            command=command,
-            cwd=cwd_rel,
-            root=str(store.root),
-            started=started,
-            pid=os.getpid(),
-            parent=parent,
-            rerun_of=self.options.rerun_of,
-        )
-        seq = index.begin_run(run)
-        live = LiveRun(store.live_dir(run_id))
-        live.create(
-            {
-                "id": run_id,
-                "seq": seq,
-                "command": command,
-                "cwd": cwd_rel,
-                "root": str(store.root),
-                "started": started,
-                "parent": parent,
-                "rerun_of": self.options.rerun_of,
-                "params_override": self.options.params,
-                "environ": environ,
-            }
-        )
-        before = Scanner(store.root, config.scan_ignore).scan()
-        cache = StatCache(index.conn)
-        return repo, redactor, live, before, cache, seq
+        self.store, self.root, created = open_store(self.cwd, create_missing=True)
+        if created:
+            sys.stderr.write(f"vestige: created a store at {self.store}\n")
+        self.ignore = _scan_ignore(self.store, self.root)
+        self.run_id = new_run_id()
+        self.started = time.time()
+        self.live = os.path.join(self.store, "live", self.run_id)
+        os.makedirs(os.path.join(self.live, "events"))
+        self.info: dict[str, Any] = {
+            "id": self.run_id,
+            "started": self.started,
+            "root": self.root,
+            "cwd": os.path.relpath(self.cwd, self.root),
+            "host": hostname(),
+            "runner_pid": os.getpid(),
+            "runner_start": proc_start(os.getpid()),
+            "boot_id": boot_id(),
+            "parent": os.environ.get("VESTIGE_RUN_ID") or None,
+            "rerun_of": self.options.rerun_of,
+        }
+        write_file(os.path.join(self.live, "run.json"), dumps(self.info))
+        self.before = Scanner(self.root, self.ignore).scan()
 
-    # -- during -------------------------------------------------------------------------
-
-    def _child_env(self, repo: Any, live: Any) -> dict[str, str]:
+    def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         old = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = str(SHIM_DIR) + (os.pathsep + old if old else "")
-        env["VESTIGE_RUN_ID"] = live.id
-        env["VESTIGE_LIVE"] = str(live.path)
-        env["VESTIGE_ROOT"] = str(repo.store.root)
-        env["VESTIGE_STORE"] = str(repo.store.path)
-        env["VESTIGE_SHIM"] = str(SHIM_DIR)
+        env["PYTHONPATH"] = SHIM_DIR + (os.pathsep + old if old else "")
+        env["VESTIGE_RUN_ID"] = self.run_id
+        env["VESTIGE_LIVE"] = self.live
+        env["VESTIGE_ROOT"] = self.root
+        env["VESTIGE_STORE"] = self.store
+        env["VESTIGE_SHIM"] = SHIM_DIR
         return env
+
+    # -- while it runs ------------------------------------------------------------------
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.received = signum
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
+        if self.child is None:
             return
-        if signum == signal.SIGINT and _terminal_sent_to_group():
+        if signum == SIGINT and _terminal_sent_to_group():
             return  # Ctrl-C: the terminal already signalled the command's process group
-        with contextlib.suppress(OSError):
-            proc.send_signal(signum)
-
-    def _run(self, argv: list[str], repo: Any, redactor: Any, live: Any, before: Any,
-             cache: Any, seq: int) -> int:  # fmt: skip
-        from vestige.seal import SealInput, Sealer
-
-        background = _Capture(repo, redactor, live, before, cache)
-        outs = [_pty_for(1), _pty_for(2)]
-        pipes: list[tuple[int, int]] = []
-        for pair in outs:
-            pipes.append(pair if pair is not None else os.pipe())
-        handlers = {}
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH):
-            with contextlib.suppress(ValueError, OSError):
-                handlers[sig] = signal.signal(
-                    sig, self._on_winch if sig == signal.SIGWINCH else self._on_signal
-                )
-        self._ptys = [p for p in outs if p is not None]
-        usage_before = _children_usage()
         try:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=self.cwd,
-                env=self._child_env(repo, live),
-                stdout=pipes[0][1],
-                stderr=pipes[1][1],
-                close_fds=True,
-            )
+            os.kill(self.child, signum)
+        except OSError:
+            pass
+
+    def _on_winch(self, _signum: int, _frame: Any) -> None:
+        try:
+            import fcntl
+            import termios
+
+            for fd, (_master, slave) in zip((1, 2), self.ptys, strict=False):
+                size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+        except Exception:
+            pass
+
+    def _run(self, path: str, argv: list[str]) -> int:
+        outs = [_pty_for(1), _pty_for(2)]
+        self.ptys = [p for p in outs if p is not None]
+        pipes = [pair if pair is not None else os.pipe() for pair in outs]
+        handlers: dict[int, Any] = {}
+        for sig in (SIGINT, SIGTERM, SIGHUP):
+            handlers[sig] = _signal.signal(sig, self._on_signal)
+        if self.ptys:
+            handlers[28] = _signal.signal(28, self._on_winch)  # SIGWINCH
+        try:
+            self.child = _spawn(path, argv, self._child_env(), pipes[0][1], pipes[1][1])
         except OSError as e:
             for r, w in pipes:
                 os.close(r)
                 os.close(w)
-            self._restore(handlers)
-            live.remove()
-            repo.forget_running(live.id)
-            print(f"vestige: cannot start {argv[0]}: {e.strerror}", file=sys.stderr)
+            _restore(handlers)
+            _rmtree(self.live)
+            sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
             return 127
         for _r, w in pipes:
             os.close(w)
-        live.update_info(child_pid=self.proc.pid)
-        tees = [
-            _Tee(pipes[0][0], 1, live.path / "stdout"),
-            _Tee(pipes[1][0], 2, live.path / "stderr"),
-        ]
-        for tee in tees:
-            tee.start()
-        background.start()
-        code, usage = _wait(self.proc)
+        tee_done = [_thread.allocate_lock(), _thread.allocate_lock()]
+        for lock, (r, _w), dst, name in zip(
+            tee_done, pipes, (1, 2), ("stdout", "stderr"), strict=True
+        ):
+            lock.acquire()
+            _thread.start_new_thread(_tee, (r, dst, os.path.join(self.live, name), lock))
+        bg_done = _thread.allocate_lock()
+        bg_done.acquire()
+        _thread.start_new_thread(self._background, (argv, bg_done))
+
+        timing("command started")
+        _pid, status, usage = _wait4(self.child)
+        timing("command ended")
+        code = os.waitstatus_to_exitcode(status)
         ended = time.time()
         deadline = time.monotonic() + DRAIN_GRACE_S
-        for tee in tees:
-            tee.join(max(0.0, deadline - time.monotonic()))
-        for r, _w in pipes:
-            if not any(t.is_alive() for t in tees):
-                with contextlib.suppress(OSError):
-                    os.close(r)
-        status, exit_code, sig_name = _classify(code, self.received)
-        result = SealInput(
-            status=status,
-            exit_code=exit_code,
-            signal=sig_name,
-            ended=ended,
-            resources=_resources(usage, usage_before),
+        drained = all(
+            lock.acquire(timeout=max(0.0, deadline - time.monotonic())) for lock in tee_done
         )
+        if drained:
+            for r, _w in pipes:
+                _close(r)
+        status_name, exit_code, sig_name = _classify(code, self.received)
+        result = {
+            "status": status_name,
+            "exit_code": exit_code,
+            "signal": sig_name,
+            "ended": ended,
+            "resources": _resources(usage),
+        }
         try:
-            live.save_result(result.__dict__)
+            write_file(os.path.join(self.live, "result.json"), dumps(result))
         except OSError:
             pass
-        background.join()
-        result.warnings.extend(background.warnings)
-        result.env_hash = background.env_hash
-        try:
-            sealer = Sealer(repo.store, repo.index, cache, repo.config, redactor)
-            sealer.environ = os.environ
-            sealer.seal(live, result, background.code)
-        except Exception as e:  # the run happened; only its record failed
-            warn(
-                f"run #{seq} could not be sealed ({_describe(e)}); "
-                "the next vestige command will try again"
-            )
-        self._restore(handlers)
+        bg_done.acquire()
+        self._seal(result)
+        timing("sealed")
+        _restore(handlers)
         return code
 
-    def _on_winch(self, _signum: int, _frame: Any) -> None:
-        with contextlib.suppress(Exception):
-            import fcntl
-            import termios
+    def _background(self, argv: list[str], done: Any) -> None:
+        """Capture what can be captured while the command runs (off the start-up path)."""
+        try:
+            self._capture(argv)
+        except BaseException as e:
+            self.bg_error = e
+        finally:
+            done.release()
 
-            for fd, (_master, slave) in zip((1, 2), getattr(self, "_ptys", []), strict=False):
-                size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-                fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+    def _capture(self, argv: list[str]) -> None:
+        from vestige.capture.gitprobe import GitProbe
 
-    @staticmethod
-    def _restore(handlers: dict[int, Any]) -> None:
-        for sig, handler in handlers.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(sig, handler)
+        self.probe = GitProbe(self.root)  # git runs while the rest is imported
+        timing("git started")
+        from vestige.capture.redact import Redactor
+        from vestige.live import LiveRun
+        from vestige.records import Run
+        from vestige.repo import Repo
+        from vestige.store.local import read_secret_key
+        from vestige.store.statcache import StatCache
 
+        timing("imported")
+        redactor = Redactor(read_secret_key(self.store))
+        environ = redactor.redact_env(os.environ)  # first: it teaches the redactor the secrets
+        command = redactor.scrub_argv(argv)
+        params = redactor.scrub_value(self.options.params)
+        self.redactor = redactor
+        live = LiveRun(_path(self.live))
+        self.info.update(command=command, environ=environ, params_override=params)
+        live.update_info(**self.info)
+        live.save_before(self.before)
+        timing("redacted, live info saved")
+        repo = Repo.open_at(self.store, self.root)
+        timing("repo open")
+        self.repo = repo
+        run = Run(
+            id=self.run_id, seq=0, status="running", command=command,
+            cwd=self.info["cwd"], root=self.root, started=self.started, host=self.info["host"],
+            pid=self.child, parent=self.info["parent"], rerun_of=self.options.rerun_of,
+        )  # fmt: skip
+        seq = repo.index.begin_run(run)
+        timing("index row")
+        self.info.update(seq=seq, child_pid=self.child)
+        live.update_info(**self.info)
+        self.cache = StatCache(repo.index.conn)
+        self.cache.preload(self.root)
+        self._snapshot(repo, live)
+        timing("snapshot stored")
 
-class _Capture(threading.Thread):
-    """What is captured while the command runs: the code snapshot and the environment."""
-
-    def __init__(self, repo: Any, redactor: Any, live: Any, before: Any, cache: Any) -> None:
-        super().__init__(daemon=True)
-        self.repo, self.redactor, self.live = repo, redactor, live
-        self.before, self.cache = before, cache
-        self.code: dict[str, Any] | None = None
-        self.env_hash: str | None = None
-        self.warnings: list[str] = []
-
-    def run(self) -> None:
+    def _snapshot(self, repo: Repo, live: Any) -> None:
         from vestige.capture.code import snapshot
 
-        store, config = self.repo.store, self.repo.config
-        try:
-            self.live.save_before(self.before)
-        except OSError as e:
-            self.warnings.append(f"could not save the pre-run scan ({e.strerror})")
+        assert self.cache is not None
         try:
             snap = snapshot(
-                store.root, store.objects, self.cache, self.before, config.keep_code_max_size
-            )
+                _path(self.root), repo.store.objects, self.cache, self.before,
+                repo.config.keep_code_max_size, self.probe,
+            )  # fmt: skip
             self.code = snap.to_dict()
-            self.warnings.extend(snap.warnings)
-            self.live.save_code(self.code)
+            self.bg_warnings.extend(snap.warnings)
+            live.save_code(self.code)
         except Exception as e:
-            self.warnings.append(f"code snapshot failed ({_describe(e)})")
+            self.bg_warnings.append(f"code snapshot failed ({_describe(e)})")
+        import vestige.seal  # noqa: F401  (imported here, off the path after the command ends)
+
+    # -- after it ended -----------------------------------------------------------------
+
+    def _seal(self, result: dict[str, Any]) -> None:
+        if self.bg_error is not None or self.repo is None or self.redactor is None:
+            why = _describe(self.bg_error) if self.bg_error else "capture did not finish"
+            warn(f"this run was not sealed now ({why}); the next vestige command will seal it")
+            return
+        try:
+            from vestige.seal import Sealer, SealInput
+
+            seal_input = SealInput(
+                status=result["status"],
+                exit_code=result["exit_code"],
+                signal=result["signal"],
+                ended=result["ended"],
+                resources=result["resources"],
+                warnings=list(self.bg_warnings),
+            )
+            assert self.cache is not None
+            sealer = Sealer(self.repo.store, self.repo.index, self.cache, self.repo.config,
+                            self.redactor)  # fmt: skip
+            sealer.environ = os.environ
+            from vestige.live import LiveRun
+
+            sealer.seal(LiveRun(_path(self.live)), seal_input, self.code)
+        except Exception as e:  # the run happened; only its record failed
+            seq = self.info.get("seq", "?")
+            warn(f"run #{seq} could not be sealed ({_describe(e)}); the next vestige "
+                 "command will try again")  # fmt: skip
+
+
+def _path(p: str) -> Any:
+    from pathlib import Path
+
+    return Path(p)
+
+
+def _scan_ignore(store: str, root: str) -> tuple[str, ...]:
+    """`scan.ignore` from the config, reading config files only when they exist."""
+    if not os.path.exists(os.path.join(store, "config.toml")) and not os.path.exists(
+        os.path.join(root, "pyproject.toml")
+    ):
+        return ()
+    from vestige.config import load_config
+
+    return load_config(_path(store), _path(root)).scan_ignore
+
+
+def _wait4(pid: int) -> tuple[int, int, Any]:
+    """Wait for the child with wait4, to get its (and its waited-for children's) rusage."""
+    while True:
+        try:
+            return os.wait4(pid, 0)
+        except InterruptedError:
+            continue
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    for sig, handler in handlers.items():
+        try:
+            _signal.signal(sig, handler)
+        except (ValueError, OSError, TypeError):
+            pass
 
 
 def _terminal_sent_to_group() -> bool:
     """True when we are in the terminal's foreground group (Ctrl-C reached the child too)."""
     for fd in (0, 1, 2):
-        with contextlib.suppress(OSError):
+        try:
             if os.isatty(fd):
                 return os.tcgetpgrp(fd) == os.getpgrp()
+        except OSError:
+            continue
     return False
 
 
@@ -390,41 +498,24 @@ def _classify(code: int, received: int | None) -> tuple[str, int, str | None]:
     """(status, exit code as a shell reports it, signal name) for how the command ended."""
     if code < 0:
         sig = -code
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         status = "interrupted" if sig in INTERRUPT_SIGNALS or received else "failed"
-        return status, 128 + sig, name
+        return status, 128 + sig, _SIGNAL_NAMES.get(sig, f"signal {sig}")
     if received is not None and code != 0:
         return "interrupted", code, None
     return ("ok" if code == 0 else "failed"), code, None
 
 
-def _children_usage() -> Any:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN)
-
-
-def _resources(usage: Any, before: Any) -> dict[str, Any]:
-    if usage is None:
-        import resource
-
-        now = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_user, cpu_sys = now.ru_utime - before.ru_utime, now.ru_stime - before.ru_stime
-        rss = now.ru_maxrss
-    else:
-        cpu_user, cpu_sys, rss = usage.ru_utime, usage.ru_stime, usage.ru_maxrss
+def _resources(usage: Any) -> dict[str, Any]:
     return {
-        "cpu_user_s": round(cpu_user, 6),
-        "cpu_system_s": round(cpu_sys, 6),
-        "max_rss_bytes": int(rss) * 1024,  # Linux reports KiB
+        "cpu_user_s": round(usage.ru_utime, 6),
+        "cpu_system_s": round(usage.ru_stime, 6),
+        "max_rss_bytes": int(usage.ru_maxrss) * 1024,  # Linux reports KiB
     }
 
 
-def _exit_like(code: int) -> int:
-    return code
-
-
-def _describe(e: BaseException) -> str:
+def _describe(e: BaseException | None) -> str:
+    if e is None:
+        return "unknown error"
     if isinstance(e, VestigeError):
         return e.message
     if isinstance(e, OSError) and e.strerror:
@@ -437,15 +528,13 @@ def die_like(code: int) -> int:
     """Exit as the command did: a command killed by signal N kills vestige with N too."""
     if code < 0:
         sig = -code
-        sys.stdout.flush()
-        sys.stderr.flush()
-        with contextlib.suppress(Exception):
-            signal.signal(sig, signal.SIG_DFL)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            _signal.signal(sig, _signal.SIG_DFL)
             os.kill(os.getpid(), sig)
             time.sleep(1)
+        except Exception:
+            pass
         return 128 + sig
     return code
-
-
-def format_command(argv: list[str]) -> str:
-    return shlex.join(argv)

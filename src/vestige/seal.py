@@ -13,10 +13,9 @@ import re
 import stat as stat_mod
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from vestige._record import Factory, Record
 from vestige._version import __version__
 from vestige.capture.events import RunEvents, read_events
 from vestige.capture.params import params_from_argv
@@ -30,6 +29,10 @@ from vestige.store.hashing import hash_file
 from vestige.store.local import Store
 from vestige.store.statcache import Stat, StatCache
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
+
 #: Files never kept (only hashed) whatever their size: they usually hold credentials.
 SECRET_FILE = re.compile(
     r"(^|/)(\.env(\..*)?|\.netrc|\.pgpass|\.npmrc|\.pypirc|credentials(\.json)?"
@@ -38,10 +41,14 @@ SECRET_FILE = re.compile(
 
 #: Outside the project, reads and writes under these are the machine's or tools' business
 #: (fonts, caches, configs), not the run's data: recorded neither as inputs nor outputs.
-SYSTEM_PREFIXES = ("/usr/", "/etc/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/var/cache/",
-                   "/var/lib/", "/run/", "/snap/", "/nix/store/")  # fmt: skip
-HOME_TOOL_DIRS = (".cache", ".config", ".local", ".ipython", ".jupyter", ".matplotlib",
-                  ".keras", ".conda", ".pyenv", ".nv", ".triton", ".npm", ".vscode-server")  # fmt: skip
+SYSTEM_PREFIXES = (
+    "/usr/", "/etc/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/var/cache/", "/var/lib/",
+    "/run/", "/snap/", "/nix/store/",
+)  # fmt: skip
+HOME_TOOL_DIRS = (
+    ".cache", ".config", ".local", ".ipython", ".jupyter", ".matplotlib", ".keras", ".conda",
+    ".pyenv", ".nv", ".triton", ".npm", ".vscode-server",
+)  # fmt: skip
 
 
 def is_environment_path(path: str) -> bool:
@@ -55,16 +62,17 @@ def is_environment_path(path: str) -> bool:
     return False
 
 
-@dataclass
-class SealInput:
+class SealInput(Record):
     """What the runner (or crash recovery) knows when the command has ended."""
+
+    _frozen = False
 
     status: str
     exit_code: int | None
     signal: str | None
     ended: float
-    resources: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    resources: dict[str, Any] = Factory(dict)
+    warnings: list[str] = Factory(list)
     env_hash: str | None = None
 
 
@@ -308,6 +316,7 @@ class Sealer:
 
     def _env(self, info: dict[str, Any], events: RunEvents) -> str | None:
         """The environment record, when the runner did not store it already."""
+
         from vestige.capture.env import capture_environment
 
         python = _python_of(events, int(info.get("runner_pid") or 0))

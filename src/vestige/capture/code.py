@@ -9,72 +9,39 @@ a stat per file and no new object.
 from __future__ import annotations
 
 import os
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from vestige._record import Factory, Record
+from vestige.capture.gitprobe import GitProbe
+from vestige.capture.scan import Stat, is_regular
 from vestige.store.objects import ObjectStore
-from vestige.store.statcache import Stat, StatCache
+from vestige.store.statcache import StatCache
 from vestige.store.tree import TreeEntry, write_tree
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass
-class Snapshot:
+
+class Snapshot(Record):
     """The result of snapshotting the code: a tree object and what git says."""
+
+    _frozen = False
 
     tree: str
     files: int
     size: int
     git: dict[str, Any] | None
-    warnings: list[str] = field(default_factory=list)
-    hashes: dict[str, str] = field(default_factory=dict)  # relpath -> hash, for the seal
+    warnings: list[str] = Factory(list)
+    hashes: dict[str, str] = Factory(dict)  # relpath -> hash, for the seal
 
     def to_dict(self) -> dict[str, Any]:
         return {"tree": self.tree, "files": self.files, "size": self.size, "git": self.git}
 
 
-def _git(root: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        ["git", "-C", str(root), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
-    )
-
-
 def git_listing(root: Path) -> tuple[list[str] | None, dict[str, Any] | None]:
-    """(files git would snapshot, git state) or (None, None) outside a git work tree.
-
-    Both git commands run at once; GIT_OPTIONAL_LOCKS=0 keeps `git status` from taking
-    the index lock, so a user's own git command at the same time never fails.
-    """
-    if not (root / ".git").exists():
-        return None, None
-    try:
-        ls = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-        status = _git(root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no")
-        ls_out, _ = ls.communicate(timeout=60)
-        st_out, _ = status.communicate(timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    if ls.returncode != 0:
-        return None, None
-    files = sorted({p for p in ls_out.decode("utf-8", "surrogateescape").split("\0") if p})
-    commit: str | None = None
-    branch: str | None = None
-    dirty = False
-    for record in st_out.decode("utf-8", "surrogateescape").split("\0"):
-        if record.startswith("# branch.oid "):
-            oid = record.split(" ", 2)[2]
-            commit = None if oid == "(initial)" else oid
-        elif record.startswith("# branch.head "):
-            head = record.split(" ", 2)[2]
-            branch = None if head == "(detached)" else head
-        elif record and record[0] in "12u":
-            dirty = True
-    return files, {"commit": commit, "branch": branch, "dirty": dirty}
+    """(files git would snapshot, git state) or (None, None) outside a git work tree."""
+    return GitProbe(str(root)).result()  # type: ignore[return-value]
 
 
 def snapshot(
@@ -83,6 +50,7 @@ def snapshot(
     cache: StatCache,
     before: dict[str, Stat],
     max_size: int,
+    probe: GitProbe | None = None,
 ) -> Snapshot:
     """Hash and keep the project's code files; return the snapshot.
 
@@ -90,46 +58,43 @@ def snapshot(
     differs now was changed by the run itself, and its pre-run bytes are only known if
     the stat cache had them.
     """
-    listing, git = git_listing(root)
+
+    listing, git = (probe or GitProbe(str(root))).result()
     paths = listing if listing is not None else sorted(before)
+    base = str(root).rstrip("/") + "/"
     entries: list[TreeEntry] = []
     warnings: list[str] = []
     hashes: dict[str, str] = {}
     total = 0
     for rel in paths:
-        full = root / rel
-        pre = before.get(rel)
-        try:
-            st = Stat.of(os.stat(full, follow_symlinks=False))
-        except OSError:
-            continue  # deleted from disk but still in git's index
-        if not _is_regular(st.mode):
-            continue
-        digest = cache.get(str(full), st)
-        if pre is not None and pre.key() != st.key():
-            digest = cache.get(str(full), pre)
-            if digest is None:
+        full = base + rel
+        st = before.get(rel)
+        digest = cache.get(full, st) if st is not None else None
+        if digest is None or (st.size <= max_size and not objects.exists(digest)):
+            # not seen before, or changed: hash it now (pathlib only on this slow path)
+            try:
+                now = Stat.of(os.stat(full, follow_symlinks=False))
+            except OSError:
+                continue  # deleted from disk but still in git's index
+            if not is_regular(now.mode):
+                continue
+            if st is not None and st.key() != now.key():
                 warnings.append(f"{rel} changed while the run started; snapshot has the new bytes")
-        kept = st.size <= max_size
-        try:
-            if kept:
-                digest, _ = objects.put_file(full, digest)
-            elif digest is None:
-                from vestige.store.hashing import hash_file
+            st = now
+            try:
+                if st.size <= max_size:
+                    digest, _ = objects.put_file(Path(full), None)
+                else:
+                    from vestige.store.hashing import hash_file
 
-                digest = hash_file(full, st.size)
-        except OSError as e:
-            warnings.append(f"{rel}: could not read ({e.strerror})")
-            continue
-        cache.put(str(full), st, digest)
+                    digest = hash_file(full, st.size)
+            except OSError as e:
+                warnings.append(f"{rel}: could not read ({e.strerror})")
+                continue
+            cache.put(full, st, digest)
+        kept = st.size <= max_size
         hashes[rel] = digest
         entries.append(TreeEntry(rel, st.mode & 0o777 | 0o100000, st.size, digest, kept))
         total += st.size
     tree = write_tree(objects, entries)
     return Snapshot(tree, len(entries), total, git, warnings, hashes)
-
-
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)

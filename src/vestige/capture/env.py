@@ -15,9 +15,12 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from vestige.capture.redact import Redactor
 
 #: Seconds nvidia-smi may take before the GPU list is given up (it hangs on broken drivers).

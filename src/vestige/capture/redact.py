@@ -1,8 +1,8 @@
 """Keeps secrets out of the store: env vars, argv, stdout/stderr and params are scrubbed.
 
-A secret becomes ``<redacted:XXXXXXXX>``, the first 8 hex of HMAC-SHA256 under a per-store
-key: the same secret always gives the same marker, so a diff shows that a secret changed
-without showing it, and nobody without the key can test guesses against a marker.
+A secret becomes ``<redacted:XXXXXXXX>``, the first 8 hex of a keyed BLAKE3 (a MAC)
+under a per-store key: the same secret always gives the same marker, so a diff shows that
+a secret changed without showing it, and nobody without the key can test guesses against a marker.
 
 Secrets are found three ways:
 
@@ -25,11 +25,10 @@ known secret is one ``in``/``replace`` (a combined alternation of them runs at ~
 
 from __future__ import annotations
 
-import hmac
 import re
 from functools import cache
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:  # for annotations only: nothing more to import at run time
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any, AnyStr
@@ -241,7 +240,12 @@ class Redactor:
     def __init__(self, key: bytes) -> None:
         if not key:
             raise ValueError("the redaction key must not be empty")
-        self._key = bytes(key)
+        key = bytes(key)
+        if len(key) != 32:  # BLAKE3's keyed mode takes exactly 32 bytes
+            from blake3 import blake3
+
+            key = blake3(key).digest()
+        self._key = key
         self.known_secrets: set[str] = set()
         self._marks: dict[bytes, str] = {}
         self._snapshot: frozenset[str] = frozenset()
@@ -251,7 +255,11 @@ class Redactor:
     # -- markers ---------------------------------------------------------------------------
 
     def marker(self, value: str) -> str:
-        """``<redacted:XXXXXXXX>``: 8 hex of HMAC-SHA256(key, value as UTF-8)."""
+        """``<redacted:XXXXXXXX>``: 8 hex of the keyed BLAKE3 of the value (UTF-8).
+
+        BLAKE3's keyed mode is a MAC with the same guarantee as HMAC-SHA256 here (no one
+        without the store's key can test a guess), and saves importing hmac/_hashlib
+        (~5 ms) on every run."""
         return self._mark_raw(_encode(value))
 
     def _mark_raw(self, data: bytes) -> str:
@@ -259,7 +267,9 @@ class Redactor:
         if mark is None:
             if len(self._marks) > 65536:  # a log full of distinct tokens: keep memory flat
                 self._marks.clear()
-            digest = hmac.digest(self._key, data, "sha256")
+            from blake3 import blake3
+
+            digest = blake3(data, key=self._key).digest()
             mark = self._marks[data] = f"<redacted:{digest[:4].hex()}>"
         return mark
 

@@ -2,48 +2,81 @@
 
 Only stats are taken here (cheap); hashing goes through the stat cache. Directories
 that are never the user's outputs are skipped: VCS and tool caches, and any virtual
-environment (a directory holding `pyvenv.cfg` or `conda-meta`).
+environment (a directory holding `pyvenv.cfg` or `conda-meta`). This module is on the
+`vestige run` start-up path: it imports only `os` (see vestige/fastpath.py).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import stat as stat_mod
-from collections.abc import Iterable
-from pathlib import Path
-
-from vestige.store.statcache import Stat
 
 IGNORED_DIRS = frozenset(
     {
         ".git", ".hg", ".svn", ".vestige", ".venv", "__pycache__", "node_modules",
         ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox",
-        ".ipynb_checkpoints", ".eggs", ".cache",
+        ".ipynb_checkpoints", ".eggs",
     }
 )  # fmt: skip
 IGNORED_FILES = frozenset({".DS_Store"})
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp")
+_S_IFMT = 0o170000
+_S_IFREG = 0o100000
+
+
+class Stat:
+    """The fields of os.stat that tell whether a file changed, plus its mode."""
+
+    __slots__ = ("ctime_ns", "dev", "inode", "mode", "mtime_ns", "size")
+
+    def __init__(
+        self, dev: int, inode: int, size: int, mtime_ns: int, ctime_ns: int, mode: int
+    ) -> None:
+        self.dev, self.inode, self.size = dev, inode, size
+        self.mtime_ns, self.ctime_ns, self.mode = mtime_ns, ctime_ns, mode
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stat:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+    def key(self) -> tuple[int, int, int, int, int]:
+        return (self.dev, self.inode, self.size, self.mtime_ns, self.ctime_ns)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stat) and self.key() == other.key() and self.mode == other.mode
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        return f"Stat(size={self.size}, mtime_ns={self.mtime_ns}, inode={self.inode})"
+
+
+def is_regular(mode: int) -> bool:
+    return mode & _S_IFMT == _S_IFREG
 
 
 class Scanner:
     """Walks a tree with the default ignores plus the user's `scan.ignore` globs."""
 
-    def __init__(self, root: Path, ignore: Iterable[str] = ()) -> None:
-        self.root = root
+    def __init__(self, root: str | os.PathLike[str], ignore: tuple[str, ...] = ()) -> None:
+        self.root = os.fspath(root)
         self.patterns = tuple(ignore)
 
     def ignored(self, rel: str, name: str) -> bool:
-        return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in self.patterns)
+        from fnmatch import fnmatch
+
+        return any(fnmatch(rel, p) or fnmatch(name, p) for p in self.patterns)
 
     def scan(self) -> dict[str, Stat]:
         """Every regular file under the root (POSIX relative path -> stat)."""
         out: dict[str, Stat] = {}
-        stack = [(str(self.root), "")]
+        stack = [(self.root, "")]
+        patterns = self.patterns
         while stack:
             path, rel = stack.pop()
             try:
-                entries = list(os.scandir(path))
+                with os.scandir(path) as it:
+                    entries = list(it)
             except OSError:
                 continue
             if rel and any(e.name in ("pyvenv.cfg", "conda-meta") for e in entries):
@@ -55,18 +88,18 @@ class Scanner:
                     if entry.is_dir(follow_symlinks=False):
                         if name in IGNORED_DIRS or name.endswith(".egg-info"):
                             continue
-                        if self.patterns and self.ignored(child, name):
+                        if patterns and self.ignored(child, name):
                             continue
                         stack.append((entry.path, child))
                         continue
                     if name in IGNORED_FILES or name.endswith(IGNORED_SUFFIXES):
                         continue
-                    if self.patterns and self.ignored(child, name):
+                    if patterns and self.ignored(child, name):
                         continue
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                if stat_mod.S_ISREG(st.st_mode):
+                if st.st_mode & _S_IFMT == _S_IFREG:
                     out[child] = Stat.of(st)
         return out
 

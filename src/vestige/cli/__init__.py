@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args and args[0] == "run":
-            from vestige.cli.cmd_run import fast_run
+            from vestige.cli._run import fast_run
 
             code = fast_run(args[1:])
             if code is not None:

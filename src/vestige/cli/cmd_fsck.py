@@ -17,6 +17,8 @@ def command() -> None:
     for p in problems:
         click.echo(f"{'error' if p.severity == 'must' else 'note'}: {p}", err=p.severity == "must")
     if must:
-        raise FsckFailed(f"{len(must)} problem{'s' if len(must) != 1 else ''} found in {repo.store.path}")
+        raise FsckFailed(
+            f"{len(must)} problem{'s' if len(must) != 1 else ''} found in {repo.store.path}"
+        )
     runs = sum(1 for _ in repo.store.refs)
     click.echo(f"ok: {runs} runs checked in {repo.store.path}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
+
 import click
 
 from vestige.cli._common import duration, open_repo, print_json, status_style, when
@@ -27,7 +31,9 @@ is null, and, or, not, parentheses. See docs/cli.md.
 def command(status: str | None, where: str | None, limit: int | None, as_json: bool) -> None:
     """List runs, newest first."""
     repo = open_repo()
-    runs = repo.runs(where=where, status=status, limit=limit if limit else (None if as_json else 50))
+    runs = repo.runs(
+        where=where, status=status, limit=limit if limit else (None if as_json else 50)
+    )
     if as_json:
         print_json(runs)
         return
@@ -37,24 +43,37 @@ def command(status: str | None, where: str | None, limit: int | None, as_json: b
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col, kw in (("#", {"justify": "right"}), ("id", {}), ("status", {}), ("started", {}),
-                    ("took", {"justify": "right"}), ("exit", {"justify": "right"}),
-                    ("command", {"overflow": "fold"}), ("params", {"overflow": "fold"})):  # fmt: skip
-        table.add_column(col, **kw)  # type: ignore[arg-type]
-    import os
-    import shlex
-
+    rows = []
     for r in runs:
-        params = " ".join(f"{k}={v}" for k, v in list(r["params"].items())[:6])
-        table.add_row(
-            str(r["seq"]),
-            r["id"][:10],
-            f"[{status_style(r['status'])}]{r['status']}[/]",
-            when(r["started"]),
-            duration(r["duration"]),
-            "" if r["exit_code"] is None else str(r["exit_code"]),
-            shlex.join([os.path.basename(r["command"][0]), *r["command"][1:]]),
-            params,
+        rows.append(
+            (
+                str(r["seq"]),
+                r["id"][:10],
+                r["status"],
+                when(r["started"]),
+                duration(r["duration"]),
+                "" if r["exit_code"] is None else str(r["exit_code"]),
+                shlex.join([os.path.basename(r["command"][0]), *r["command"][1:]]),
+                " ".join(f"{k}={v}" for k, v in r["params"].items()),
+            )
         )
-    Console(highlight=False, soft_wrap=False).print(table)
+
+    tty = sys.stdout.isatty()
+    names = ("#", "id", "status", "started", "took", "exit", "command", "params")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for n, name in enumerate(names):
+        wide = name in ("command", "params")
+        natural = max(len(name), *(len(row[n]) for row in rows))
+        table.add_column(
+            name,
+            justify="right" if name in ("#", "took", "exit") else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=None if wide else natural,
+            max_width=60 if wide and tty else None,
+        )
+    for row in rows:
+        table.add_row(*row[:2], f"[{status_style(row[2])}]{row[2]}[/]", *row[3:])
+    # On a terminal, fit its width (long commands are cut); in a pipe, print whole lines.
+    width = None if tty else 10_000
+    Console(highlight=False, width=width).print(table)

@@ -51,7 +51,8 @@ def command(run: str, as_json: bool) -> None:
     code = record.code or {}
     if code:
         git = code.get("git")
-        snap = f"{code.get('files', 0)} files, {size(code.get('size'))}, tree {str(code.get('tree'))[:12]}"
+        tree = str(code.get("tree"))[:12]
+        snap = f"{code.get('files', 0)} files, {size(code.get('size'))}, tree {tree}"
         add(f"  code      {snap}")
         if git:
             dirty = " (uncommitted changes included)" if git.get("dirty") else ""

@@ -12,10 +12,13 @@ import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from vestige.index.schema import drop_all, migrate
 from vestige.records import Run
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 BUSY_TIMEOUT_S = 30.0
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vestige._record import Record
 from vestige.records import MANIFEST_FORMAT
 from vestige.store.hashing import hash_file, is_hash
 
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 SEALED = ("ok", "failed", "interrupted")
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Record):
     """One broken invariant: its id from docs/format.md, severity, and what is wrong."""
 
     invariant: str
@@ -165,10 +164,16 @@ def _check_index(repo: Repo, refs: dict[str, str | None]) -> list[Problem]:
     for run_id, digest in refs.items():
         got = indexed.get(run_id)
         if got is None or got[0] != digest:
-            out.append(Problem("I1", "should", f"index is stale for run {run_id}; run `vestige reindex`"))
+            out.append(
+                Problem("I1", "should", f"index is stale for run {run_id}; run `vestige reindex`")
+            )
     for run_id, (digest, status) in indexed.items():
         if digest and run_id not in refs:
-            out.append(Problem("I1", "should", f"index lists run {run_id} with no ref; run `vestige reindex`"))
+            out.append(
+                Problem(
+                    "I1", "should", f"index lists run {run_id} with no ref; run `vestige reindex`"
+                )
+            )
         if not digest and status != "running":
             out.append(Problem("I1", "should", f"index row of run {run_id} has no manifest"))
     return out

@@ -7,10 +7,10 @@ timestamp tick as its hashing would otherwise look unchanged (git's "racy clean"
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from dataclasses import dataclass
+
+from vestige.capture.scan import Stat
 
 RACY_NS = 2_000_000_000  # 2 s: covers the coarsest common timestamp granularity (FAT, SMB)
 
@@ -24,25 +24,6 @@ CREATE TABLE IF NOT EXISTS statcache (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
-    """The fields of os.stat that tell whether a file changed."""
-
-    dev: int
-    inode: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    mode: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> Stat:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
-
-    def key(self) -> tuple[int, int, int, int, int]:
-        return (self.dev, self.inode, self.size, self.mtime_ns, self.ctime_ns)
-
-
 class StatCache:
     """Stat-cache lookups for a batch of paths, with updates written back in one go."""
 
@@ -50,6 +31,7 @@ class StatCache:
         self.conn = conn
         self._known: dict[str, tuple[tuple[int, int, int, int, int], str, int]] = {}
         self._new: dict[str, tuple[Stat, str, int]] = {}
+        self._preloaded: list[str] = []
 
     def preload(self, prefix: str) -> None:
         """Load every entry under a directory (one query instead of one per file)."""
@@ -66,6 +48,7 @@ class StatCache:
             return
         for path, dev, ino, size, mt, ct, digest, hashed in rows:
             self._known[path] = ((dev, ino, size, mt, ct), digest, hashed)
+        self._preloaded.append(lo)
 
     def get(self, path: str, stat: Stat) -> str | None:
         """The cached hash of `path` if its stat is unchanged and the entry is not racy."""
@@ -73,7 +56,7 @@ class StatCache:
         if hit is not None:
             return hit[1] if hit[0].key() == stat.key() else None
         known = self._known.get(path)
-        if known is None and self.conn is not None and path not in self._known:
+        if known is None and self.conn is not None and not path.startswith(tuple(self._preloaded)):
             try:
                 row = self.conn.execute(
                     "SELECT dev, inode, size, mtime_ns, ctime_ns, hash, hashed_ns"
@@ -94,7 +77,15 @@ class StatCache:
         return digest
 
     def put(self, path: str, stat: Stat, digest: str) -> None:
-        """Remember a hash just computed for `path` at `stat`."""
+        """Remember the hash of `path` at `stat` (a no-op when the cache already says so)."""
+        known = self._known.get(path)
+        if (
+            known is not None
+            and known[0] == stat.key()
+            and known[1] == digest
+            and known[2] - max(stat.mtime_ns, stat.ctime_ns) >= RACY_NS
+        ):
+            return
         self._new[path] = (stat, digest, time.time_ns())
 
     def flush(self) -> None:

@@ -9,14 +9,13 @@ give equal tree objects, so an unchanged project costs no new object.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
+from vestige._record import Record
 from vestige.errors import CorruptObject
 from vestige.store.objects import ObjectStore
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
+class TreeEntry(Record):
     """One file of a snapshot."""
 
     path: str

@@ -1,0 +1,75 @@
+"""Helpers for the `vestige run` start-up path, which imports only builtin modules.
+
+Measured on the 2-core CI machine: `import json` costs ~9 ms (it pulls in `re`),
+`pathlib` ~12 ms, `subprocess` ~16 ms, `threading` ~4.5 ms, against ~11 ms for the
+whole interpreter start. So the path from `vestige run` to the command's start uses
+`os`, `_json`, `_thread` and `_signal` only; the rest is imported in a background
+thread while the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+from _json import encode_basestring_ascii as _encode_str
+
+
+def dumps(obj: object) -> str:
+    """JSON for plain data (dict, list, str, int, float, bool, None), without `json`."""
+    if isinstance(obj, str):
+        return _encode_str(obj)
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if isinstance(obj, int):
+        return str(obj)
+    if isinstance(obj, float):
+        return repr(obj) if obj == obj and obj not in (float("inf"), float("-inf")) else "null"
+    if isinstance(obj, dict):
+        return "{" + ",".join(f"{_encode_str(str(k))}:{dumps(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, list | tuple):
+        return "[" + ",".join(dumps(v) for v in obj) + "]"
+    return _encode_str(str(obj))
+
+
+def write_file(path: str, text: str) -> None:
+    """Replace a small file atomically (temp + rename)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def which(program: str) -> str | None:
+    """The path `program` would run from, like shutil.which (without importing shutil)."""
+    if os.sep in program:
+        return program if os.path.isfile(program) and os.access(program, os.X_OK) else None
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(d or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def proc_start(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data.rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def hostname() -> str:
+    return os.uname().nodename
