@@ -26,7 +26,8 @@ step vestige show @last
 mkdir -p paper && cp out/fit_III.png paper/figure3.png
 git checkout -q analyze.py       # the edit that made the figure is gone from disk...
 step vestige which paper/figure3.png  # ...but the figure still says where it came from
-step vestige cat @last analyze.py | grep -n "tab:green"
+printf '\n\033[1m$ %s\033[0m\n' 'vestige cat @last analyze.py | grep -n tab:green'
+vestige cat @last analyze.py | grep -n "tab:green"   # the kept snapshot has the edit
 step vestige ls --where 'params.dataset = "III"'
 step vestige fsck
 echo

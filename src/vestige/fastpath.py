@@ -10,7 +10,18 @@ thread while the command runs.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from _json import encode_basestring_ascii as _encode_str
+
+_T0 = time.perf_counter()
+_TIMING = bool(os.environ.get("VESTIGE_TIMING"))
+
+
+def timing(label: str) -> None:
+    """With VESTIGE_TIMING=1, print how far into vestige's life a step happened."""
+    if _TIMING:
+        sys.stderr.write(f"vestige: {1000 * (time.perf_counter() - _T0):7.1f} ms  {label}\n")
 
 
 def dumps(obj: object) -> str:

@@ -190,9 +190,10 @@ class Repo:
         """The kept bytes of a file of a run, in chunks."""
         run = self.run(ref)
         _role, record, digest = self.find_file(run, path)
-        if not self.store.objects.exists(digest):
+        if (record is not None and not record.kept) or not self.store.objects.exists(digest):
             why = (record.note if record else None) or "it was over the size limit"
             raise NotKept(f"{path}: run #{run.seq} recorded its hash but kept no copy ({why})")
+        self.store.objects.verify(digest)  # before the first byte: never hand out bad bytes
         with self.store.objects.open(digest) as f:
             while chunk := f.read(1 << 20):
                 yield chunk
@@ -206,7 +207,7 @@ class Repo:
                 return live.read_bytes()
         if not info:
             return b""
-        return self.store.objects.read_bytes(info["hash"])
+        return self.store.objects.read_bytes(info["hash"], verify=True)
 
     def which(self, path: Path) -> tuple[str, list[Maker], list[Maker]]:
         """(hash, runs that wrote these bytes, runs that read them) for a file on disk."""

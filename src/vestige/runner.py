@@ -20,7 +20,7 @@ import sys
 import time
 
 from vestige.errors import PathMissing, VestigeError
-from vestige.fastpath import boot_id, dumps, hostname, proc_start, which, write_file
+from vestige.fastpath import boot_id, dumps, hostname, proc_start, timing, which, write_file
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms here
 if TYPE_CHECKING:
@@ -39,16 +39,6 @@ INTERRUPT_SIGNALS = frozenset({SIGINT, SIGTERM, SIGHUP, SIGQUIT})
 _SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS",
                  8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM",
                  15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ"}  # fmt: skip
-
-
-_T0 = time.perf_counter()
-_TIMING = bool(os.environ.get("VESTIGE_TIMING"))
-
-
-def timing(label: str) -> None:
-    """With VESTIGE_TIMING=1, print how far into vestige's life a step happened."""
-    if _TIMING:
-        sys.stderr.write(f"vestige: {1000 * (time.perf_counter() - _T0):7.1f} ms  {label}\n")
 
 
 def warn(message: str) -> None:

@@ -9,7 +9,6 @@ directory is removed. A crash between any two steps leaves a valid store.
 from __future__ import annotations
 
 import os
-import re
 import stat as stat_mod
 import time
 from collections.abc import Mapping
@@ -19,9 +18,10 @@ from vestige._record import Factory, Record
 from vestige._version import __version__
 from vestige.capture.events import RunEvents, read_events
 from vestige.capture.params import params_from_argv
-from vestige.capture.redact import Redactor
+from vestige.capture.redact import Redactor, is_secret_file
 from vestige.capture.scan import Scanner, changed
 from vestige.config import Config
+from vestige.fastpath import timing
 from vestige.index.db import Index
 from vestige.live import LiveRun
 from vestige.records import FileRecord, Run
@@ -32,12 +32,6 @@ from vestige.store.statcache import Stat, StatCache
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
     from typing import Any
-
-#: Files never kept (only hashed) whatever their size: they usually hold credentials.
-SECRET_FILE = re.compile(
-    r"(^|/)(\.env(\..*)?|\.netrc|\.pgpass|\.npmrc|\.pypirc|credentials(\.json)?"
-    r"|id_(rsa|dsa|ecdsa|ed25519)|.*\.(pem|key|p12|pfx|keystore))$"
-)
 
 #: Outside the project, reads and writes under these are the machine's or tools' business
 #: (fonts, caches, configs), not the run's data: recorded neither as inputs nor outputs.
@@ -118,19 +112,23 @@ class Sealer:
         events = read_events(live.path)
         warnings = list(result.warnings)
         after = Scanner(root, self.config.scan_ignore).scan()
+        timing("seal: events read, tree scanned")
         outputs = self._outputs(root, before, after, events, warnings)
         inputs = self._inputs(root, before, events, {o.path for o in outputs}, warnings)
         code = dict(code or {})
         code["modules"], code["imported"] = self._modules(root, events)
+        timing("seal: outputs, inputs, modules")
         params = self._params(info, events)
         stdout = self._stream(live.path / "stdout")
         stderr = self._stream(live.path / "stderr")
+        timing("seal: logs stored")
         env_hash = result.env_hash or self._env(info, events)
+        timing("seal: environment")
         run = Run(
             id=live.id,
             seq=int(info["seq"]),
             status=result.status,
-            command=self.redactor.scrub_argv(info["command"]),
+            command=list(info["command"]),  # scrubbed when the run started
             cwd=info.get("cwd", ""),
             root=str(root),
             started=float(info["started"]),
@@ -154,10 +152,13 @@ class Sealer:
             vestige_version=__version__,
         )
         digest = self.store.objects.put_json(run.to_dict())
+        timing("seal: manifest stored")
         self.store.refs.set(run.id, digest)
+        timing("seal: ref written")
         sealed = Run.from_dict(run.to_dict(), manifest=digest)
         if self.index is not None:
             self.index.record_run(sealed)
+        timing("seal: index rows")
         self.cache.flush()
         live.remove()
         return sealed
@@ -212,13 +213,14 @@ class Sealer:
     def _output(
         self, full: Path, name: str, st: Stat, confirmed: bool, warnings: list[str]
     ) -> FileRecord | None:
-        secret = bool(SECRET_FILE.search(name))
+        secret = bool(is_secret_file(name))
         limit = 0 if secret or not self.config.keep_outputs else None
         try:
             digest, kept = self._keep(full, st, limit)
         except OSError as e:
             warnings.append(f"output {name}: could not be read ({e.strerror})")
             return None
+        kept = kept and not secret
         note = "not kept: the name looks like a credentials file" if secret else None
         return FileRecord(name, digest, st.size, kept, st.mode & 0o777, confirmed, note)
 
@@ -247,7 +249,7 @@ class Sealer:
                 continue
             opened = st_open if st_open is not None else None
             same = opened is None or (opened[0], opened[1]) == (now.size, now.mtime_ns)
-            secret = bool(SECRET_FILE.search(name))
+            secret = bool(is_secret_file(name))
             limit = 0 if secret else self.config.keep_inputs_max_size
             note = "not kept: the name looks like a credentials file" if secret else None
             if same:
@@ -258,6 +260,7 @@ class Sealer:
                     continue
                 if not kept and not secret:
                     note = f"not kept: larger than keep.inputs_max_size ({limit} bytes)"
+                kept = kept and not secret
                 out.append(FileRecord(name, digest, now.size, kept, now.mode & 0o777, True, note))
                 continue
             pre = before.get(name) if in_tree else None

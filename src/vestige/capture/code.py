@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vestige._record import Factory, Record
 from vestige.capture.gitprobe import GitProbe
+from vestige.capture.redact import is_secret_file
 from vestige.capture.scan import Stat, is_regular
 from vestige.store.objects import ObjectStore
 from vestige.store.statcache import StatCache
@@ -70,7 +71,8 @@ def snapshot(
         full = base + rel
         st = before.get(rel)
         digest = cache.get(full, st) if st is not None else None
-        if digest is None or (st.size <= max_size and not objects.exists(digest)):
+        keep = st.size <= max_size and not is_secret_file(rel)
+        if digest is None or (keep and not objects.exists(digest)):
             # not seen before, or changed: hash it now (pathlib only on this slow path)
             try:
                 now = Stat.of(os.stat(full, follow_symlinks=False))
@@ -81,8 +83,9 @@ def snapshot(
             if st is not None and st.key() != now.key():
                 warnings.append(f"{rel} changed while the run started; snapshot has the new bytes")
             st = now
+            keep = st.size <= max_size and not is_secret_file(rel)
             try:
-                if st.size <= max_size:
+                if keep:
                     digest, _ = objects.put_file(Path(full), None)
                 else:
                     from vestige.store.hashing import hash_file
@@ -92,9 +95,8 @@ def snapshot(
                 warnings.append(f"{rel}: could not read ({e.strerror})")
                 continue
             cache.put(full, st, digest)
-        kept = st.size <= max_size
         hashes[rel] = digest
-        entries.append(TreeEntry(rel, st.mode & 0o777 | 0o100000, st.size, digest, kept))
+        entries.append(TreeEntry(rel, st.mode & 0o777 | 0o100000, st.size, digest, keep))
         total += st.size
     tree = write_tree(objects, entries)
     return Snapshot(tree, len(entries), total, git, warnings, hashes)

@@ -375,7 +375,7 @@ class Redactor:
         after_secret_option = False
         for item in argv:
             if after_secret_option and not item.startswith("-"):
-                out.append(self.marker(item))
+                out.append(item if MARKER_RE.fullmatch(item) else self.marker(item))
                 after_secret_option = False
                 continue
             after_secret_option = False
@@ -383,7 +383,8 @@ class Redactor:
                 name, eq, value = item.lstrip("-").partition("=")
                 if is_secret_name(name):
                     if eq:
-                        out.append(item[: len(item) - len(value)] + self.marker(value))
+                        mark = value if MARKER_RE.fullmatch(value) else self.marker(value)
+                        out.append(item[: len(item) - len(value)] + mark)
                         continue
                     after_secret_option = True
             out.append(self.scrub_text(item))
@@ -415,3 +416,16 @@ class Redactor:
             if secret in data:
                 data = data.replace(secret, mark(secret))
         return data
+
+
+#: Files never copied into the store (only hashed), whatever their size: they usually
+#: hold credentials. Matched on the path's last component(s).
+SECRET_FILE = re.compile(
+    r"(^|/)(\.env(\..*)?|\.netrc|\.pgpass|\.npmrc|\.pypirc|credentials(\.json)?"
+    r"|id_(rsa|dsa|ecdsa|ed25519)|[^/]*\.(pem|key|p12|pfx|keystore))$"
+)
+
+
+def is_secret_file(path: str) -> bool:
+    """True for a file whose name says it holds credentials (.env, id_rsa, *.pem...)."""
+    return SECRET_FILE.search(path) is not None

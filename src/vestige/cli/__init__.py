@@ -40,9 +40,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(e, click.exceptions.Exit):
             return e.exit_code
+        if isinstance(e, click.UsageError):
+            hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            print(f"error: {e.format_message()}{hint}", file=sys.stderr)
+            return 2
         if isinstance(e, click.ClickException):
-            e.show()
-            return 2 if isinstance(e, click.UsageError) else e.exit_code
+            print(f"error: {e.format_message()}", file=sys.stderr)
+            return e.exit_code
         if isinstance(e, click.exceptions.Abort):
             print("aborted", file=sys.stderr)
             return 1

@@ -8,7 +8,19 @@ from vestige.cli._common import open_repo
 from vestige.errors import FsckFailed
 
 
-@click.command("fsck", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(
+    "fsck",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="""\b
+Checks the invariants of docs/format.md: every object's bytes match its name, every
+ref names a valid manifest, every object a manifest or tree needs exists. Problems
+that `vestige reindex` repairs, or leftovers that are harmless, are printed as notes.
+Exit status: 0 when the store is sound, 1 when something is broken (each named).
+Examples:
+  vestige fsck
+  vestige fsck || echo "the store needs attention"
+""",
+)
 def command() -> None:
     """Re-hash every object and check every manifest, tree and ref."""
     repo = open_repo()

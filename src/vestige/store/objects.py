@@ -150,6 +150,17 @@ class ObjectStore:
             raise CorruptObject(f"object {digest[:12]} does not match its hash; run `vestige fsck`")
         return data
 
+    def verify(self, digest: str) -> None:
+        """Raise CorruptObject unless the object's bytes hash to its name."""
+        try:
+            actual = hash_file(self.path(digest))
+        except FileNotFoundError:
+            raise CorruptObject(
+                f"object {digest[:12]} is missing from the store; run `vestige fsck`"
+            ) from None
+        if actual != digest:
+            raise CorruptObject(f"object {digest[:12]} does not match its hash; run `vestige fsck`")
+
     def read_json(self, digest: str) -> Any:
         """A JSON record, checked against its hash (records are small)."""
         try:
