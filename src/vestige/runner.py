@@ -386,7 +386,7 @@ class Launch:
         try:
             snap = snapshot(
                 _path(self.root), repo.store.objects, self.cache, self.before,
-                repo.config.keep_code_max_size, self.probe,
+                repo.config.keep_code_max_size, self.probe, self.started,
             )  # fmt: skip
             self.code = snap.to_dict()
             self.bg_warnings.extend(snap.warnings)

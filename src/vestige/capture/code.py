@@ -52,6 +52,7 @@ def snapshot(
     before: dict[str, Stat],
     max_size: int,
     probe: GitProbe | None = None,
+    started: float | None = None,
 ) -> Snapshot:
     """Hash and keep the project's code files; return the snapshot.
 
@@ -80,6 +81,8 @@ def snapshot(
                 continue  # deleted from disk but still in git's index
             if not is_regular(now.mode):
                 continue
+            if st is None and started is not None and now.ctime_ns >= int(started * 1e9):
+                continue  # made by the run itself after it started: an output, not code
             if st is not None and st.key() != now.key():
                 warnings.append(f"{rel} changed while the run started; snapshot has the new bytes")
             st = now

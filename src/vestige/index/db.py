@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -26,7 +28,17 @@ BUSY_TIMEOUT_S = 30.0
 def connect(path: Path, timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
     """Open the index with WAL and a busy timeout; autocommit unless `with conn:`."""
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # Switching to WAL needs a moment alone with the file and SQLite does not wait for it
+    # (it answers "locked" at once, ignoring the busy timeout): retry until the timeout.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=OFF")
     return conn
@@ -61,8 +73,21 @@ class Index:
     def open(cls, path: Path, timeout: float = BUSY_TIMEOUT_S) -> tuple[Index, bool]:
         """Open (creating or migrating) the index; returns (index, needs_rebuild)."""
         fresh = not path.exists()
-        conn = connect(path, timeout)
-        if not migrate(conn):
+        try:
+            conn = connect(path, timeout)
+            ok = migrate(conn)
+        except sqlite3.DatabaseError as e:
+            if getattr(e, "sqlite_errorcode", None) not in (11, 26):  # CORRUPT, NOTADB
+                raise
+            # Not a database (any more): the index is a cache, so set it aside and rebuild.
+            for suffix in ("", "-wal", "-shm"):
+                damaged = path.with_name(path.name + suffix)
+                if damaged.exists():
+                    os.replace(damaged, path.with_name(f"{path.name}{suffix}.damaged"))
+            conn = connect(path, timeout)
+            ok = migrate(conn)
+            fresh = True
+        if not ok:
             drop_all(conn)
             migrate(conn)
             fresh = True

@@ -80,21 +80,38 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def current_version(conn: sqlite3.Connection) -> int:
     """The schema version recorded in the index (0 for an empty database)."""
-    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return 0
+        raise
     return int(row[0]) if row else 0
 
 
 def migrate(conn: sqlite3.Connection) -> bool:
-    """Bring the schema up to date; return False if the index is newer than this code."""
-    conn.execute(STATCACHE_DDL)
+    """Bring the schema up to date; return False if the index is newer than this code.
+
+    The version is read again and every migration applied inside one BEGIN IMMEDIATE
+    transaction, so processes opening a new index at the same moment do not both create
+    its tables (the connection is in autocommit mode: `with conn` alone would not lock).
+    """
     version = current_version(conn)
+    if version == SCHEMA_VERSION:
+        return True  # the common case: a read, no write lock
     if version > SCHEMA_VERSION:
         return False
-    for number, (_name, ddl) in enumerate(MIGRATIONS, start=1):
-        if number <= version:
-            continue
-        with conn:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = current_version(conn)
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute(STATCACHE_DDL)
+        if version > SCHEMA_VERSION:
+            conn.execute("ROLLBACK")
+            return False
+        for number, (_name, ddl) in enumerate(MIGRATIONS, start=1):
+            if number <= version:
+                continue
             for statement in ddl.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -102,12 +119,18 @@ def migrate(conn: sqlite3.Connection) -> bool:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(number),),
             )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     return True
 
 
 def drop_all(conn: sqlite3.Connection) -> None:
     """Drop every derived table (not the stat cache, which stays valid)."""
     with conn:
+        conn.execute("BEGIN IMMEDIATE")
         for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'statcache'"
         ).fetchall():
