@@ -214,7 +214,7 @@ class Launch:
         self.store, self.root, created = open_store(self.cwd, create_missing=True)
         if created:
             sys.stderr.write(f"vestige: created a store at {self.store}\n")
-        self.ignore = _scan_ignore(self.store, self.root)
+        self.ignore, self.inputs_max = _start_config(self.store, self.root)
         self.run_id = new_run_id()
         self.started = time.time()
         self.live = os.path.join(self.store, "live", self.run_id)
@@ -243,6 +243,7 @@ class Launch:
         env["VESTIGE_ROOT"] = self.root
         env["VESTIGE_STORE"] = self.store
         env["VESTIGE_SHIM"] = SHIM_DIR
+        env["VESTIGE_PRECOPY_MAX"] = str(self.inputs_max)
         return env
 
     # -- while it runs ------------------------------------------------------------------
@@ -432,15 +433,17 @@ def _path(p: str) -> Any:
     return Path(p)
 
 
-def _scan_ignore(store: str, root: str) -> tuple[str, ...]:
-    """`scan.ignore` from the config, reading config files only when they exist."""
+def _start_config(store: str, root: str) -> tuple[tuple[str, ...], int]:
+    """(`scan.ignore`, `keep.inputs_max_size`): what the start needs of the config, reading
+    config files only when they exist (tomllib and the config module cost ~5 ms)."""
     if not os.path.exists(os.path.join(store, "config.toml")) and not os.path.exists(
         os.path.join(root, "pyproject.toml")
     ):
-        return ()
+        return (), 64 * 1024 * 1024
     from vestige.config import load_config
 
-    return load_config(_path(store), _path(root)).scan_ignore
+    config = load_config(_path(store), _path(root))
+    return config.scan_ignore, config.keep_inputs_max_size
 
 
 def _wait4(pid: int) -> tuple[int, int, Any]:

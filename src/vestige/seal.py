@@ -107,6 +107,7 @@ class Sealer:
 
     def seal(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
         info = live.info
+        self.live_path = live.path
         root = Path(info["root"])
         before = live.load_before()
         events = read_events(live.path)
@@ -263,24 +264,45 @@ class Sealer:
                 kept = kept and not secret
                 out.append(FileRecord(name, digest, now.size, kept, now.mode & 0o777, True, note))
                 continue
-            pre = before.get(name) if in_tree else None
-            digest = self.cache.get(str(full), pre) if pre is not None else None
-            kept = digest is not None and self.store.objects.exists(digest)
-            size = pre.size if pre is not None else int(opened[0]) if opened else 0
-            out.append(
-                FileRecord(
-                    name,
-                    digest,
-                    size,
-                    kept,
-                    None,
-                    True,
-                    "changed during the run; hash is of the bytes before the run"
-                    if digest
-                    else "changed during the run before it could be hashed",
-                )
-            )
+            out.append(self._changed_input(full, name, before, events, opened, limit, secret))
         return out
+
+    def _changed_input(
+        self,
+        full: Path,
+        name: str,
+        before: dict[str, Stat],
+        events: RunEvents,
+        opened: tuple[int, ...] | None,
+        limit: int,
+        secret: bool,
+    ) -> FileRecord:
+        """An input the run changed after reading it: its bytes as they were read, from the
+        shim's copy made just before the rewrite, else from the stat cache's hash."""
+        copy = events.pre.get(str(full))
+        if copy is not None and (opened is None or copy[0] is None or copy[0][:2] == opened[:2]):
+            copy_path = self.live_path / "pre" / copy[1]
+            try:
+                size = copy_path.stat().st_size
+                if size <= limit and not secret:
+                    digest, _ = self.store.objects.put_file(copy_path)
+                    kept = True
+                else:
+                    digest, kept = hash_file(copy_path, size), False
+                note = "changed by the run; recorded as it was when read"
+                return FileRecord(name, digest, size, kept, None, True, note)
+            except OSError:
+                pass
+        pre = before.get(name)
+        digest = self.cache.get(str(full), pre) if pre is not None else None
+        kept = digest is not None and not secret and self.store.objects.exists(digest)
+        size = pre.size if pre is not None else int(opened[0]) if opened else 0
+        note = (
+            "changed by the run; hash is of the bytes before the run"
+            if digest
+            else "changed by the run before it could be hashed"
+        )
+        return FileRecord(name, digest, size, kept, None, True, note)
 
     def _modules(self, root: Path, events: RunEvents) -> tuple[list[dict[str, Any]], list[str]]:
         """Project modules imported from outside the tree (kept), and those inside (listed)."""

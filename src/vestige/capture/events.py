@@ -52,6 +52,9 @@ class RunEvents(Record):
     modules: set[str] = Factory(set)
     #: rename events (pid, src, dst), journal order.
     renames: list[Event] = Factory(list)
+    #: path -> (stat, copy file name under live/pre/) of the first copy the shim made of a
+    #: file just before a process that had read it opened it for writing.
+    pre: dict[str, tuple[Stat | None, str]] = Factory(dict)
 
     def root_process(self, runner_pid: int) -> Event | None:
         """The hello of the process the runner started (its ppid is the runner), else the
@@ -159,6 +162,10 @@ def _apply(run: RunEvents, lines: list[Event]) -> None:
             if isinstance(src, str) and isinstance(dst, str):
                 run.writes.add(dst)
                 run.renames.append(_strip(event))
+        elif kind == "pre":
+            path, copy = event.get("path"), event.get("copy")
+            if isinstance(path, str) and isinstance(copy, str) and path not in run.pre:
+                run.pre[path] = (_stat(event.get("st")), copy)
         elif kind == "remove":
             path = event.get("path")
             if isinstance(path, str):

@@ -105,6 +105,13 @@ _STATE = {
     "argv": None,
 }
 _LAST_POPEN = [None]
+# A file this process read, then opens for writing, is copied first (up to this size) so
+# the run's input is kept as it was read; see _precopy.
+try:
+    _PRECOPY_MAX = int(_env.get("VESTIGE_PRECOPY_MAX") or 64 * 1024 * 1024)
+except ValueError:
+    _PRECOPY_MAX = 64 * 1024 * 1024
+_PRE = [0]
 _enc_slow = None
 _SEP = os.sep
 _getpid = os.getpid
@@ -343,6 +350,8 @@ def _on_open(args):
         return
     if write:
         _SEEN.add(key)
+        if (p, False) in _SEEN:
+            _precopy(p)
         _emit('{"e":"open","pid":%d,"path":%s,"mode":"w","st":null}' % (_STATE["pid"], _js(p)))
         return
     if (p.endswith(".py") or p.endswith(".pyw")) and _caller_is_importer():
@@ -358,6 +367,42 @@ def _on_open(args):
             return
         sts = "[%d,%d,%d,%d]" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
     _emit('{"e":"open","pid":%d,"path":%s,"mode":"r","st":%s}' % (_STATE["pid"], _js(p), sts))
+
+
+def _precopy(p):
+    """`p` was read by this process and is about to be opened for writing (the audit hook
+    runs before the open truncates it): copy its bytes to $VESTIGE_LIVE/pre/ so the run's
+    input is kept as it was read. Costs nothing unless a run rewrites what it read."""
+    try:
+        st = _stat(p)
+        if (st.st_mode & 0o170000) != 0o100000 or st.st_size > _PRECOPY_MAX:
+            return
+        d = _LIVE + _SEP + "pre"
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass
+        _PRE[0] += 1
+        name = "%d-%d" % (_STATE["pid"], _PRE[0])
+        src = os.open(p, os.O_RDONLY)
+        try:
+            dst = os.open(d + _SEP + name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                while True:
+                    chunk = os.read(src, 1 << 20)
+                    if not chunk:
+                        break
+                    while chunk:
+                        chunk = chunk[_write(dst, chunk):]
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+        sts = "[%d,%d,%d,%d]" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        _emit('{"e":"pre","pid":%d,"path":%s,"st":%s,"copy":%s}'
+              % (_STATE["pid"], _js(p), sts, _js(name)))
+    except Exception:
+        pass
 
 
 def _on_rename(args):

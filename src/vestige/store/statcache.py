@@ -53,8 +53,8 @@ class StatCache:
     def get(self, path: str, stat: Stat) -> str | None:
         """The cached hash of `path` if its stat is unchanged and the entry is not racy."""
         hit = self._new.get(path)
-        if hit is not None:
-            return hit[1] if hit[0].key() == stat.key() else None
+        if hit is not None and hit[0].key() == stat.key():
+            return hit[1]
         known = self._known.get(path)
         if known is None and self.conn is not None and not path.startswith(tuple(self._preloaded)):
             try:
