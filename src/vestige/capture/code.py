@@ -72,7 +72,7 @@ def snapshot(
         full = base + rel
         st = before.get(rel)
         digest = cache.get(full, st) if st is not None else None
-        keep = st.size <= max_size and not is_secret_file(rel)
+        keep = st is not None and st.size <= max_size and not is_secret_file(rel)
         if digest is None or (keep and not objects.exists(digest)):
             # not seen before, or changed: hash it now (pathlib only on this slow path)
             try:
