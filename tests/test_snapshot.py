@@ -45,7 +45,7 @@ def test_untracked_file_missing_from_the_scan_but_older_than_the_run_is_code(
 ) -> None:
     (project / "notes.py").write_text("x = 1\n")
     before: dict = {}  # e.g. a scan.ignore pattern left it out of the scan
-    _repo, paths, _snap_ = _snap(project, before, time.time() + 60)
+    paths = _snap(project, before, time.time() + 60)[1]
     assert "notes.py" in paths
 
 
