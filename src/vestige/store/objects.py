@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vestige.errors import CorruptObject
 from vestige.store.hashing import hash_bytes, hash_file, is_hash, object_relpath
+from vestige.store.layout import fsync_dir
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -29,15 +30,6 @@ _FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, xfs, ove
 def canonical_json(obj: Any) -> bytes:
     """The one byte encoding of a JSON record: sorted keys, no spaces, UTF-8."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_into(src: BinaryIO, dst: BinaryIO) -> None:
