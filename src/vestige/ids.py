@@ -17,15 +17,3 @@ def new_run_id(now_ms: int | None = None) -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
-
-
-def ulid_time(run_id: str) -> float:
-    """The creation time (epoch seconds) encoded in a ULID."""
-    value = 0
-    for c in run_id[:10]:
-        value = value * 32 + _ALPHABET.index(c)
-    return value / 1000.0
-
-
-def looks_like_ulid(text: str) -> bool:
-    return 1 <= len(text) <= 26 and all(c in _ALPHABET for c in text.upper())

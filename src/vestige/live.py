@@ -45,18 +45,6 @@ class LiveRun:
         self.path = path
         self.id = path.name
 
-    def create(self, info: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True)
-        (self.path / "events").mkdir()
-        info = {
-            **info,
-            "host": hostname(),
-            "runner_pid": os.getpid(),
-            "runner_start": _proc_start(os.getpid()),
-            "boot_id": _boot_id(),
-        }
-        write_json(self.path / "run.json", info)
-
     @property
     def info(self) -> dict[str, Any]:
         return read_json(self.path / "run.json") or {}

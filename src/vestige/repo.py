@@ -99,11 +99,6 @@ class Repo:
 
         return recover_orphans(self)
 
-    def forget_running(self, run_id: str) -> None:
-        """Drop the index row of a run that never started (the command could not launch)."""
-        with contextlib.suppress(sqlite3.Error), self.index.conn:
-            self.index.conn.execute("DELETE FROM runs WHERE id = ? AND manifest IS NULL", (run_id,))
-
     # -- runs -----------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -365,7 +364,3 @@ def _python_of(events: RunEvents, runner_pid: int) -> dict[str, Any] | None:
         "base_prefix": hello.get("base_prefix"),
         "path": hello.get("path") or [],
     }
-
-
-def now() -> float:
-    return time.time()

@@ -40,11 +40,6 @@ class Snapshot(Record):
         return {"tree": self.tree, "files": self.files, "size": self.size, "git": self.git}
 
 
-def git_listing(root: Path) -> tuple[list[str] | None, dict[str, Any] | None]:
-    """(files git would snapshot, git state) or (None, None) outside a git work tree."""
-    return GitProbe(str(root)).result()  # type: ignore[return-value]
-
-
 def snapshot(
     root: Path,
     objects: ObjectStore,

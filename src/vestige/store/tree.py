@@ -8,7 +8,7 @@ give equal tree objects, so an unchanged project costs no new object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from vestige._record import Record
 from vestige.errors import CorruptObject
@@ -45,8 +45,3 @@ def read_tree(objects: ObjectStore, digest: str) -> list[TreeEntry]:
     if not isinstance(record, dict) or record.get("type") != "tree":
         raise CorruptObject(f"object {digest[:12]} is not a tree")
     return [TreeEntry.from_list(item) for item in record["entries"]]
-
-
-def iter_tree(objects: ObjectStore, digest: str) -> Iterator[TreeEntry]:
-    """Same as read_tree, as an iterator."""
-    yield from read_tree(objects, digest)
