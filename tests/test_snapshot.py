@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from conftest import git
 
+from vestige.capture import gitprobe
 from vestige.capture.code import snapshot
-from vestige.capture.gitprobe import GitProbe
+from vestige.capture.gitprobe import RACY_NS, GitProbe
 from vestige.capture.scan import Scanner
 from vestige.repo import Repo
 from vestige.store.statcache import StatCache
@@ -66,3 +68,54 @@ def test_large_file_is_hashed_not_kept_and_not_rehashed_each_time(project: Path)
     entry = next(e for e in read_tree(repo.store.objects, snap.tree) if e.path == "weights.bin")
     assert entry.kept is False
     assert not repo.store.objects.exists(entry.hash)
+
+
+# -- git's answers, cached while nothing they depend on changed ------------------------
+
+
+def _probe(project: Path, store: Path) -> GitProbe:
+    return GitProbe(str(project), Scanner(project).scan(), str(store))
+
+
+def _later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend the files are old enough to be trusted (ctime cannot be set back)."""
+    real = time.time_ns
+    monkeypatch.setattr(gitprobe.time, "time_ns", lambda: real() + 10 * RACY_NS)
+
+
+def test_git_answers_are_reused_only_while_nothing_changed(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    (project / "a.py").write_text("a = 1\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "a")
+    first = _probe(project, store).result()
+    assert not (store / "cache" / "git.json").exists()  # files too fresh: racy, not saved
+    _later(monkeypatch)
+    assert _probe(project, store).result() == first
+    reused = _probe(project, store)
+    assert reused.procs == [] and reused.result() == first  # no git process started
+
+    (project / "a.py").write_text("a = 2\n")  # an uncommitted edit
+    dirty = _probe(project, store)
+    assert dirty.procs != []
+    files, state = dirty.result()
+    assert state["dirty"] is True
+
+    (project / "b.py").write_text("b = 1\n")  # a new untracked file
+    files, _state = _probe(project, store).result()
+    assert "b.py" in files
+
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "b")  # index and ref change: git is asked again
+    _files, state = _probe(project, store).result()
+    assert state["dirty"] is False
+    assert state["commit"] == git(project, "rev-parse", "HEAD").strip()
+
+
+def test_without_a_store_or_scan_git_is_always_asked(project: Path) -> None:
+    probe = GitProbe(str(project))
+    assert probe.procs != []
+    files, state = probe.result()
+    assert "README.md" in files and state["branch"] == "main"

@@ -343,7 +343,7 @@ class Launch:
     def _capture(self, argv: list[str]) -> None:
         from vestige.capture.gitprobe import GitProbe
 
-        self.probe = GitProbe(self.root)  # git runs while the rest is imported
+        self.probe = GitProbe(self.root, self.before, self.store)  # runs while we import
         timing("git started")
         from vestige.capture.redact import Redactor
         from vestige.live import LiveRun

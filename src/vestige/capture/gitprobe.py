@@ -4,12 +4,25 @@ The two git commands run while vestige imports the rest of itself (they take ~8 
 each on the CI machine), so they cost no wall time. Spawned with `os.posix_spawnp`:
 this module imports only `os`. GIT_OPTIONAL_LOCKS=0 keeps `git status` from taking
 the index lock, so a git command of the user's at the same moment never fails.
+
+When nothing git looks at has changed since the last run (every file of the tree scan,
+git's index, HEAD and the ref it names), git's answers cannot have changed either: they
+are reused from `.vestige/cache/git.json` and no git process starts. Like the stat
+cache, an answer is saved only when everything it depends on is older than RACY_NS, so
+a file rewritten within one timestamp tick is never mistaken for unchanged.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from vestige.capture.scan import Stat
+
+RACY_NS = 2_000_000_000
+CACHE = ("cache", "git.json")
 LS_FILES = ("ls-files", "-z", "--cached", "--others", "--exclude-standard")
 STATUS = ("status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no")
 
@@ -17,11 +30,22 @@ STATUS = ("status", "--porcelain=v2", "--branch", "-z", "--untracked-files=no")
 class GitProbe:
     """Two git processes writing into pipes; `result()` collects them."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(
+        self, root: str, before: dict[str, Stat] | None = None, store: str | None = None
+    ) -> None:
         self.root = root
         self.procs: list[tuple[int, int]] = []
+        self.cached: tuple[list[str], dict[str, object]] | None = None
+        self.key: str | None = None
+        self.newest_ns = 0
+        self.cache_path = os.path.join(store, *CACHE) if store else None
         if not os.path.exists(os.path.join(root, ".git")):
             return
+        if before is not None and self.cache_path is not None:
+            self.key = self._key(before)
+            self.cached = self._load()
+            if self.cached is not None:
+                return
         env = dict(os.environ)
         env["GIT_OPTIONAL_LOCKS"] = "0"
         env["LC_ALL"] = "C"
@@ -63,8 +87,72 @@ class GitProbe:
         _pid, status = os.waitpid(pid, 0)
         return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
 
+    def _key(self, before: dict[str, Stat]) -> str | None:
+        """A digest of everything git's answers depend on (None: cannot tell, ask git)."""
+        git = os.path.join(self.root, ".git")
+        if not os.path.isdir(git):
+            return None  # a worktree or submodule: .git is a file pointing elsewhere
+        parts: list[str] = []
+        newest = 0
+        try:
+            with open(os.path.join(git, "HEAD"), "rb") as f:
+                head = f.read().decode("utf-8", "replace").strip()
+            parts.append(head)
+            watched = ["index", "packed-refs", "info/exclude"]
+            if head.startswith("ref: "):
+                watched.append(head[5:])
+            for name in watched:
+                try:
+                    st = os.stat(os.path.join(git, name))
+                except FileNotFoundError:
+                    parts.append(f"{name}:-")
+                    continue
+                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}")
+                newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+        except OSError:
+            return None
+        for path in sorted(before):
+            st = before[path]
+            parts.append(f"{path}\0{st.size}:{st.mtime_ns}:{st.ctime_ns}:{st.inode}")
+            newest = max(newest, st.mtime_ns, st.ctime_ns)
+        self.newest_ns = newest
+        from blake3 import blake3
+
+        return blake3("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+    def _load(self) -> tuple[list[str], dict[str, object]] | None:
+        import json
+
+        try:
+            with open(self.cache_path or "", "rb") as f:
+                data = json.loads(f.read())
+            if data.get("key") == self.key:
+                return list(data["files"]), dict(data["git"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return None
+
+    def _save(self, files: list[str], state: dict[str, object]) -> None:
+        """Remember git's answers, unless something they depend on changed too recently."""
+        if self.key is None or self.cache_path is None:
+            return
+        if time.time_ns() - self.newest_ns < RACY_NS:
+            return
+        import json
+
+        try:
+            os.makedirs(os.path.dirname(self.cache_path), exist_ok=True)
+            tmp = f"{self.cache_path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump({"key": self.key, "files": files, "git": state}, f)
+            os.replace(tmp, self.cache_path)
+        except OSError:
+            pass
+
     def result(self) -> tuple[list[str] | None, dict[str, object] | None]:
         """(files git would snapshot, git state), or (None, None) outside a git work tree."""
+        if self.cached is not None:
+            return self.cached
         if len(self.procs) != 2:
             for pid, fd in self.procs:
                 self._collect(pid, fd)
@@ -74,7 +162,9 @@ class GitProbe:
         if ls_out is None:
             return None, None
         files = sorted({p for p in ls_out.decode("utf-8", "surrogateescape").split("\0") if p})
-        return files, parse_status(st_out.decode("utf-8", "surrogateescape"))
+        state = parse_status(st_out.decode("utf-8", "surrogateescape"))
+        self._save(files, state)
+        return files, state
 
 
 def parse_status(text: str) -> dict[str, object]:
