@@ -67,6 +67,7 @@ class StatCache:
                 row = None
             if row is not None:
                 known = (tuple(row[:5]), row[5], row[6])  # type: ignore[assignment]
+                self._known[path] = known  # type: ignore[assignment]  # so put() can skip it
         if known is None:
             return None
         key, digest, hashed_ns = known
