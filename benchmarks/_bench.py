@@ -24,8 +24,8 @@ PEERS = HERE / ".peers"
 PYTHON = sys.executable
 BIN = str(Path(PYTHON).parent)
 NOISE_NOTE = (
-    "Measured on a shared machine while other work ran: numbers are medians and still "
-    "noisy; the lead will re-run them on a quiet machine."
+    "Numbers are medians; compare them only with runs on the same machine, and run "
+    "nothing else meanwhile (a virtual disk can vary 2x between runs)."
 )
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "bench",
