@@ -21,17 +21,23 @@ GIT_ENV = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No vestige variables leak in from the developer's shell; git works without config."""
+def clean_environment(mp: pytest.MonkeyPatch, base: Path) -> None:
+    """No vestige variables leak in from the developer's shell; git works without config;
+    HOME is a fresh folder under `base`. Also for module-scoped fixtures."""
     for name in list(os.environ):
         if name.startswith(("VESTIGE_", "GIT_")) or name in ("PYTHONPATH", "VIRTUAL_ENV"):
-            monkeypatch.delenv(name, raising=False)
+            mp.delenv(name, raising=False)
     for name, value in GIT_ENV.items():
-        monkeypatch.setenv(name, value)
-    home = tmp_path / "home"
+        mp.setenv(name, value)
+    home = base / "home"
     home.mkdir(exist_ok=True)
-    monkeypatch.setenv("HOME", str(home))
+    mp.setenv("HOME", str(home))
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test starts from a clean environment (vestige captures it)."""
+    clean_environment(monkeypatch, tmp_path)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from conftest import GIT_ENV, git, vestige
+from conftest import clean_environment, git, vestige
 
 import vestige as vestige_pkg
 from vestige.cli._app import COMMANDS
@@ -102,13 +101,7 @@ def module_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The clean environment of conftest's autouse fixture, for module-scoped fixtures."""
     base = tmp_path_factory.mktemp("module")
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("VESTIGE_", "GIT_")) or name in ("PYTHONPATH", "VIRTUAL_ENV"):
-                mp.delenv(name, raising=False)
-        for name, value in GIT_ENV.items():
-            mp.setenv(name, value)
-        (base / "home").mkdir()
-        mp.setenv("HOME", str(base / "home"))
+        clean_environment(mp, base)
         yield base
 
 

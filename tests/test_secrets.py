@@ -5,7 +5,6 @@ every file under .vestige is searched for them. Credentials files are hashed, no
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import string
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from conftest import GIT_ENV, git, vestige
+from conftest import clean_environment, git, vestige
 
 MARKER = re.compile(rb"<redacted:[0-9a-f]{8}>")
 _rng = random.Random(20251126)  # fixed: a failure reproduces with the same values
@@ -147,13 +146,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """Two runs with the same secrets, a third with two of them changed."""
     base = tmp_path_factory.mktemp("secrets")
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("VESTIGE_", "GIT_")) or name in ("PYTHONPATH", "VIRTUAL_ENV"):
-                mp.delenv(name, raising=False)
-        for name, value in GIT_ENV.items():
-            mp.setenv(name, value)
-        (base / "home").mkdir()
-        mp.setenv("HOME", str(base / "home"))
+        clean_environment(mp, base)
         root = base / "proj"
         root.mkdir()
         git(root, "init", "-q", "-b", "main")

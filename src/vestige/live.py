@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vestige.capture.scan import Stat
 from vestige.fastpath import boot_id as _boot_id
-from vestige.fastpath import hostname
+from vestige.fastpath import hostname, write_file
 from vestige.fastpath import proc_start as _proc_start
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write a small JSON file atomically (temp + rename; fsync is not needed for these)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    write_file(str(path), json.dumps(obj))
 
 
 def read_json(path: Path) -> Any | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Mapping
 
 from vestige.live import LiveRun
 from vestige.records import Run
@@ -58,19 +57,6 @@ def _finish_index(repo: Repo, live: LiveRun, digest: str) -> None:
         live.remove()
 
 
-class _AlreadyRedacted:
-    """Stands in for the redactor where values were redacted when the run started."""
-
-    def __init__(self, real: object) -> None:
-        self.real = real
-
-    def redact_env(self, environ: Mapping[str, str]) -> dict[str, str]:
-        return dict(environ)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.real, name)
-
-
 def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
     from vestige.capture.redact import Redactor
     from vestige.seal import Sealer, SealInput
@@ -90,13 +76,8 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
         live.update_info(seq=repo.index.begin_run(start))
     result = live.result
     if result:
-        seal_input = SealInput(
-            status=str(result.get("status", "interrupted")),
-            exit_code=result.get("exit_code"),  # type: ignore[arg-type]
-            signal=result.get("signal"),  # type: ignore[arg-type]
-            ended=float(result.get("ended") or time.time()),  # type: ignore[arg-type]
-            resources=result.get("resources") or {},  # type: ignore[arg-type]
-            warnings=["sealed after vestige stopped before finishing the record"],
+        seal_input = SealInput.from_result(
+            result, ["sealed after vestige stopped before finishing the record"]
         )
     else:
         seal_input = SealInput(
@@ -107,7 +88,6 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
             warnings=["vestige was stopped while the command ran; captured until then"],
         )
     sealer = Sealer(repo.store, repo.index, StatCache(repo.index.conn), repo.config, redactor)
-    sealer.env_redactor = _AlreadyRedacted(redactor)  # type: ignore[attr-defined]
     sealer.seal(live, seal_input, live.code)
 
 

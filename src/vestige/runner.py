@@ -191,7 +191,6 @@ class Launch:
         self.redactor: Redactor | None = None
         self.cache: StatCache | None = None
         self.code: dict[str, Any] | None = None
-        self.env_hash: str | None = None
         self.bg_warnings: list[str] = []
         self.bg_error: BaseException | None = None
 
@@ -387,7 +386,7 @@ class Launch:
         try:
             snap = snapshot(
                 _path(self.root), repo.store.objects, self.cache, self.before,
-                repo.config.keep_code_max_size, self.probe, self.started,
+                repo.config.keep_code_max_size, self.probe, self.started, self.ignore,
             )  # fmt: skip
             self.code = snap.to_dict()
             self.bg_warnings.extend(snap.warnings)
@@ -406,18 +405,10 @@ class Launch:
         try:
             from vestige.seal import Sealer, SealInput
 
-            seal_input = SealInput(
-                status=result["status"],
-                exit_code=result["exit_code"],
-                signal=result["signal"],
-                ended=result["ended"],
-                resources=result["resources"],
-                warnings=list(self.bg_warnings),
-            )
+            seal_input = SealInput.from_result(result, list(self.bg_warnings))
             assert self.cache is not None
             sealer = Sealer(self.repo.store, self.repo.index, self.cache, self.repo.config,
-                            self.redactor)  # fmt: skip
-            sealer.environ = os.environ
+                            self.redactor, os.environ)  # fmt: skip
             from vestige.live import LiveRun
 
             sealer.seal(LiveRun(_path(self.live)), seal_input, self.code)

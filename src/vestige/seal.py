@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -66,7 +67,18 @@ class SealInput(Record):
     ended: float
     resources: dict[str, Any] = Factory(dict)
     warnings: list[str] = Factory(list)
-    env_hash: str | None = None
+
+    @classmethod
+    def from_result(cls, result: dict[str, Any], warnings: list[str]) -> SealInput:
+        """From the live directory's result.json (as the runner writes it)."""
+        return cls(
+            status=str(result.get("status") or "interrupted"),
+            exit_code=result.get("exit_code"),
+            signal=result.get("signal"),
+            ended=float(result.get("ended") or time.time()),
+            resources=result.get("resources") or {},
+            warnings=warnings,
+        )
 
 
 def collapse_cr(data: bytes) -> bytes:
@@ -95,14 +107,17 @@ class Sealer:
         cache: StatCache,
         config: Config,
         redactor: Redactor,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """`environ` is the run's environment as it started (the runner passes its own);
+        None takes the copy in run.json, redacted when the run started (recovery):
+        redaction leaves its own markers alone, so redacting it again changes nothing."""
         self.store = store
         self.index = index
         self.cache = cache
         self.config = config
         self.redactor = redactor
-        self.env_redactor: Any = redactor  # recovery passes values redacted at start
-        self.environ: Mapping[str, str] | None = None  # the runner passes os.environ
+        self.environ = environ
 
     def seal(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
         info = live.info
@@ -122,7 +137,7 @@ class Sealer:
         stdout = self._stream(live.path / "stdout")
         stderr = self._stream(live.path / "stderr")
         timing("seal: logs stored")
-        env_hash = result.env_hash or self._env(info, events)
+        env_hash = self._env(info, events)
         timing("seal: environment")
         run = Run(
             id=live.id,
@@ -339,16 +354,12 @@ class Sealer:
         return {"hash": digest, "size": len(clean), "lines": clean.count(b"\n")}
 
     def _env(self, info: dict[str, Any], events: RunEvents) -> str | None:
-        """The environment record, when the runner did not store it already."""
-
+        """Store the environment record of the run; return its hash."""
         from vestige.capture.env import capture_environment
 
         python = _python_of(events, int(info.get("runner_pid") or 0))
-        if self.environ is not None:
-            environ, redactor = self.environ, self.redactor
-        else:
-            environ, redactor = info.get("environ") or {}, self.env_redactor
-        env = capture_environment(python, environ, redactor, gpu=self.config.capture_gpu)
+        environ = self.environ if self.environ is not None else info.get("environ") or {}
+        env = capture_environment(python, environ, self.redactor, gpu=self.config.capture_gpu)
         return self.store.objects.put_json(env)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from vestige._record import Factory, Record
 from vestige.capture.gitprobe import GitProbe
 from vestige.capture.redact import is_secret_file
-from vestige.capture.scan import Stat, is_regular
+from vestige.capture.scan import Stat, is_ignored, is_regular
 from vestige.store.objects import ObjectStore
 from vestige.store.statcache import StatCache
 from vestige.store.tree import TreeEntry, write_tree
@@ -48,6 +48,7 @@ def snapshot(
     max_size: int,
     probe: GitProbe | None = None,
     started: float | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Snapshot:
     """Hash and keep the project's code files; return the snapshot.
 
@@ -57,7 +58,10 @@ def snapshot(
     """
 
     listing, git = (probe or GitProbe(str(root))).result()
-    paths = listing if listing is not None else sorted(before)
+    if listing is not None:  # git's view, less what scan.ignore leaves out
+        paths = [p for p in listing if not is_ignored(p, ignore)] if ignore else listing
+    else:
+        paths = sorted(before)
     base = str(root).rstrip("/") + "/"
     entries: list[TreeEntry] = []
     warnings: list[str] = []

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import time
 
+from vestige.fastpath import write_file
+
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
     from vestige.capture.scan import Stat
@@ -142,10 +144,8 @@ class GitProbe:
 
         try:
             os.makedirs(os.path.dirname(self.cache_path), exist_ok=True)
-            tmp = f"{self.cache_path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                json.dump({"key": self.key, "files": files, "git": state}, f)
-            os.replace(tmp, self.cache_path)
+            record = {"key": self.key, "files": files, "git": state}
+            write_file(self.cache_path, json.dumps(record))
         except OSError:
             pass
 

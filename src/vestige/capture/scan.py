@@ -55,6 +55,21 @@ def is_regular(mode: int) -> bool:
     return mode & _S_IFMT == _S_IFREG
 
 
+def is_ignored(rel: str, patterns: tuple[str, ...]) -> bool:
+    """True if a `scan.ignore` glob matches the path, a folder it is in, or one of their
+    names (what the scan would have skipped on its way down to it)."""
+    if not patterns:
+        return False
+    from fnmatch import fnmatch
+
+    parts = rel.split("/")
+    for i, name in enumerate(parts):
+        prefix = "/".join(parts[: i + 1])
+        if any(fnmatch(prefix, p) or fnmatch(name, p) for p in patterns):
+            return True
+    return False
+
+
 class Scanner:
     """Walks a tree with the default ignores plus the user's `scan.ignore` globs."""
 
@@ -63,6 +78,7 @@ class Scanner:
         self.patterns = tuple(ignore)
 
     def ignored(self, rel: str, name: str) -> bool:
+        """Whether to skip `rel` (its parent folders were already checked on the way)."""
         from fnmatch import fnmatch
 
         return any(fnmatch(rel, p) or fnmatch(name, p) for p in self.patterns)
