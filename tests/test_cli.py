@@ -42,6 +42,8 @@ LS_KEYS = {
     "exit_code",
     "git_commit",
     "params",
+    "metrics",
+    "tags",
     "manifest",
     "parent",
 }
@@ -73,6 +75,10 @@ MANIFEST_KEYS = {
     "warnings",
     "parent",
     "rerun_of",
+    "artefacts",
+    "metrics",
+    "tags",
+    "notes",
     "vestige_version",
 }
 #: `show --json` is the manifest plus its own hash and the environment record.

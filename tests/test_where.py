@@ -330,7 +330,7 @@ ERRORS: list[tuple[str, int, str]] = [
     ("seq 1", 4, "expected an operator"),
     ("seq", 3, "found end of input"),
     ("seq = null", 6, "use 'is null'"),
-    ("seq = foo", 6, "expected a value after '=', found 'foo'"),
+    ("seq = foo", 6, "'seq' compares with numbers, found 'foo'"),
     ("seq =", 5, "expected a value after '=', found end of input"),
     ("exit_code ~ '1*'", 10, "'~' applies to text fields, not 'exit_code'"),
     ("metrics.loss ~ '1*'", 13, "'~' applies to text fields"),

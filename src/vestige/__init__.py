@@ -1,9 +1,59 @@
 """vestige: keep every artefact research code makes, tied to what made it.
 
-`import vestige` runs inside users' scripts, so this module imports nothing heavy;
-tests/test_imports.py pins the modules it may load.
+The in-code API (nothing requires it; `vestige run` captures unmodified code):
+
+    vestige.param(lr=0.1)               vestige.params(vars(args))
+    vestige.log(step=i, loss=x)         vestige.keep(fig, "loss-curve")
+    vestige.tag("baseline")             vestige.note("LR too high?")
+    vestige.start() / vestige.finish()  with vestige.run(): ...
+
+`import vestige` runs inside users' scripts, so it loads nothing but this module: the API
+functions are resolved on first use (PEP 562), and `log` then is the hot function itself,
+with no wrapper in between. tests/test_imports.py pins what `import vestige` loads.
 """
 
 from vestige._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "finish",
+    "flush",
+    "keep",
+    "log",
+    "note",
+    "param",
+    "params",
+    "run",
+    "run_id",
+    "start",
+    "tag",
+]
+
+_API = {
+    "log": "vestige._log",
+    "finish": "vestige.api",
+    "flush": "vestige.api",
+    "keep": "vestige.api",
+    "note": "vestige.api",
+    "param": "vestige.api",
+    "params": "vestige.api",
+    "run": "vestige.api",
+    "run_id": "vestige.api",
+    "start": "vestige.api",
+    "tag": "vestige.api",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vestige' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

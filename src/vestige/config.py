@@ -42,6 +42,7 @@ class Config(Record):
     keep_outputs: bool = True
     scan_ignore: tuple[str, ...] = ()
     capture_gpu: bool = True
+    capture_figures: bool = True
     index_timeout: float = 30.0
     extra: dict[str, Any] = Factory(dict)
 
@@ -52,6 +53,7 @@ _KEYS = {
     "keep.outputs": "keep_outputs",
     "scan.ignore": "scan_ignore",
     "capture.gpu": "capture_gpu",
+    "capture.figures": "capture_figures",
     "index.timeout": "index_timeout",
 }
 

@@ -34,6 +34,7 @@ class FileRecord(Record):
     mode: int | None = None
     confirmed: bool = True
     note: str | None = None
+    figure: str | None = None  # for a savefig target: which figure it was
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -48,6 +49,8 @@ class FileRecord(Record):
             d["confirmed"] = False
         if self.note:
             d["note"] = self.note
+        if self.figure:
+            d["figure"] = self.figure
         return d
 
     @classmethod
@@ -60,6 +63,7 @@ class FileRecord(Record):
             mode=d.get("mode"),
             confirmed=bool(d.get("confirmed", True)),
             note=d.get("note"),
+            figure=d.get("figure"),
         )
 
 
@@ -90,6 +94,12 @@ class Run(Record):
     warnings: tuple[str, ...] = ()
     parent: str | None = None
     rerun_of: str | None = None
+    #: named artefacts (`vestige.keep`, figures kept at exit): name, kind, files, t, pid
+    artefacts: tuple[dict[str, Any], ...] = ()
+    #: the sealed metrics object and a summary per key (count, last, min, max...)
+    metrics: dict[str, Any] | None = None
+    tags: tuple[str, ...] = ()
+    notes: tuple[dict[str, Any], ...] = ()  # {"t": time, "text": ...}
     vestige_version: str = ""
     manifest: str | None = None  # the hash of the sealed manifest (not part of it)
 
@@ -127,6 +137,10 @@ class Run(Record):
             "warnings": list(self.warnings),
             "parent": self.parent,
             "rerun_of": self.rerun_of,
+            "artefacts": list(self.artefacts),
+            "metrics": self.metrics,
+            "tags": list(self.tags),
+            "notes": list(self.notes),
             "vestige_version": self.vestige_version,
         }
 
@@ -157,6 +171,10 @@ class Run(Record):
             warnings=tuple(d.get("warnings", [])),
             parent=d.get("parent"),
             rerun_of=d.get("rerun_of"),
+            artefacts=tuple(d.get("artefacts") or ()),
+            metrics=d.get("metrics"),
+            tags=tuple(d.get("tags") or ()),
+            notes=tuple(d.get("notes") or ()),
             vestige_version=d.get("vestige_version", ""),
             manifest=manifest,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from vestige._record import Record
@@ -30,6 +30,8 @@ from vestige.store.local import Store
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
     from typing import Any
+
+    from vestige.metrics import Series
 
 
 class Maker(Record):
@@ -135,11 +137,15 @@ class Repo:
         run_id = self.resolve(ref)
         digest = self.store.refs.get(run_id)
         if digest is not None:
-            return Run.from_dict(self.store.objects.read_json(digest), manifest=digest)
-        row = self.index.run_row(run_id)
-        if row is None:
-            raise RunNotFound(f"run {run_id} is gone from the index; run `vestige reindex`")
-        return _run_from_row(row)
+            run = Run.from_dict(self.store.objects.read_json(digest), manifest=digest)
+        else:
+            row = self.index.run_row(run_id)
+            if row is None:
+                raise RunNotFound(f"run {run_id} is gone from the index; run `vestige reindex`")
+            run = _run_from_row(row)
+        from vestige.annotations import Annotations
+
+        return Annotations(self.store).apply(run)
 
     def runs(
         self, where: str | None = None, status: str | None = None, limit: int | None = None
@@ -151,8 +157,45 @@ class Repo:
 
             compiled = compile_where(where)
         rows = self.index.list_runs(compiled, status=status, limit=limit)
-        params = self.index.params_of([r["id"] for r in rows])
-        return [summary(row, params.get(row["id"], {})) for row in rows]
+        ids = [r["id"] for r in rows]
+        params = self.index.params_of(ids)
+        tags = self.index.tags_of(ids)
+        metrics = self.index.metrics_of(ids)
+        return [
+            summary(
+                row, params.get(row["id"], {}), tags.get(row["id"], []), metrics.get(row["id"], {})
+            )
+            for row in rows
+        ]
+
+    # -- metrics, tags, notes -------------------------------------------------------------
+
+    def metrics(self, run: Run) -> dict[str, Series]:
+        """Every metric series of a run: from its sealed object, or its live journals."""
+        from vestige import metrics
+
+        if run.status == "running":
+            return metrics.read_journals(self.store.live_dir(run.id))
+        record = run.metrics or {}
+        digest = record.get("object")
+        if not digest:
+            return {}
+        self.store.objects.verify(digest)
+        with self.store.objects.open(digest) as f:
+            return metrics.MetricsObject(f).all()
+
+    def annotate(
+        self, ref: str, add: Sequence[str] = (), remove: Sequence[str] = (),
+        note: str | None = None,
+    ) -> Run:  # fmt: skip
+        """Add/remove tags or add a note to a run (sealed or running); the run as it is now."""
+        from vestige.annotations import Annotations
+
+        run_id = self.resolve(ref)
+        Annotations(self.store).update(run_id, add=add, remove=remove, note=note)
+        run = self.run(run_id)
+        self.index.set_tags(run_id, run.tags)
+        return run
 
     # -- files ----------------------------------------------------------------------------
 
@@ -165,6 +208,9 @@ class Repo:
                     if f.hash is None:
                         raise NotKept(f"{path}: run #{run.seq} saw it but could not hash it")
                     return role, f, f.hash
+        found = _artefact_file(run, path)
+        if found is not None:
+            return "artefact", found, found.hash or ""
         tree = (run.code or {}).get("tree")
         if tree:
             from vestige.store.tree import read_tree
@@ -185,9 +231,12 @@ class Repo:
         """The kept bytes of a file of a run, in chunks."""
         run = self.run(ref)
         _role, record, digest = self.find_file(run, path)
-        if (record is not None and not record.kept) or not self.store.objects.exists(digest):
-            why = (record.note if record else None) or "it was over the size limit"
+        if record is not None and not record.kept:
+            why = record.note or "it was over the size limit"
             raise NotKept(f"{path}: run #{run.seq} recorded its hash but kept no copy ({why})")
+        if not self.store.objects.exists(digest):
+            raise NotKept(f"{path}: the object {digest[:12]} of run #{run.seq} is missing from "
+                          "the store; run `vestige fsck`")  # fmt: skip
         self.store.objects.verify(digest)  # before the first byte: never hand out bad bytes
         with self.store.objects.open(digest) as f:
             while chunk := f.read(1 << 20):
@@ -237,6 +286,31 @@ class Repo:
         return fsck(self)
 
 
+def _artefact_file(run: Run, path: str) -> FileRecord | None:
+    """A kept artefact's file by its file name (`loss-curve.png`), or by the artefact's
+    name when that names one file; the latest artefact of that name wins."""
+    want = path.strip("/")
+    for a in reversed(run.artefacts):
+        files = a.get("files") or []
+        for f in files:
+            if f.get("path") == want:
+                return _artefact_record(run, f)
+        if a.get("name") == want and files:
+            if len(files) > 1:
+                names = ", ".join(str(f.get("path")) for f in files)
+                raise FileNotInRun(f"artefact {want!r} of run #{run.seq} has several files: "
+                                   f"{names}; name one")  # fmt: skip
+            return _artefact_record(run, files[0])
+    return None
+
+
+def _artefact_record(run: Run, f: dict[str, Any]) -> FileRecord:
+    if f.get("hash") is None:
+        raise NotKept(f"{f.get('path')}: run #{run.seq} kept no copy ({f.get('note') or '?'})")
+    kept = bool(f.get("kept", True))
+    return FileRecord(str(f["path"]), f["hash"], int(f.get("size") or 0), kept, note=f.get("note"))
+
+
 def _maker(row: sqlite3.Row) -> Maker:
     keys = row.keys()
     return Maker(
@@ -273,9 +347,16 @@ def _path_forms(path: str, root: Path, cwd: Path) -> set[str]:
     return forms
 
 
-def summary(row: sqlite3.Row, params: dict[str, Any]) -> dict[str, Any]:
+def summary(
+    row: sqlite3.Row,
+    params: dict[str, Any],
+    tags: list[str] | None = None,
+    metrics: dict[str, float | None] | None = None,
+) -> dict[str, Any]:
     """The stable `ls --json` record of a run (docs/cli.md)."""
     import json
+
+    from vestige.metrics import to_json_number
 
     return {
         "id": row["id"],
@@ -289,6 +370,8 @@ def summary(row: sqlite3.Row, params: dict[str, Any]) -> dict[str, Any]:
         "exit_code": row["exit_code"],
         "git_commit": row["git_commit"],
         "params": params,
+        "metrics": {k: to_json_number(v) for k, v in (metrics or {}).items()},
+        "tags": tags or [],
         "manifest": row["manifest"],
         "parent": row["parent"],
     }

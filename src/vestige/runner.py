@@ -213,7 +213,7 @@ class Launch:
         self.store, self.root, created = open_store(self.cwd, create_missing=True)
         if created:
             sys.stderr.write(f"vestige: created a store at {self.store}\n")
-        self.ignore, self.inputs_max = _start_config(self.store, self.root)
+        self.ignore, self.inputs_max, self.figures = _start_config(self.store, self.root)
         self.run_id = new_run_id()
         self.started = time.time()
         self.live = os.path.join(self.store, "live", self.run_id)
@@ -243,6 +243,8 @@ class Launch:
         env["VESTIGE_STORE"] = self.store
         env["VESTIGE_SHIM"] = SHIM_DIR
         env["VESTIGE_PRECOPY_MAX"] = str(self.inputs_max)
+        off = not self.figures or os.environ.get("VESTIGE_FIGURES") == "0"
+        env["VESTIGE_FIGURES"] = "0" if off else "1"
         return env
 
     # -- while it runs ------------------------------------------------------------------
@@ -424,17 +426,18 @@ def _path(p: str) -> Any:
     return Path(p)
 
 
-def _start_config(store: str, root: str) -> tuple[tuple[str, ...], int]:
-    """(`scan.ignore`, `keep.inputs_max_size`): what the start needs of the config, reading
-    config files only when they exist (tomllib and the config module cost ~5 ms)."""
+def _start_config(store: str, root: str) -> tuple[tuple[str, ...], int, bool]:
+    """(`scan.ignore`, `keep.inputs_max_size`, `capture.figures`): what the start needs of
+    the config, reading config files only when they exist (tomllib and the config module
+    cost ~5 ms)."""
     if not os.path.exists(os.path.join(store, "config.toml")) and not os.path.exists(
         os.path.join(root, "pyproject.toml")
     ):
-        return (), 64 * 1024 * 1024
+        return (), 64 * 1024 * 1024, True
     from vestige.config import load_config
 
     config = load_config(_path(store), _path(root))
-    return config.scan_ignore, config.keep_inputs_max_size
+    return config.scan_ignore, config.keep_inputs_max_size, config.capture_figures
 
 
 def _wait4(pid: int) -> tuple[int, int, Any]:

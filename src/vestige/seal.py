@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vestige._record import Factory, Record
 from vestige._version import __version__
-from vestige.capture.events import RunEvents, read_events
+from vestige.capture.events import RunEvents, read_api_events, read_events
 from vestige.capture.params import params_from_argv
 from vestige.capture.redact import Redactor, is_secret_file
 from vestige.capture.scan import Scanner, changed
@@ -125,15 +125,22 @@ class Sealer:
         root = Path(info["root"])
         before = live.load_before()
         events = read_events(live.path)
+        api = read_api_events(live.path)
         warnings = list(result.warnings)
         after = Scanner(root, self.config.scan_ignore).scan()
         timing("seal: events read, tree scanned")
-        outputs = self._outputs(root, before, after, events, warnings)
+        outputs = _link_figures(self._outputs(root, before, after, events, warnings), root, events)
         inputs = self._inputs(root, before, events, {o.path for o in outputs}, warnings)
         code = dict(code or {})
         code["modules"], code["imported"] = self._modules(root, events)
         timing("seal: outputs, inputs, modules")
-        params = self._params(info, events)
+        params = self._params(info, events, api)
+        artefacts = self._artefacts(live.path, api, events, warnings)
+        metrics = self._metrics(live.path, warnings)
+        tags = _unique(t for e in api if e.get("e") == "tag" for t in e.get("tags") or ())
+        notes = [{"t": e.get("t"), "text": self.redactor.scrub_text(str(e.get("text", "")))}
+                 for e in api if e.get("e") == "note"]  # fmt: skip
+        timing("seal: api events, artefacts, metrics")
         stdout = self._stream(live.path / "stdout")
         stderr = self._stream(live.path / "stderr")
         timing("seal: logs stored")
@@ -164,6 +171,10 @@ class Sealer:
             warnings=tuple(warnings),
             parent=info.get("parent"),
             rerun_of=info.get("rerun_of"),
+            artefacts=tuple(artefacts),
+            metrics=metrics,
+            tags=tuple(tags),
+            notes=tuple(notes),
             vestige_version=__version__,
         )
         digest = self.store.objects.put_json(run.to_dict())
@@ -172,7 +183,9 @@ class Sealer:
         timing("seal: ref written")
         sealed = Run.from_dict(run.to_dict(), manifest=digest)
         if self.index is not None:
-            self.index.record_run(sealed)
+            from vestige.annotations import Annotations
+
+            self.index.record_run(Annotations(self.store).apply(sealed))
         timing("seal: index rows")
         self.cache.flush()
         live.remove()
@@ -322,7 +335,10 @@ class Sealer:
         """Project modules imported from outside the tree (kept), and those inside (listed)."""
         outside: list[dict[str, Any]] = []
         inside: list[str] = []
+        own = str(Path(__file__).resolve().parent) + os.sep  # vestige itself is not the run's code
         for path in sorted(events.modules):
+            if path.startswith(own):
+                continue
             full = Path(path)
             if full == root or root in full.parents:
                 inside.append(full.relative_to(root).as_posix())
@@ -335,14 +351,62 @@ class Sealer:
             outside.append({"path": path, "hash": digest, "size": st.size, "kept": kept})
         return outside, inside
 
-    def _params(self, info: dict[str, Any], events: RunEvents) -> dict[str, Any]:
+    def _params(
+        self, info: dict[str, Any], events: RunEvents, api: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """argparse/click values of the main process (else argv's key=value and --key v),
+        then `vestige.param` calls, then `--param` overrides: later sources win."""
         runner_pid = int(info.get("runner_pid") or 0)
         params: dict[str, Any] = events.main_params(runner_pid)
         if not params:
             params = params_from_argv(list(info["command"]))
+        for event in api:
+            if event.get("e") == "param" and isinstance(event.get("values"), dict):
+                params.update(event["values"])
         params.update(info.get("params_override") or {})
         scrubbed = self.redactor.scrub_value(params)
         return scrubbed if isinstance(scrubbed, dict) else {}
+
+    def _artefacts(
+        self, live: Path, api: list[dict[str, Any]], events: RunEvents, warnings: list[str]
+    ) -> list[dict[str, Any]]:
+        """`vestige.keep` records (their bytes are already objects), and the figures the shim
+        rendered at show() or exit (stored now), in time order."""
+        out: list[dict[str, Any]] = []
+        for e in api:
+            if e.get("e") != "keep" or not isinstance(e.get("files"), list):
+                continue
+            files = [f for f in e["files"] if isinstance(f, dict) and _present(self.store, f)]
+            if len(files) != len(e["files"]):
+                warnings.append(f"artefact {e.get('name')!r}: some of its objects are missing")
+            record = {k: e[k] for k in ("name", "kind", "source", "note", "t", "pid") if k in e}
+            record["files"] = files
+            out.append(record)
+        for fig in events.figures:
+            figure = fig.get("figure") if isinstance(fig.get("figure"), dict) else {}
+            name = _figure_name(figure)
+            files = []
+            for fname in fig["files"]:
+                path = live / "figures" / str(fname)
+                if "/" in str(fname) or not path.is_file():
+                    continue
+                digest, size = self.store.objects.put_file(path)
+                files.append({"path": f"{name}{path.suffix}", "hash": digest, "size": size})
+            if files:
+                out.append({"name": name, "kind": "figure", "auto": fig.get("why"),
+                            "figure": _figure_label(figure), "files": files,
+                            "t": fig.get("t"), "pid": fig.get("pid")})  # fmt: skip
+        out.sort(key=lambda a: a.get("t") or 0.0)
+        return out
+
+    def _metrics(self, live: Path, warnings: list[str]) -> dict[str, Any] | None:
+        from vestige import metrics
+
+        try:
+            return metrics.seal(live, self.store.objects)
+        except (OSError, ValueError) as e:
+            warnings.append(f"metrics could not be sealed ({e})")
+            return None
 
     def _stream(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -375,3 +439,54 @@ def _python_of(events: RunEvents, runner_pid: int) -> dict[str, Any] | None:
         "base_prefix": hello.get("base_prefix"),
         "path": hello.get("path") or [],
     }
+
+
+def _unique(items: Any) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        if isinstance(item, str):
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def _present(store: Store, f: dict[str, Any]) -> bool:
+    digest = f.get("hash")
+    return digest is None or (isinstance(digest, str) and store.objects.exists(digest))
+
+
+def _figure_label(figure: dict[str, Any]) -> str:
+    """'figure 1 "loss curve"' from the shim's {num, label, title}."""
+    num = figure.get("num")
+    text = figure.get("label") or figure.get("title") or ""
+    label = f"figure {num}" if num is not None else "figure"
+    return f'{label} "{text}"' if text else label
+
+
+def _figure_name(figure: dict[str, Any]) -> str:
+    """An artefact name for a figure the shim kept: its label, else figure-<num>."""
+    import re
+
+    label = str(figure.get("label") or "").strip()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.")
+    if slug:
+        return slug
+    num = figure.get("num")
+    return f"figure-{num}" if num is not None else "figure"
+
+
+def _link_figures(outputs: list[FileRecord], root: Path, events: RunEvents) -> list[FileRecord]:
+    """Mark outputs that a savefig wrote with the figure they came from."""
+    if not events.savefigs:
+        return outputs
+    saved: dict[str, str] = {}
+    for e in events.savefigs:
+        path = e.get("path")
+        if isinstance(path, str):
+            figure = e.get("figure") if isinstance(e.get("figure"), dict) else {}
+            saved[path] = _figure_label(figure)
+    out = []
+    for f in outputs:
+        full = f.path if f.path.startswith("/") else str(root / f.path)
+        label = saved.get(full)
+        out.append(f.replace(figure=label) if label else f)
+    return out

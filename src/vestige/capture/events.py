@@ -55,13 +55,17 @@ class RunEvents(Record):
     #: path -> (stat, copy file name under live/pre/) of the first copy the shim made of a
     #: file just before a process that had read it opened it for writing.
     pre: dict[str, tuple[Stat | None, str]] = Factory(dict)
+    #: savefig events (pid, t, path or None, format, figure {num, label, title}).
+    savefigs: list[Event] = Factory(list)
+    #: figures the shim rendered (pid, t, why, figure, files under live/figures/).
+    figures: list[Event] = Factory(list)
 
     def root_process(self, runner_pid: int) -> Event | None:
         """The hello of the process the runner started (its ppid is the runner), else the
         earliest hello; None when no process reported."""
         for proc in self.processes:
-            if proc.get("ppid") == runner_pid:
-                return proc
+            if proc.get("ppid") == runner_pid or proc.get("pid") == runner_pid:
+                return proc  # (the pid itself for a run of the recording process)
         if not self.processes:
             return None
         return min(self.processes, key=lambda p: _number(p.get("t")))
@@ -175,10 +179,31 @@ def _apply(run: RunEvents, lines: list[Event]) -> None:
         elif kind == "params":
             if isinstance(event.get("values"), dict):
                 run.params.append(_strip(event))
+        elif kind == "savefig":
+            run.savefigs.append(_strip(event))
+        elif kind == "figure":
+            if isinstance(event.get("files"), list):
+                run.figures.append(_strip(event))
         elif kind == "modules":
             files = event.get("files")
             if isinstance(files, list):
                 run.modules.update(f for f in files if isinstance(f, str))
+
+
+def read_api_events(live_dir: Path) -> list[Event]:
+    """The in-code API's journals (``live_dir/api/<pid>.jsonl``: param, tag, note, keep), in
+    time order across processes."""
+    events: list[Event] = []
+    api_dir = Path(live_dir) / "api"
+    try:
+        names = sorted(os.listdir(api_dir))
+    except OSError:
+        return events
+    for name in names:
+        if name.endswith(".jsonl"):
+            events.extend(_read_journal(api_dir / name))
+    events.sort(key=lambda e: _number(e.get("t")))
+    return events
 
 
 def _strip(event: Event) -> Event:

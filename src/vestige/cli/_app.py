@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cat": ("cmd_cat", "Write a kept file of a run to stdout."),
     "log": ("cmd_log", "Print what a run printed (stdout, or --stderr)."),
     "which": ("cmd_which", "Find the runs that made a file's exact bytes."),
+    "metrics": ("cmd_metrics", "Summarise a run's metrics, or print one series."),
+    "tag": ("cmd_tag", "Add, remove or list the tags of a run."),
+    "note": ("cmd_note", "Add a note to a run, or print its notes."),
     "fsck": ("cmd_fsck", "Verify every object, manifest and ref in the store."),
     "reindex": ("cmd_reindex", "Rebuild the index from the store's manifests and refs."),
 }

@@ -65,3 +65,20 @@ def status_style(status: str) -> str:
     return {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}.get(
         status, ""
     )
+
+
+def fmt_number(x: Any) -> str:
+    """A metric value, short: 6 significant digits; NaN/inf (or their JSON strings) as words."""
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    if isinstance(x, float):
+        if x != x:
+            return "nan"
+        if x in (float("inf"), float("-inf")):
+            return "inf" if x > 0 else "-inf"
+        if x == int(x) and abs(x) < 1e15:
+            return str(int(x))
+        return f"{x:.6g}"
+    return str(x)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from typing import Any
 
 import click
 
-from vestige.cli._common import duration, open_repo, print_json, status_style, when
+from vestige.cli._common import duration, fmt_number, open_repo, print_json, status_style, when
+from vestige.errors import UsageError
 from vestige.records import STATUSES
 
 EPILOG = """\b
@@ -16,6 +18,10 @@ Examples:
   vestige ls --status failed
   vestige ls --where 'params.lr < 0.01 and status = "ok"' --limit 5
   vestige ls --where 'started > "7d" and command ~ "*train*"' --json
+  vestige ls --cols loss,acc --where 'metrics.loss < 0.3'
+
+--cols NAME,...: a column per metric (its last value) or param; a bare name is a
+metric if any listed run logged it, else a param; metrics.NAME / params.NAME choose.
 \b
 --where fields: params.NAME, metrics.NAME, status, exit_code, command, started,
 ended, duration, id, seq, tag; operators = != < <= > >= ~ (glob), in (...),
@@ -27,8 +33,11 @@ is null, and, or, not, parentheses. See docs/cli.md.
 @click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--where", "where", metavar="EXPR", help="Filter with a query (see below).")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="At most N runs.")
+@click.option("--cols", "cols", metavar="NAMES", help="Extra columns: metrics or params.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list (stable, docs/cli.md).")
-def command(status: str | None, where: str | None, limit: int | None, as_json: bool) -> None:
+def command(
+    status: str | None, where: str | None, limit: int | None, cols: str | None, as_json: bool
+) -> None:
     """List runs, newest first."""
     repo = open_repo()
     runs = repo.runs(
@@ -43,6 +52,7 @@ def command(status: str | None, where: str | None, limit: int | None, as_json: b
     from rich.console import Console
     from rich.table import Table
 
+    extra = _columns(cols, runs)
     rows = []
     for r in runs:
         rows.append(
@@ -55,18 +65,20 @@ def command(status: str | None, where: str | None, limit: int | None, as_json: b
                 "" if r["exit_code"] is None else str(r["exit_code"]),
                 shlex.join([os.path.basename(r["command"][0]), *r["command"][1:]]),
                 " ".join(f"{k}={v}" for k, v in r["params"].items()),
+                *(_cell(r, kind, key) for _label, kind, key in extra),
             )
         )
 
     tty = sys.stdout.isatty()
-    names = ("#", "id", "status", "started", "took", "exit", "command", "params")
+    names = ("#", "id", "status", "started", "took", "exit", "command", "params",
+             *(label for label, _kind, _key in extra))  # fmt: skip
     table = Table(box=None, pad_edge=False, header_style="bold")
     for n, name in enumerate(names):
         wide = name in ("command", "params")
         natural = max(len(name), *(len(row[n]) for row in rows))
         table.add_column(
             name,
-            justify="right" if name in ("#", "took", "exit") else "left",
+            justify="right" if name in ("#", "took", "exit") or n >= 8 else "left",
             no_wrap=True,
             overflow="ellipsis",
             min_width=None if wide else natural,
@@ -77,3 +89,32 @@ def command(status: str | None, where: str | None, limit: int | None, as_json: b
     # On a terminal, fit its width (long commands are cut); in a pipe, print whole lines.
     width = None if tty else 10_000
     Console(highlight=False, width=width).print(table)
+
+
+def _columns(cols: str | None, runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(label, "metrics" or "params", key) for each name of --cols."""
+    if not cols:
+        return []
+    out = []
+    for raw in cols.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        kind, dot, key = name.partition(".")
+        if dot and kind in ("metrics", "params") and key:
+            out.append((key, kind, key))
+            continue
+        metric = any(name in r["metrics"] for r in runs)
+        if not metric and not any(name in r["params"] for r in runs):
+            raise UsageError(f"--cols: no listed run has a metric or param {name!r}")
+        out.append((name, "metrics" if metric else "params", name))
+    if not out:
+        raise UsageError("--cols needs names, e.g. --cols loss,acc")
+    return out
+
+
+def _cell(run: dict[str, Any], kind: str, key: str) -> str:
+    if key not in run[kind]:
+        return ""
+    value = run[kind][key]
+    return fmt_number(value) if kind == "metrics" else str(value)

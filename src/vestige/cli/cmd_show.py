@@ -10,6 +10,7 @@ import click
 from vestige.cli._common import (
     RUN_ARG_SETTINGS,
     duration,
+    fmt_number,
     iso,
     open_repo,
     print_json,
@@ -59,12 +60,18 @@ def command(run: str, as_json: bool) -> None:
             add(f"  git       {str(git.get('commit'))[:12]} on {git.get('branch')}{dirty}")
         for m in code.get("modules", []):
             add(f"  module    {m['path']} (outside the project)")
+    if record.tags:
+        add(f"  tags      {', '.join(record.tags)}")
     if record.params:
         add("params")
         for key, value in record.params.items():
             add(f"  {key} = {value!r}")
+    _metrics(add, record)
     _files(add, "inputs", record.inputs)
     _files(add, "outputs", record.outputs)
+    _artefacts(add, record.artefacts)
+    for n in record.notes:
+        add(f"note      {iso(n.get('t'))}  {n.get('text', '')}")
     for name, info in (("stdout", record.stdout), ("stderr", record.stderr)):
         if info and info.get("size"):
             add(f"{name:9} {info['lines']} lines, {size(info['size'])} (vestige log {record.seq}"
@@ -92,9 +99,42 @@ def _files(add: Any, title: str, files: tuple[FileRecord, ...]) -> None:
             flags.append("seen by scan only")
         extra = f"  [{', '.join(flags)}]" if flags else ""
         digest = (f.hash or "?")[:12]
-        add(f"  {f.path}  {size(f.size)}  {digest}{extra}")
+        figure = f"  ({f.figure})" if f.figure else ""
+        add(f"  {f.path}  {size(f.size)}  {digest}{figure}{extra}")
     if len(files) > 200:
         add(f"  ... and {len(files) - 200} more (--json for all)")
+
+
+def _metrics(add: Any, record: Any) -> None:
+    keys = (record.metrics or {}).get("keys") or {}
+    if not keys:
+        return
+    points = (record.metrics or {}).get("points", 0)
+    add(f"metrics ({len(keys)} keys, {points} points; vestige metrics {record.seq})")
+    for name, m in list(keys.items())[:50]:
+        add(f"  {name} = {fmt_number(m.get('last'))}  (step {m.get('last_step')}, "
+            f"min {fmt_number(m.get('min'))}, max {fmt_number(m.get('max'))}, "
+            f"{m.get('count')} points)")  # fmt: skip
+    if len(keys) > 50:
+        add(f"  ... and {len(keys) - 50} more (vestige metrics {record.seq})")
+
+
+def _artefacts(add: Any, artefacts: tuple[dict[str, Any], ...]) -> None:
+    if not artefacts:
+        return
+    add(f"artefacts ({len(artefacts)})")
+    for a in artefacts[:200]:
+        files = a.get("files") or []
+        total = sum(int(f.get("size") or 0) for f in files)
+        names = ", ".join(str(f.get("path")) for f in files[:4])
+        if len(files) > 4:
+            names += f", ... ({len(files)} files)"
+        how = a.get("kind", "")
+        if a.get("auto"):
+            how += f", kept at {a['auto']}"
+        add(f"  {a.get('name')}  [{how}]  {names}  {size(total)}")
+    if len(artefacts) > 200:
+        add(f"  ... and {len(artefacts) - 200} more (--json for all)")
 
 
 def _env(add: Any, env: dict[str, Any]) -> None:

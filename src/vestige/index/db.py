@@ -147,7 +147,7 @@ class Index:
                 self._record(run)
 
     def _record(self, run: Run) -> None:
-        for table in ("params", "files"):
+        for table in ("params", "files", "metrics", "tags"):
             self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run.id,))
         self._insert_run_row(run, run.seq)
         self.conn.executemany(
@@ -161,11 +161,71 @@ class Index:
                 rows.append((run.id, role, f.path, f.hash, f.size, int(f.kept), int(f.confirmed)))
         for m in (run.code or {}).get("modules", []):
             rows.append((run.id, "module", m["path"], m.get("hash"), m.get("size"), 1, 1))
+        for a in run.artefacts:
+            for f in a.get("files") or ():
+                kept = int(f.get("kept", True) and f.get("hash") is not None)
+                rows.append((run.id, "artefact", f["path"], f.get("hash"), f.get("size"), kept, 1))
         self.conn.executemany(
             "INSERT INTO files (run_id, role, path, hash, size, kept, confirmed)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        self.set_tags(run.id, run.tags, replace=False)
+        keys = (run.metrics or {}).get("keys") or {}
+        self.conn.executemany(
+            "INSERT INTO metrics (run_id, key, last, min, max, count) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run.id,
+                    k,
+                    _real(m.get("last")),
+                    _real(m.get("min")),
+                    _real(m.get("max")),
+                    m.get("count"),
+                )
+                for k, m in keys.items()
+                if isinstance(m, dict)
+            ],
+        )
+
+    def set_tags(self, run_id: str, tags: Iterable[str], replace: bool = True) -> None:
+        """The run's tag rows (inside the caller's transaction when replace=False)."""
+        if replace:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("DELETE FROM tags WHERE run_id = ?", (run_id,))
+                self.set_tags(run_id, tags, replace=False)
+            return
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)",
+            [(run_id, t) for t in tags],
+        )
+
+    def tags_of(self, run_ids: Sequence[str]) -> dict[str, list[str]]:
+        """{run id: tags} for the given runs."""
+        out: dict[str, list[str]] = {}
+        for chunk in _chunks(list(run_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for rid, tag in self.conn.execute(
+                f"SELECT run_id, tag FROM tags WHERE run_id IN ({marks}) ORDER BY rowid", chunk
+            ):
+                out.setdefault(rid, []).append(tag)
+        return out
+
+    def metrics_of(self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+                   ) -> dict[str, dict[str, float | None]]:  # fmt: skip
+        """{run id: {key: last value}} (NaN is stored as NULL)."""
+        out: dict[str, dict[str, float | None]] = {}
+        for chunk in _chunks(list(run_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT run_id, key, last FROM metrics WHERE run_id IN ({marks})"
+            args: list[Any] = list(chunk)
+            if keys is not None:
+                sql += f" AND key IN ({','.join('?' * len(keys))})"
+                args += list(keys)
+            for rid, key, last in self.conn.execute(sql, args):
+                out.setdefault(rid, {})[key] = last
+        return out
 
     def clear(self) -> None:
         """Empty every derived table (reindex); the stat cache stays."""
@@ -244,7 +304,7 @@ class Index:
         return cur.execute(
             "SELECT r.*, f.path AS file_path, f.confirmed AS confirmed, f.kept AS kept"
             " FROM files f JOIN runs r ON r.id = f.run_id"
-            " WHERE f.hash = ? AND f.role = 'output'"
+            " WHERE f.hash = ? AND f.role IN ('output', 'artefact')"
             " ORDER BY r.started, r.seq",
             (digest,),
         ).fetchall()
@@ -258,3 +318,17 @@ class Index:
             " WHERE f.hash = ? AND f.role IN ('input', 'module') ORDER BY r.started, r.seq",
             (digest,),
         ).fetchall()
+
+
+def _real(x: Any) -> float | None:
+    """A summary number for SQLite: NaN (or its JSON string) is NULL, infinities stay."""
+    if isinstance(x, str):
+        x = float(x)
+    if x is None or x != x:
+        return None
+    return float(x)
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

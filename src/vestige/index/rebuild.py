@@ -44,6 +44,10 @@ def rebuild(repo: Repo) -> int:
                     parent=info.get("parent"),
                 )
             )
+    from vestige.annotations import Annotations
+
+    annotations = Annotations(repo.store)
+    runs = [annotations.apply(r) for r in runs]
     runs.sort(key=lambda r: (r.seq, r.id))
     repo.index.clear()
     repo.index.record_many(runs)

@@ -339,6 +339,8 @@ class _Parser:
             raise self.err("use 'is null' or 'is not null' to test for a missing value", tok.pos)
         if tok.kind == "field" or (tok.kind == "word" and tok.text.lower() in _FIELD_WORDS):
             raise self.err("comparing a field to a field is not supported", tok.pos)
+        if tok.kind == "word" and tok.text.lower() not in _KEYWORDS:
+            return _Tok("str", tok.text, tok.pos, tok.text)  # a bare word: tag = baseline
         raise self.err(f"expected a value {where}, found {_found(tok)}", tok.pos)
 
     def value_list(self, op: str) -> list[_Tok]:

@@ -70,6 +70,7 @@ def fsck(repo: Repo) -> list[Problem]:
         manifests[run_id] = manifest
     for run_id, manifest in manifests.items():
         problems += _check_references(repo, run_id, manifest, present)
+    problems += _check_annotations(repo, present)
     problems += _check_index(repo, {k: store.refs.get(k) for k in manifests})
     problems += _check_live(repo)
     tmp = store.path / "tmp"
@@ -130,6 +131,21 @@ def _check_references(
         for f in m.get(role, []):
             if f.get("kept"):
                 need(f.get("hash"), f"{role[:-1]} {f.get('path')}")
+    for a in m.get("artefacts") or []:
+        for f in a.get("files") or []:
+            if f.get("hash") and f.get("kept", True) and f["hash"] not in present:
+                out.append(Problem("M2", "must", f"run {run_id}: artefact file {f.get('path')} "
+                                   f"names missing object {f['hash']}"))  # fmt: skip
+    metrics = (m.get("metrics") or {}).get("object")
+    if metrics:
+        if metrics not in present:
+            out.append(
+                Problem("M2", "must", f"run {run_id}: metrics names missing object {metrics}")
+            )
+        else:
+            why = _bad_metrics_object(repo, metrics)
+            if why:
+                out.append(Problem("M2", "must", f"run {run_id}: metrics object {metrics}: {why}"))
     code = m.get("code") or {}
     for mod in code.get("modules", []):
         if mod.get("kept"):
@@ -153,6 +169,54 @@ def _check_references(
                             f"run {run_id}: code file {entry[0]} names missing object {entry[3]}",
                         )
                     )
+    return out
+
+
+def _bad_metrics_object(repo: Repo, digest: str) -> str | None:
+    """Why a metrics object is malformed (magic, header, length), or None."""
+    from vestige.metrics import MAGIC, MetricsObject
+
+    path = repo.store.objects.path(digest)
+    try:
+        with open(path, "rb") as f:
+            obj = MetricsObject(f)
+            expected = obj.start + 24 * sum(n for _pos, n in obj.offsets.values())
+        size = os.path.getsize(path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"not a metrics object ({e or MAGIC!r})"
+    if size != expected:
+        return f"{size} bytes, its header says {expected}"
+    return None
+
+
+def _check_annotations(repo: Repo, present: set[str]) -> list[Problem]:
+    """A1: every annotation ref names an existing annotations object of its run."""
+    from vestige.store.refs import Refs
+
+    out: list[Problem] = []
+    refs = Refs(repo.store.path, "annotations")
+    for run_id in refs:
+        text = refs.raw(run_id)
+        digest = text.strip()
+        if not is_hash(digest) or text != digest + "\n":
+            out.append(Problem("A1", "must", f"annotation ref {run_id} is malformed"))
+            continue
+        if digest not in present:
+            out.append(
+                Problem("A1", "must", f"annotation ref {run_id} names missing object {digest}")
+            )
+            continue
+        try:
+            record = json.loads(repo.store.objects.path(digest).read_bytes())
+        except (OSError, ValueError):
+            record = None
+        if (
+            not isinstance(record, dict)
+            or record.get("type") != "annotations"
+            or (record.get("run") != run_id)
+        ):
+            out.append(Problem("A1", "must", f"annotation ref {run_id}: {digest} is not its "
+                               "annotations object"))  # fmt: skip
     return out
 
 

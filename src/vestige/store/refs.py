@@ -1,7 +1,9 @@
 """Refs: `refs/runs/<run-id>` holds the hash of the run's sealed manifest.
 
-A ref is written once, atomically, after its manifest object exists (write order,
+A run ref is written once, atomically, after its manifest object exists (write order,
 docs/format.md). Readers trust a ref only when the manifest it names exists.
+`refs/annotations/<run-id>` (tags and notes added after a run was sealed) uses the same
+class; it is the one kind of ref that is rewritten, always atomically.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from vestige.store.objects import fsync_dir
 
 
 class Refs:
-    """The run refs of one store."""
+    """The refs of one kind (`runs`, `annotations`) in one store."""
 
-    def __init__(self, root: Path) -> None:
-        self.dir = root / "refs" / "runs"
+    def __init__(self, root: Path, kind: str = "runs") -> None:
+        self.dir = root / "refs" / kind
         self.tmp = root / "tmp"
 
     def set(self, run_id: str, digest: str) -> None:
-        """Point `run_id` at a manifest (atomic; a run is sealed once)."""
+        """Point `run_id` at an object (atomic)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="ref-")

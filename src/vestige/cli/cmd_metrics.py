@@ -1,0 +1,95 @@
+"""`vestige metrics RUN [KEY...]`: a run's metrics, summarised, or series as CSV."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Any
+
+import click
+
+from vestige.cli._common import RUN_ARG_SETTINGS, fmt_number, open_repo, print_json
+from vestige.errors import UsageError
+
+
+@click.command("metrics", context_settings=RUN_ARG_SETTINGS, epilog="""\b
+Without KEY: one line per metric (count, last value and its step, min, max).
+With KEYs: every point, as CSV (step,time,value; with several keys key,step,time,value).
+A running run is read from its journals: what was flushed so far (at most 1 s old).
+Examples:
+  vestige metrics @last
+  vestige metrics 42 loss > loss.csv
+  vestige metrics 42 --json | jq .loss.last
+""")  # fmt: skip
+@click.argument("run")
+@click.argument("keys", nargs=-1)
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (every point of every key).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: summaries, or the series.")
+def command(run: str, keys: tuple[str, ...], as_csv: bool, as_json: bool) -> None:
+    """Summarise a run's metrics, or print the series of some keys."""
+    if as_csv and as_json:
+        raise UsageError("choose one of --csv and --json")
+    repo = open_repo()
+    record = repo.run(run)
+    series = repo.metrics(record)
+    missing = [k for k in keys if k not in series]
+    if missing:
+        have = ", ".join(sorted(series)[:20]) or "none"
+        raise UsageError(f"run #{record.seq} has no metric {missing[0]!r} (it has: {have})")
+    if keys or as_csv:
+        chosen = list(keys) or sorted(series)
+        if as_json:
+            print_json({k: _series_json(series[k]) for k in chosen})
+        else:
+            _csv(series, chosen)
+        return
+    from vestige import metrics
+
+    summaries = {k: metrics.summarize(series[k]) for k in sorted(series)}
+    if as_json:
+        print_json({k: _json_summary(v) for k, v in summaries.items()})
+        return
+    if not summaries:
+        click.echo(f"run #{record.seq} logged no metrics (vestige.log(step=..., loss=...))")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("metric", "count", "last", "step", "min", "max"):
+        table.add_column(name, justify="left" if name == "metric" else "right", no_wrap=True)
+    for k, m in summaries.items():
+        table.add_row(k, str(m["count"]), fmt_number(m["last"]), fmt_number(m["last_step"]),
+                      fmt_number(m["min"]), fmt_number(m["max"]))  # fmt: skip
+    Console(highlight=False, width=None if sys.stdout.isatty() else 10_000).print(table)
+
+
+def _csv(series: dict[str, Any], keys: list[str]) -> None:
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    several = len(keys) > 1
+    out.writerow((["key"] if several else []) + ["step", "time", "value"])
+    for k in keys:
+        s = series[k]
+        prefix = [k] if several else []
+        for step, t, v in zip(s.steps, s.times, s.values, strict=True):
+            out.writerow([*prefix, fmt_number(step), repr(t), repr(v)])
+
+
+def _series_json(s: Any) -> dict[str, list[Any]]:
+    from vestige.metrics import to_json_number
+
+    return {
+        "step": [fmt_step(x) for x in s.steps],
+        "time": list(s.times),
+        "value": [to_json_number(v) for v in s.values],
+    }
+
+
+def fmt_step(x: float) -> float | int:
+    return int(x) if x == x and x not in (float("inf"), float("-inf")) and x == int(x) else x
+
+
+def _json_summary(m: dict[str, Any]) -> dict[str, Any]:
+    from vestige.metrics import to_json_number
+
+    return {k: to_json_number(v) if k in ("last", "min", "max") else v for k, v in m.items()}

@@ -1,0 +1,260 @@
+"""Metrics: vestige.log from threads and processes, journals that survive SIGKILL, the
+sealed columnar object, and `vestige metrics` / `ls --cols` / `--where metrics.*`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from conftest import vestige
+
+
+def run_script(root: Path, code: str, *args: str) -> str:
+    (root / "script.py").write_text(textwrap.dedent(code))
+    done = vestige("run", "script.py", *args, cwd=root)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
+
+
+def metrics_json(root: Path, *args: str) -> dict:
+    done = vestige("metrics", "@last", *args, "--json", cwd=root)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+def series_csv(root: Path, key: str, ref: str = "@last") -> list[dict[str, str]]:
+    done = vestige("metrics", ref, key, cwd=root)
+    assert done.returncode == 0, done.stderr.decode()
+    return list(csv.DictReader(io.StringIO(done.stdout.decode())))
+
+
+def test_steps_auto_increment_and_nan_inf_round_trip(project: Path) -> None:
+    run_script(project, """
+        import vestige
+        import numpy as np
+        vestige.log(loss=0.5)
+        vestige.log(loss=float("nan"))
+        vestige.log(loss=float("inf"), acc=np.float32(0.25))
+        vestige.log(step=10, loss=float("-inf"))
+        vestige.log(loss=1)
+        vestige.log({"acc": np.int64(1), "flag": True})
+        vestige.log({"acc": 0.5}, step=7)
+    """)  # fmt: skip
+    loss = series_csv(project, "loss")
+    assert [r["step"] for r in loss] == ["0", "1", "2", "10", "11"]
+    assert [r["value"] for r in loss] == ["0.5", "nan", "inf", "-inf", "1.0"]
+    times = [float(r["time"]) for r in loss]
+    assert times == sorted(times) and abs(times[0] - time.time()) < 600
+    acc = metrics_json(project, "acc")["acc"]
+    assert acc["step"] == [0, 1, 7] and acc["value"] == [0.25, 1.0, 0.5]
+    summary = metrics_json(project)
+    assert summary["loss"]["count"] == 5
+    assert summary["loss"]["last"] == 1.0 and summary["loss"]["last_step"] == 11
+    assert summary["loss"]["min"] == "-inf" and summary["loss"]["max"] == "inf"
+    assert summary["flag"]["last"] == 1.0
+    text = vestige("metrics", "@last", cwd=project).stdout.decode()
+    assert "loss" in text and "-inf" in text
+
+
+def test_wrong_types_name_the_key(project: Path) -> None:
+    out = run_script(project, """
+        import vestige
+        for kwargs in ({"loss": "0.5"}, {"acc": None}, {"x": [1.0]}, {"step": "a", "y": 1.0}):
+            try:
+                vestige.log(**kwargs)
+            except TypeError as e:
+                print(e)
+        try:
+            vestige.log([1, 2])
+        except TypeError as e:
+            print(e)
+        vestige.log(ok=1.0)
+    """)  # fmt: skip
+    lines = out.splitlines()
+    assert "metric 'loss' must be a number" in lines[0] and "got str" in lines[0]
+    assert "metric 'acc' must be a number" in lines[1] and "got NoneType" in lines[1]
+    assert "metric 'x'" in lines[2] and "got list" in lines[2]
+    assert "step must be a number" in lines[3]
+    assert "must be a dict of metrics" in lines[4]
+    assert list(metrics_json(project)) == ["ok"]
+
+
+def test_threads_and_processes_journal_safely(project: Path) -> None:
+    run_script(project, """
+        import multiprocessing as mp, threading
+        import vestige
+
+        def work(name, n=20000):
+            for i in range(n):
+                vestige.log(step=i, **{name: float(i)})
+                vestige.log(shared=1.0)
+
+        if __name__ == "__main__":
+            threads = [threading.Thread(target=work, args=(f"t{k}",)) for k in range(4)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            for method in ("fork", "spawn"):
+                ctx = mp.get_context(method)
+                procs = [ctx.Process(target=work, args=(f"{method}{k}", 5000)) for k in range(2)]
+                for p in procs: p.start()
+                for p in procs: p.join()
+                assert all(p.exitcode == 0 for p in procs)
+            with mp.get_context("fork").Pool(2) as pool:
+                pool.starmap(work, [("pool0", 3000), ("pool1", 3000)])
+    """)  # fmt: skip
+    summary = metrics_json(project)
+    for k in range(4):
+        assert summary[f"t{k}"]["count"] == 20000
+        assert summary[f"t{k}"]["last"] == 19999.0
+    for name in ("fork0", "fork1", "spawn0", "spawn1"):
+        assert summary[name]["count"] == 5000, name
+    assert summary["pool0"]["count"] == 3000 and summary["pool1"]["count"] == 3000
+    assert summary["shared"]["count"] == 4 * 20000 + 4 * 5000 + 2 * 3000
+    t0 = metrics_json(project, "t0")["t0"]
+    assert t0["step"] == list(range(20000)) and t0["value"] == [float(i) for i in range(20000)]
+
+
+def test_many_points_and_many_keys(project: Path) -> None:
+    run_script(project, """
+        import vestige
+        for i in range(300_000):          # several 65,536-point flushes
+            vestige.log(step=i, loss=i * 0.5)
+        for k in range(10_000):           # 10,000 distinct keys
+            vestige.log(**{f"layer{k}/norm": float(k)})
+    """)  # fmt: skip
+    summary = metrics_json(project)
+    assert len(summary) == 10_001
+    assert summary["loss"]["count"] == 300_000 and summary["loss"]["last"] == 149_999.5
+    assert summary["layer9999/norm"]["last"] == 9999.0
+    run = json.loads(vestige("show", "@last", "--json", cwd=project).stdout)
+    assert run["metrics"]["points"] == 310_000
+    loss = metrics_json(project, "loss")["loss"]
+    assert loss["step"][:3] == [0, 1, 2] and len(loss["step"]) == 300_000
+
+
+def test_sigkill_keeps_the_flushed_prefix(project: Path) -> None:
+    (project / "script.py").write_text(textwrap.dedent("""
+        import time, vestige
+        i = 0
+        while True:
+            vestige.log(step=i, loss=float(i))
+            i += 1
+            if i % 1000 == 0:
+                print(i, flush=True)
+                time.sleep(0.01)
+    """))  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vestige", "run", "script.py"], cwd=project,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    last = 0
+    deadline = time.monotonic() + 60
+    while last < 20000 and time.monotonic() < deadline:
+        last = int(proc.stdout.readline() or 0)
+    time.sleep(1.5)  # the flusher writes at least every second
+    os.killpg(proc.pid, signal.SIGKILL)  # vestige and the script, at once
+    proc.wait()
+    # while still unsealed, the live journals are readable; then the next command seals it
+    loss = series_csv(project, "loss")
+    steps = [int(r["step"]) for r in loss]
+    assert len(steps) >= 20000
+    assert steps == list(range(len(steps)))  # a prefix, no holes, no torn records
+    run = json.loads(vestige("show", "@last", "--json", cwd=project).stdout)
+    assert run["status"] == "interrupted"
+    assert run["metrics"]["keys"]["loss"]["count"] == len(steps)
+    assert vestige("fsck", cwd=project).returncode == 0
+
+
+def test_running_run_shows_live_metrics(project: Path) -> None:
+    (project / "script.py").write_text(textwrap.dedent("""
+        import sys, time, vestige
+        for i in range(5):
+            vestige.log(step=i, loss=float(i))
+        print("logged", flush=True)
+        sys.stdin.readline()
+    """))  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vestige", "run", "script.py"], cwd=project,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline() == b"logged\n"
+    time.sleep(1.5)
+    try:
+        rows = series_csv(project, "loss")
+        assert [r["value"] for r in rows] == ["0.0", "1.0", "2.0", "3.0", "4.0"]
+    finally:
+        proc.stdin.write(b"\n")
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert len(series_csv(project, "loss")) == 5
+
+
+def test_ls_cols_where_and_reindex(project: Path) -> None:
+    for lr, final in ((0.1, "0.5"), (0.01, "0.2"), (0.001, "float('nan')")):
+        run_script(project, f"""
+            import vestige
+            vestige.param(lr={lr})
+            vestige.log(loss=0.9)
+            vestige.log(loss={final}, acc=0.7)
+        """)  # fmt: skip
+    where = vestige("ls", "--where", "metrics.loss < 0.3", "--json", cwd=project)
+    assert [r["params"]["lr"] for r in json.loads(where.stdout)] == [0.01]
+    nan = json.loads(vestige("ls", "--where", "metrics.loss is null", "--json", cwd=project).stdout)
+    assert [r["params"]["lr"] for r in nan] == [0.001]
+    assert nan[0]["metrics"]["loss"] is None  # NaN has no SQL value; the manifest keeps it
+    table = vestige("ls", "--cols", "loss,acc,lr", cwd=project).stdout.decode()
+    header = table.splitlines()[0].split()
+    assert header[-3:] == ["loss", "acc", "lr"]
+    assert "0.2" in table and "0.01" in table
+    explicit = vestige("ls", "--cols", "metrics.acc,params.lr", cwd=project).stdout.decode()
+    assert explicit.splitlines()[0].split()[-2:] == ["acc", "lr"]
+    assert vestige("ls", "--cols", ",", cwd=project).returncode == 2
+    bad = vestige("ls", "--cols", "nosuch", cwd=project)
+    assert bad.returncode == 2 and b"no listed run has a metric or param" in bad.stderr
+    before = vestige("ls", "--json", cwd=project).stdout
+    assert vestige("reindex", cwd=project).returncode == 0
+    assert vestige("ls", "--json", cwd=project).stdout == before
+
+
+def test_metrics_cli_bad_input(project: Path) -> None:
+    run_script(project, "import vestige\nvestige.log(loss=1.0)\n")
+    done = vestige("metrics", "@last", "nope", cwd=project)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == (
+        "error: run #1 has no metric 'nope' (it has: loss)"
+    )  # fmt: skip
+    assert vestige("metrics", "99", cwd=project).returncode == 2
+    assert vestige("metrics", "@last", "--csv", "--json", cwd=project).returncode == 2
+    run_script(project, "print('no metrics')\n")
+    out = vestige("metrics", "@last", cwd=project)
+    assert out.returncode == 0 and b"logged no metrics" in out.stdout
+    both = vestige("metrics", "1", "--csv", cwd=project).stdout.decode().splitlines()
+    assert both[0] == "step,time,value" and both[1].startswith("0,")
+
+
+def test_metrics_object_format(tmp_path: Path) -> None:
+    """The sealed object reads back exactly, NaN and inf included, one key at a time."""
+    from array import array
+
+    from vestige.metrics import MetricsObject, Series, encode
+
+    series = [
+        Series("b", array("d", [0, 1]), array("d", [1.0, 2.0]), array("d", [math.nan, math.inf])),
+        Series("a", array("d", [5]), array("d", [3.0]), array("d", [-0.0])),
+    ]
+    obj = MetricsObject(io.BytesIO(encode(series)))
+    assert obj.keys == ["a", "b"]
+    b = obj.series("b")
+    assert list(b.steps) == [0, 1] and math.isnan(b.values[0]) and b.values[1] == math.inf
+    assert str(obj.series("a").values[0]) == "-0.0"
