@@ -29,6 +29,9 @@ step vestige which paper/figure3.png  # ...but the figure still says where it ca
 printf '\n\033[1m$ %s\033[0m\n' 'vestige cat @last analyze.py | grep -n tab:green'
 vestige cat @last analyze.py | grep -n "tab:green"   # the kept snapshot has the edit
 step vestige ls --where 'params.dataset = "III"'
+step vestige tag 1 first-look
+step vestige note 1 "dataset I: the linear fit is fine here"
+step vestige ls --where 'tag = first-look'
 step vestige fsck
 echo
 echo "demo project: $work/project (set KEEP=1 to keep it)"
