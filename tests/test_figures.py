@@ -107,3 +107,14 @@ def test_figures_in_a_plain_python_script(project: Path) -> None:
     run = json.loads(vestige("show", "@last", "--json", cwd=project).stdout)
     assert [o["figure"] for o in run["outputs"] if o["path"] == "curve.png"] == ['figure 1 "curve"']
     assert [a["name"] for a in run["artefacts"]] == ["late"]
+
+
+def test_a_figure_shown_again_after_a_change_gets_a_new_name(project: Path) -> None:
+    run = run_script(project, """
+        plt.plot([1, 2]); plt.show()        # the same figure, drawn on and shown three times
+        plt.plot([2, 1]); plt.show()
+        plt.show()                          # unchanged: not kept again
+        plt.plot([0, 0]); plt.show()
+    """)  # fmt: skip
+    assert [a["name"] for a in run["artefacts"]] == ["figure-1", "figure-1-2", "figure-1-3"]
+    assert cat(project, "figure-1-2.png") != cat(project, "figure-1.png")

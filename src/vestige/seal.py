@@ -382,9 +382,13 @@ class Sealer:
             record = {k: e[k] for k in ("name", "kind", "source", "note", "t", "pid") if k in e}
             record["files"] = files
             out.append(record)
-        for fig in events.figures:
+        seen: dict[str, int] = {}
+        for fig in sorted(events.figures, key=lambda e: _number(e.get("t"))):
             figure = fig.get("figure") if isinstance(fig.get("figure"), dict) else {}
             name = _figure_name(figure)
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:  # the same figure kept again, changed: figure-1-2, -3...
+                name = f"{name}-{seen[name]}"
             files = []
             for fname in fig["files"]:
                 path = live / "figures" / str(fname)
@@ -439,6 +443,10 @@ def _python_of(events: RunEvents, runner_pid: int) -> dict[str, Any] | None:
         "base_prefix": hello.get("base_prefix"),
         "path": hello.get("path") or [],
     }
+
+
+def _number(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) else 0.0
 
 
 def _unique(items: Any) -> list[str]:
