@@ -450,3 +450,10 @@ def test_numbers_are_bound_as_numbers() -> None:
     assert params[1] == 90.0
     assert params[2] == -2
     assert isinstance(params[3], float) and math.isfinite(params[3])
+
+
+def test_bare_words_are_strings_hyphens_included() -> None:
+    assert compile_where("tag = first-look", now=NOW)[1] == ["first-look"]
+    assert compile_where("status = ok", now=NOW)[1] == ["ok"]
+    with pytest.raises(WhereError):
+        compile_where("tag = -look", now=NOW)

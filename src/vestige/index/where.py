@@ -70,7 +70,7 @@ _OPS = ("==", "!=", "<>", "<=", ">=", "=", "<", ">", "~")
 _OPS_HELP = "=, !=, <, <=, >, >=, ~, in, not in, is null"
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t"}
 _NUM_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")  # first-look: one word
 _KEY_RE = re.compile(r"[A-Za-z0-9_.\-/]+")
 _GLUE_RE = re.compile(r"[\w.]*")
 _AGE_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw])\s*")
