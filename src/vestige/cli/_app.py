@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("cmd_metrics", "Summarise a run's metrics, or print one series."),
     "tag": ("cmd_tag", "Add, remove or list the tags of a run."),
     "note": ("cmd_note", "Add a note to a run, or print its notes."),
+    "lineage": ("cmd_lineage", "Show the runs and files that led to a file's bytes."),
+    "stale": ("cmd_stale", "List runs whose outputs no longer follow from the code, in order."),
+    "restore": ("cmd_restore", "Write a run's kept code, inputs or outputs back to disk."),
     "fsck": ("cmd_fsck", "Verify every object, manifest and ref in the store."),
     "reindex": ("cmd_reindex", "Rebuild the index from the store's manifests and refs."),
 }
