@@ -133,3 +133,53 @@ def test_lineage_bad_input(chain: Path) -> None:
     done = vestige("lineage", "new.txt", cwd=chain)
     assert done.returncode == 1 and b"source" in done.stdout
     assert vestige("lineage", "fig.txt", "--json", "--dot", cwd=chain).returncode == 2
+
+
+def test_affected_by_a_code_version_and_rerun_with_the_fix(chain: Path) -> None:
+    first = json.loads(ok("show", "2", "--json", cwd=chain))["code"]["imported_hashes"]["train.py"]
+    # a "bug fix" in train.py, then the chain is run again with the new version
+    fixed = (chain / "train.py").read_text().replace('"intercept"', '"fixed": True, "intercept"')
+    (chain / "train.py").write_text(fixed)
+    for name in ("train.py", "plot.py"):
+        ok("run", name, cwd=chain)
+    data = json.loads(ok("affected", "--code", f"train.py@{first[:8]}", "--json", cwd=chain))
+    assert [(r["seq"], r["direct"]) for r in data["runs"]] == [(2, True), (3, False)]
+    assert "made by run #2" in data["runs"][1]["why"]
+    assert {o["path"] for o in data["runs"][1]["outputs"]} == {"fig.txt"}
+    text = ok("affected", "--code", "train.py@2", cwd=chain)  # the version run #2 used
+    assert "1 run(s) used code train.py" in text and "#3" in text and "#4" not in text
+    newer = json.loads(ok("affected", "--code", "train.py@4", "--json", cwd=chain))
+    assert [r["seq"] for r in newer["runs"]] == [4, 5]
+    # recall: re-make runs 2 and 3 with the current train.py, 3 reading what 2 re-made
+    done = vestige("affected", "--code", f"train.py@{first[:8]}", "--rerun", "--json", cwd=chain)
+    assert done.returncode == 0, done.stderr.decode()
+    reruns = json.loads(done.stdout)["reruns"]
+    assert [r["seq"] for r in reruns] == [2, 3] and all(r["exit_code"] == 0 for r in reruns)
+    plot_rerun = json.loads(ok("show", str(reruns[1]["rerun_seq"]), "--json", cwd=chain))
+    train_rerun = json.loads(ok("show", str(reruns[0]["rerun_seq"]), "--json", cwd=chain))
+    assert plot_rerun["inputs"][0]["hash"] == train_rerun["outputs"][0]["hash"]
+    assert train_rerun["code"]["imported_hashes"]["train.py"] != first  # the fixed version
+
+
+def test_affected_by_input_and_package_and_bad_specs(chain: Path) -> None:
+    raw = json.loads(ok("show", "1", "--json", cwd=chain))["inputs"][0]["hash"]
+    data = json.loads(ok("affected", "--input", f"data/raw.csv@{raw[:6]}", "--json", cwd=chain))
+    assert [r["seq"] for r in data["runs"]] == [1, 2, 3]
+    import numpy
+
+    pkg = json.loads(ok("affected", "--package", f"numpy=={numpy.__version__}", "--json",
+                        cwd=chain))  # fmt: skip
+    assert [r["seq"] for r in pkg["runs"]] == [1, 2, 3]
+    assert (
+        json.loads(ok("affected", "--package", "numpy==0.0.1", "--json", cwd=chain))["runs"] == []
+    )
+    for args, needle in (
+        (["affected"], "exactly one"),
+        (["affected", "--code", "train.py"], "PATH@VERSION"),
+        (["affected", "--code", "train.py@ffff0000"], "no recorded run used"),
+        (["affected", "--code", "train.py@1"], "did not use"),
+        (["affected", "--package", "numpy"], "NAME==VERSION"),
+    ):
+        done = vestige(*args, cwd=chain)
+        assert done.returncode == 2, args
+        assert needle in done.stderr.decode(), (args, done.stderr)

@@ -44,6 +44,8 @@ class Config(Record):
     capture_gpu: bool = True
     capture_figures: bool = True
     index_timeout: float = 30.0
+    compare_rtol: float = 1e-9
+    compare_atol: float = 0.0
     extra: dict[str, Any] = Factory(dict)
 
 
@@ -55,6 +57,8 @@ _KEYS = {
     "capture.gpu": "capture_gpu",
     "capture.figures": "capture_figures",
     "index.timeout": "index_timeout",
+    "compare.rtol": "compare_rtol",
+    "compare.atol": "compare_atol",
 }
 
 

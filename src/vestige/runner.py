@@ -82,15 +82,17 @@ def current_python() -> str:
 class RunOptions:
     """What `vestige run` was asked besides the command."""
 
-    __slots__ = ("cwd", "params", "rerun_of")
+    __slots__ = ("cwd", "params", "rerun_of", "root", "store")
 
     def __init__(
         self, params: dict[str, Any] | None = None, cwd: str | None = None,
-        rerun_of: str | None = None,
+        rerun_of: str | None = None, store: str | None = None, root: str | None = None,
     ) -> None:  # fmt: skip
         self.params = params or {}
         self.cwd = cwd
         self.rerun_of = rerun_of
+        self.store = store  # with root: record into this store, for this tree (a rerun)
+        self.root = root
 
 
 def _tee(src: int, dst: int, log_path: str, done: Any) -> None:
@@ -210,7 +212,10 @@ class Launch:
         from vestige.ids import new_run_id
         from vestige.store.layout import open_store
 
-        self.store, self.root, created = open_store(self.cwd, create_missing=True)
+        if self.options.store and self.options.root:
+            self.store, self.root, created = self.options.store, self.options.root, False
+        else:
+            self.store, self.root, created = open_store(self.cwd, create_missing=True)
         if created:
             sys.stderr.write(f"vestige: created a store at {self.store}\n")
         self.ignore, self.inputs_max, self.figures = _start_config(self.store, self.root)

@@ -133,6 +133,7 @@ class Sealer:
         inputs = self._inputs(root, before, events, {o.path for o in outputs}, warnings)
         code = dict(code or {})
         code["modules"], code["imported"] = self._modules(root, events)
+        code["imported_hashes"] = self._imported_hashes(code)
         timing("seal: outputs, inputs, modules")
         params = self._params(info, events, api)
         artefacts = self._artefacts(live.path, api, events, warnings)
@@ -330,6 +331,20 @@ class Sealer:
             else "changed by the run before it could be hashed"
         )
         return FileRecord(name, digest, size, kept, None, True, note)
+
+    def _imported_hashes(self, code: dict[str, Any]) -> dict[str, str]:
+        """{path: hash} of the project files the run imported, from its snapshot (so the
+        index can answer `affected --code` and `debt` without reading trees)."""
+        imported = code.get("imported") or []
+        if not imported or not code.get("tree"):
+            return {}
+        from vestige.store.tree import read_tree
+
+        try:
+            entries = {e.path: e.hash for e in read_tree(self.store.objects, code["tree"])}
+        except Exception:
+            return {}
+        return {p: entries[p] for p in imported if p in entries}
 
     def _modules(self, root: Path, events: RunEvents) -> tuple[list[dict[str, Any]], list[str]]:
         """Project modules imported from outside the tree (kept), and those inside (listed)."""

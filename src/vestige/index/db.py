@@ -161,6 +161,8 @@ class Index:
                 rows.append((run.id, role, f.path, f.hash, f.size, int(f.kept), int(f.confirmed)))
         for m in (run.code or {}).get("modules", []):
             rows.append((run.id, "module", m["path"], m.get("hash"), m.get("size"), 1, 1))
+        for path, digest in ((run.code or {}).get("imported_hashes") or {}).items():
+            rows.append((run.id, "code", path, digest, None, 1, 1))
         for a in run.artefacts:
             for f in a.get("files") or ():
                 kept = int(f.get("kept", True) and f.get("hash") is not None)

@@ -1,0 +1,131 @@
+"""`vestige rerun`: re-make a run from its kept snapshot and inputs, with a verdict per output
+(real runs, real subprocesses, a real git repository)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from conftest import git, vestige
+
+
+def ok(*args: str, cwd: Path) -> str:
+    done = vestige(*args, cwd=cwd)
+    assert done.returncode == 0, (args, done.stderr.decode())
+    return done.stdout.decode()
+
+
+def script(root: Path, name: str, code: str) -> None:
+    (root / name).write_text(textwrap.dedent(code))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", f"add {name}")
+
+
+def rerun(root: Path, *args: str) -> tuple[int, dict]:
+    done = vestige("rerun", *args, "--json", cwd=root)
+    assert done.returncode in (0, 1), done.stderr.decode()
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_deterministic_run_reproduces_after_the_script_is_deleted(project: Path) -> None:
+    (project / "data.csv").write_text("a,b\n1,2\n3,4\n")
+    script(project, "double.py", """
+        import json, sys
+        rows = [l.split(",") for l in open("data.csv").read().split()[1:]]
+        out = [[int(x) * 2 for x in r] for r in rows]
+        open("out.json", "w").write(json.dumps(out))
+        print("done", sys.argv[1:])
+    """)  # fmt: skip
+    ok("run", "double.py", cwd=project)
+    (project / "double.py").unlink()
+    (project / "data.csv").unlink()  # both come back from the store
+    code, result = rerun(project, "1")
+    assert code == 0 and result["reproduced"] is True
+    assert [(v["path"], v["verdict"]) for v in result["verdicts"]] == [("out.json", "identical")]
+    new = json.loads(ok("show", str(result["rerun_seq"]), "--json", cwd=project))
+    assert new["rerun_of"] == result["run"] and new["status"] == "ok"
+    assert Path(result["dir"]).is_dir() and not (project / "double.py").exists()
+
+
+def test_random_output_differs_and_fails(project: Path) -> None:
+    script(project, "rand.py", """
+        import os
+        open("r.txt", "w").write(os.urandom(8).hex())
+    """)  # fmt: skip
+    ok("run", "rand.py", cwd=project)
+    code, result = rerun(project, "1")
+    assert code == 1 and result["reproduced"] is False
+    assert result["verdicts"][0]["verdict"] == "differs"
+    text = vestige("rerun", "1", cwd=project)
+    assert text.returncode == 1 and b"NOT reproduced: 0 of 1" in text.stdout
+
+
+def test_float_noise_is_close(project: Path) -> None:
+    script(project, "noise.py", """
+        import json, os
+        x = 1.0 + 1e-12 * (1 + os.getpid() % 97)
+        json.dump({"loss": x, "n": 3}, open("m.json", "w"))
+        open("m.csv", "w").write(f"step,loss\\n0,{x!r}\\n")
+    """)  # fmt: skip
+    ok("run", "noise.py", cwd=project)
+    code, result = rerun(project, "1")
+    verdicts = {v["path"]: v["verdict"] for v in result["verdicts"]}
+    assert verdicts == {"m.csv": "close", "m.json": "close"}, result
+    assert code == 0
+    code, strict = rerun(project, "1", "--rtol", "0")
+    assert code == 1 and {v["verdict"] for v in strict["verdicts"]} == {"differs"}
+
+
+def test_changed_param_and_new_outputs(project: Path) -> None:
+    script(project, "gen.py", """
+        import argparse
+        p = argparse.ArgumentParser(); p.add_argument("--n", type=int, default=3)
+        n = p.parse_args().n
+        open("seq.txt", "w").write(",".join(map(str, range(n))))
+        if n > 3:
+            open("extra.txt", "w").write("more")
+    """)  # fmt: skip
+    ok("run", "gen.py", "--n", "3", cwd=project)
+    code, result = rerun(project, "1", "--param", "n=5")
+    verdicts = {v["path"]: v["verdict"] for v in result["verdicts"]}
+    assert verdicts == {"seq.txt": "differs", "extra.txt": "new"} and code == 1
+    new = json.loads(ok("show", str(result["rerun_seq"]), "--json", cwd=project))
+    assert new["params"]["n"] == 5 and new["command"][-2:] == ["--n", "5"]
+    bad = vestige("rerun", "1", "--param", "lr=0.1", cwd=project)
+    assert bad.returncode == 2 and b"param 'lr' does not appear on the command line" in bad.stderr
+
+
+def test_cannot_rerun_when_an_unkept_input_is_gone(project: Path) -> None:
+    (project / ".vestige").mkdir()
+    (project / ".vestige" / "config.toml").write_text('[keep]\ninputs_max_size = "10"\n')
+    (project / "big.txt").write_text("more than ten bytes of input\n")
+    (project / ".gitignore").write_text("big.txt\n")  # data, not code: not in the snapshot
+    script(project, "count.py", 'open("n.txt", "w").write(str(len(open("big.txt").read())))\n')
+    ok("run", "count.py", cwd=project)
+    # still there with the same bytes: copied from its place
+    code, result = rerun(project, "1")
+    assert code == 0 and result["verdicts"][0]["verdict"] == "identical"
+    (project / "big.txt").write_text("changed\n")
+    done = vestige("rerun", "1", cwd=project)
+    assert done.returncode == 2
+    line = done.stderr.decode().strip()
+    assert line.startswith("error: input big.txt of run #1 was only hashed, not kept")
+    assert len(line.splitlines()) == 1
+
+
+def test_in_place_needs_a_clean_tree_and_yes(project: Path) -> None:
+    script(project, "w.py", 'open("w.txt", "w").write("w")\n')
+    (project / ".gitignore").write_text("w.txt\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "ignore output")
+    ok("run", "w.py", cwd=project)
+    (project / "w.py").write_text("# dirty\n")
+    done = vestige("rerun", "1", "--in-place", "--yes", cwd=project)
+    assert done.returncode == 2 and b"clean git tree" in done.stderr
+    git(project, "checkout", "-q", "w.py")
+    done = vestige("rerun", "1", "--in-place", cwd=project)  # stdin is not a terminal
+    assert done.returncode == 2 and b"--yes" in done.stderr
+    code, result = rerun(project, "1", "--in-place", "--yes")
+    assert code == 0 and result["dir"] == str(project)
+    assert vestige("rerun", "1", "--in-place", "--dir", "x", cwd=project).returncode == 2
