@@ -63,7 +63,7 @@ def diff_runs(
         "b": _identity(b),
         "command": {"a": list(a.command), "b": list(b.command)},
         "params": mapping_diff(a.params, b.params),
-        "code": _code(objects, a, b, code_diffs),
+        "code": _code(objects, a, b, code_diffs, _made_by_runs(repo)),
         "env": _env(repo.environment(a), repo.environment(b)),
         "inputs": compare.files(_records(a.inputs), _records(b.inputs)),
         "outputs": compare.files(_records(a.outputs), _records(b.outputs)),
@@ -181,14 +181,37 @@ def _dists(env: dict[str, Any]) -> dict[str, Any]:
 # -- code ----------------------------------------------------------------------------------
 
 
-def _code(objects: ObjectStore, a: Run, b: Run, diffs: bool) -> dict[str, Any]:
-    """The code snapshots' changed files (the tree, plus modules imported from outside)."""
+def _made_by_runs(repo: Repo) -> Any:
+    """A test: are these bytes an output (or artefact) of some recorded run?"""
+
+    def made(digest: str | None) -> bool:
+        if not digest:
+            return False
+        row = repo.index.conn.execute(
+            "SELECT 1 FROM files WHERE hash = ? AND role IN ('output', 'artefact') LIMIT 1",
+            (digest,),
+        ).fetchone()
+        return row is not None
+
+    return made
+
+
+def _code(objects: ObjectStore, a: Run, b: Run, diffs: bool, made: Any = None) -> dict[str, Any]:
+    """The code snapshots' changed files (the tree, plus modules imported from outside).
+
+    The snapshot is git's view of the project, so it also holds the outputs earlier runs
+    left in unignored folders: a changed file whose bytes (on each side that has it) a
+    run made is data, not code: listed in `data_files`, without a diff."""
     fa, fb = _code_files(objects, a), _code_files(objects, b)
     changed = []
+    data_files = []
     for path in sorted(set(fa) | set(fb)):
         ea, eb = fa.get(path), fb.get(path)
         if ea is not None and eb is not None and (ea[1], ea[3]) == (eb[1], eb[3]):
             continue  # same bytes, same mode
+        if made is not None and all(made(e[1]) for e in (ea, eb) if e is not None):
+            data_files.append(path)
+            continue
         status = "added" if ea is None else "removed" if eb is None else "modified"
         entry: dict[str, Any] = {
             "path": path,
@@ -208,6 +231,7 @@ def _code(objects: ObjectStore, a: Run, b: Run, diffs: bool) -> dict[str, Any]:
         "tree": [(a.code or {}).get("tree"), (b.code or {}).get("tree")],
         "git": {"a": git_a, "b": git_b},
         "files": changed,
+        "data_files": data_files,
     }
 
 

@@ -114,6 +114,10 @@ def _code(add: Any, section: dict[str, Any]) -> None:
         if f["diff"]:
             for line in f["diff"].rstrip("\n").split("\n"):
                 add(_diff_line(line))
+    data = section.get("data_files") or []
+    if data:
+        shown = ", ".join(data[:8]) + (" ..." if len(data) > 8 else "")
+        add(f"  and {len(data)} data file(s) made by runs, left in the snapshot: {shown}")
 
 
 def _git(g: dict[str, Any]) -> str:
