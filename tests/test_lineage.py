@@ -183,3 +183,21 @@ def test_affected_by_input_and_package_and_bad_specs(chain: Path) -> None:
         done = vestige(*args, cwd=chain)
         assert done.returncode == 2, args
         assert needle in done.stderr.decode(), (args, done.stderr)
+
+
+def test_diff_and_compare_after_the_scripts_are_edited_then_deleted(chain: Path) -> None:
+    train = chain / "train.py"
+    train.write_text(train.read_text().replace("slope * mx", "slope * mx + 1"))
+    ok("run", "train.py", cwd=chain)
+    for name in ("prepare.py", "train.py", "plot.py"):
+        (chain / name).unlink()
+    diff = json.loads(ok("diff", "2", "4", "--json", cwd=chain))
+    assert "code" in diff["differ"] and "outputs" in diff["differ"]
+    changed = [f for f in diff["code"]["files"] if f["path"] == "train.py"]
+    assert changed and "+ 1" in changed[0]["diff"]
+    model = [f for f in diff["outputs"] if f["path"] == "model.json"][0]
+    assert model["status"] == "changed" and model["diff"]["kind"] == "json"
+    text = ok("diff", "2", "4", cwd=chain)
+    assert "train.py" in text and "model.json" in text
+    table = ok("compare", "1", "2", "4", cwd=chain)
+    assert "#" in table.splitlines()[0]
