@@ -195,7 +195,7 @@ def test_diff_and_compare_after_the_scripts_are_edited_then_deleted(chain: Path)
     assert "code" in diff["differ"] and "outputs" in diff["differ"]
     changed = [f for f in diff["code"]["files"] if f["path"] == "train.py"]
     assert changed and "+ 1" in changed[0]["diff"]
-    model = [f for f in diff["outputs"] if f["path"] == "model.json"][0]
+    model = next(f for f in diff["outputs"] if f["path"] == "model.json")
     assert model["status"] == "changed" and model["diff"]["kind"] == "json"
     text = ok("diff", "2", "4", cwd=chain)
     assert "train.py" in text and "model.json" in text
