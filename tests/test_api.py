@@ -396,3 +396,27 @@ def test_cat_of_an_artefact_whose_object_is_gone_and_fsck(project: Path) -> None
     mobj.write_bytes(mobj.read_bytes()[:-8])  # truncated: also fails O1 (its hash changed)
     fsck = vestige("fsck", cwd=project).stderr.decode()
     assert "metrics object" in fsck and "bytes, its header says" in fsck
+
+
+def test_the_api_in_ipython_records_the_session(project: Path) -> None:
+    import os
+
+    (project / "cell.py").write_text(
+        "import vestige\nvestige.param(a=1)\nvestige.log(loss=1.5)\n"
+        "open('o.txt', 'w').write('x')\nprint('hi')\n"
+    )
+    ipython = Path(sys.executable).parent / "ipython"
+    done = subprocess.run(
+        [str(ipython), "--no-banner", "-c", "exec(open('cell.py').read())"],
+        cwd=project,
+        capture_output=True,
+        timeout=120,
+        check=False,
+        env=dict(os.environ),
+    )  # fmt: skip  (HOME is a fresh folder: IPython's profile goes there)
+    assert done.returncode == 0 and b"hi" in done.stdout, done.stderr
+    run = show(project)
+    assert run["status"] == "ok"
+    assert run["params"] == {"a": 1}  # not IPython's own --no-banner
+    assert run["metrics"]["keys"]["loss"]["last"] == 1.5
+    assert [o["path"] for o in run["outputs"]] == ["o.txt"]

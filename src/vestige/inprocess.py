@@ -166,6 +166,8 @@ class InProcessRun(Launch):
         self.info.update(
             started=self.started, runner_pid=pid, runner_start=proc_start(pid), inprocess=True
         )
+        if not _tee_wanted():  # IPython, a kernel: their command line is not the user's params
+            self.info["argv_params"] = False
 
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
         _ExitWatch.install()

@@ -373,7 +373,7 @@ class Sealer:
         then `vestige.param` calls, then `--param` overrides: later sources win."""
         runner_pid = int(info.get("runner_pid") or 0)
         params: dict[str, Any] = events.main_params(runner_pid)
-        if not params:
+        if not params and info.get("argv_params", True):
             params = params_from_argv(list(info["command"]))
         for event in api:
             if event.get("e") == "param" and isinstance(event.get("values"), dict):
