@@ -1,4 +1,5 @@
-"""`vestige which FILE`: the runs that wrote these exact bytes, wherever the file is now."""
+"""`vestige which FILE`: the runs that wrote these exact bytes, wherever the file is now;
+with --similar, the kept images that look like FILE (vestige/similar.py)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,49 @@ from pathlib import Path
 import click
 
 from vestige.cli._common import iso, open_repo, print_json
+from vestige.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vestige.repo import Maker, Repo
+    from vestige.similar import Lookup
+
+#: `which --similar` says on stderr that it is hashing when there are at least this many.
+HASHING_NOTICE = 20
 
 
 @click.command("which", context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
 Found by content: the file may have been copied, renamed, or moved out of the
 project, and the code that made it may be gone. Several runs can make the same
-bytes: the first maker is listed first.
+bytes: the first maker is listed first. With --similar, FILE is an image that
+was resized, re-encoded or screenshotted: the kept images nearest to it by
+perceptual hash are listed with their runs (needs `vestige[similar]`).
 Examples:
   vestige which paper/fig3.png
   vestige which ~/Downloads/results.csv --json
+  vestige which --similar slide-shot.png
+  vestige which --similar slide-shot.jpg --limit 10 --json
 """)  # fmt: skip
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--similar",
+    is_flag=True,
+    help="FILE is an image: list the kept images that look like it, nearest first.",
+)
+@click.option(
+    "--limit", "-n", type=click.IntRange(min=1), default=None, metavar="N",
+    help="With --similar: at most N images (default 5).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
-def command(file: Path, as_json: bool) -> None:
-    """Find the runs that made FILE's exact bytes (and the runs that read them)."""
+def command(file: Path, similar: bool, limit: int | None, as_json: bool) -> None:
+    """Find the runs that made FILE's exact bytes (and the runs that read them); with
+    --similar, the kept images that look like FILE, with their runs."""
+    if limit is not None and not similar:
+        raise UsageError("--limit goes with --similar")
     repo = open_repo()
+    if similar:
+        _similar(repo, file, 5 if limit is None else limit, as_json)
+        return
     digest, makers, readers = repo.which(file)
     if as_json:
         print_json({
@@ -50,3 +79,68 @@ def command(file: Path, as_json: bool) -> None:
     if readers:
         seqs = ", ".join(f"#{r.seq}" for r in readers[:10])
         click.echo(f"read by {seqs}")
+
+
+def _similar(repo: Repo, file: Path, limit: int, as_json: bool) -> None:
+    from vestige import similar
+
+    def notice(count: int) -> None:
+        if count >= HASHING_NOTICE:
+            click.echo(
+                f"vestige: hashing {count} kept images once (the index keeps them)", err=True
+            )
+
+    found = similar.similar(repo, file, limit=limit, progress=notice)
+    if as_json:
+        print_json(found.to_dict())
+    else:
+        click.echo("\n".join(_similar_text(found, similar.BITS)))
+    if not found.matches:
+        raise SystemExit(1)
+
+
+def _similar_text(found: Lookup, bits: int) -> list[str]:
+    scale = f"distance = differing bits of {bits}, similar up to {found.threshold}"
+    tail = []
+    if found.skipped:
+        tail.append(
+            f"{_count(found.skipped, 'kept image')} not compared"
+            " (undecodable, or SVG/PDF without cairosvg/pdftoppm)"
+        )
+    if not found.compared:
+        return [f"{found.path}: the store keeps no image to compare it with", *tail]
+    if not found.matches:
+        return [
+            f"{found.path}: no kept image looks like it ({found.compared} compared;"
+            f" the nearest is at distance {found.nearest}; {scale})",
+            *tail,
+        ]
+    n = len(found.matches)
+    verb = "looks" if n == 1 else "look"
+    lines = [f"{found.path}: {_count(n, 'kept image')} {verb} like it"
+             f" ({found.compared} compared; {scale})"]  # fmt: skip
+    for m in found.matches:
+        same = " (the same bytes)" if m.hash == found.hash else ""
+        how, runs = ("made", m.made_by) if m.made_by else ("read", m.read_by)
+        first = runs[0]
+        lines += [
+            f"distance {m.distance}{same}: {how} by run #{first.seq} ({first.run_id[:10]}),"
+            f" {iso(first.started)}",
+            f"  as     {first.path}",
+            f"  by     {first.command}",
+            f"  status {first.status}",
+        ]
+        if runs[1:]:
+            lines.append(f"  also {how} by {_seqs(runs[1:])}")
+        if m.made_by and m.read_by:
+            lines.append(f"  read by {_seqs(m.read_by)}")
+    return [*lines, *tail]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _seqs(runs: list[Maker], most: int = 10) -> str:
+    shown = ", ".join(f"#{r.seq}" for r in runs[:most])
+    return shown + (f" and {len(runs) - most} more" if len(runs) > most else "")

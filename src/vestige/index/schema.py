@@ -73,6 +73,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX files_path ON files(path);
         """,
     ),
+    (
+        # Perceptual hashes of kept images by object hash, for `which --similar`
+        # (vestige/similar.py): filled on lookup, never at run time. IF NOT EXISTS: a
+        # cache that drop_all may one day spare, like the stat cache.
+        "0002_phash",
+        """
+        CREATE TABLE IF NOT EXISTS phash (
+            hash TEXT PRIMARY KEY,
+            phash TEXT,
+            algo TEXT,
+            error TEXT
+        );
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -128,10 +142,11 @@ def migrate(conn: sqlite3.Connection) -> bool:
 
 
 def drop_all(conn: sqlite3.Connection) -> None:
-    """Drop every derived table (not the stat cache, which stays valid)."""
+    """Drop every derived table (not the stat cache nor the phash cache: both stay valid)."""
     with conn:
         conn.execute("BEGIN IMMEDIATE")
         for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'statcache'"
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND name NOT IN ('statcache', 'phash')"
         ).fetchall():
             conn.execute(f'DROP TABLE IF EXISTS "{name}"')
