@@ -201,3 +201,17 @@ def test_diff_and_compare_after_the_scripts_are_edited_then_deleted(chain: Path)
     assert "train.py" in text and "model.json" in text
     table = ok("compare", "1", "2", "4", cwd=chain)
     assert "#" in table.splitlines()[0]
+
+
+def test_which_path_is_the_history_of_a_path(chain: Path) -> None:
+    (chain / "model.json").unlink()
+    text = ok("which", "--path", "model.json", cwd=chain)
+    assert "model.json: 2 record(s), oldest first (the file is not there now)" in text
+    history = json.loads(ok("which", "--path", "model.json", "--json", cwd=chain))["history"]
+    assert [(h["seq"], h["role"]) for h in history] == [(2, "output"), (3, "input")]
+    assert history[0]["hash"] == history[1]["hash"]
+    ran = json.loads(ok("which", "--path", "train.py", "--json", cwd=chain))["history"]
+    assert [(h["seq"], h["role"], h["current"]) for h in ran] == [(2, "code", True)]
+    done = vestige("which", "--path", "never.txt", cwd=chain)
+    assert done.returncode == 1 and b"no recorded run read or wrote this path" in done.stdout
+    assert vestige("which", "--path", "--similar", "x.png", cwd=chain).returncode == 2

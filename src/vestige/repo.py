@@ -201,7 +201,7 @@ class Repo:
 
     def find_file(self, run: Run, path: str) -> tuple[str, FileRecord | None, str]:
         """(role, record, hash) of `path` in a run: an output, an input, or a code file."""
-        candidates = _path_forms(path, Path(run.root), Path(run.root) / run.cwd)
+        candidates = path_forms(path, Path(run.root), Path(run.root) / run.cwd)
         for role, files in (("output", run.outputs), ("input", run.inputs)):
             for f in files:
                 if f.path in candidates:
@@ -335,7 +335,7 @@ def _dedupe(makers: list[Maker]) -> list[Maker]:
     return out
 
 
-def _path_forms(path: str, root: Path, cwd: Path) -> set[str]:
+def path_forms(path: str, root: Path, cwd: Path) -> set[str]:
     """The ways a user may name a run's file: relative to the cwd, the root, or absolute."""
     forms = {path, path.lstrip("./") if path.startswith("./") else path}
     here = Path.cwd()

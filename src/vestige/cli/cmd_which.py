@@ -31,6 +31,7 @@ Examples:
   vestige which ~/Downloads/results.csv --json
   vestige which --similar slide-shot.png
   vestige which --similar slide-shot.jpg --limit 10 --json
+  vestige which --path out/model.pkl
 """)  # fmt: skip
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -42,13 +43,22 @@ Examples:
     "--limit", "-n", type=click.IntRange(min=1), default=None, metavar="N",
     help="With --similar: at most N images (default 5).",
 )  # fmt: skip
+@click.option(
+    "--path", "by_path", is_flag=True,
+    help="The history of the path FILE instead: every run that read or wrote it.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
-def command(file: Path, similar: bool, limit: int | None, as_json: bool) -> None:
+def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json: bool) -> None:
     """Find the runs that made FILE's exact bytes (and the runs that read them); with
     --similar, the kept images that look like FILE, with their runs."""
     if limit is not None and not similar:
         raise UsageError("--limit goes with --similar")
+    if by_path and similar:
+        raise UsageError("choose one of --path and --similar")
     repo = open_repo()
+    if by_path:
+        _history(repo, file, as_json)
+        return
     if similar:
         _similar(repo, file, 5 if limit is None else limit, as_json)
         return
@@ -144,3 +154,56 @@ def _count(n: int, noun: str) -> str:
 def _seqs(runs: list[Maker], most: int = 10) -> str:
     shown = ", ".join(f"#{r.seq}" for r in runs[:most])
     return shown + (f" and {len(runs) - most} more" if len(runs) > most else "")
+
+
+_VERBS = {"output": "wrote", "input": "read", "artefact": "kept", "code": "ran", "module": "ran"}
+
+
+def _history(repo: Repo, file: Path, as_json: bool) -> None:
+    """`which --path`: every run that read, wrote, ran or kept this path, oldest first; the
+    file need not exist any more."""
+    import json
+
+    from vestige.repo import path_forms
+    from vestige.store.hashing import hash_file
+
+    root = repo.store.root
+    forms = sorted(path_forms(str(file), root, Path.cwd()))
+    marks = ",".join("?" * len(forms))
+    rows = repo.index.conn.execute(
+        "SELECT r.id, r.seq, r.started, r.argv, r.status, f.role, f.path, f.hash, f.size"
+        f" FROM files f JOIN runs r ON r.id = f.run_id WHERE f.path IN ({marks})"
+        " ORDER BY r.started, r.seq, f.role",
+        forms,
+    ).fetchall()
+    current = hash_file(file) if file.is_file() else None
+    history = [
+        {
+            "run_id": r[0],
+            "seq": r[1],
+            "started": r[2],
+            "command": json.loads(r[3]),
+            "status": r[4],
+            "role": r[5],
+            "path": r[6],
+            "hash": r[7],
+            "size": r[8],
+            "current": current is not None and r[7] == current,
+        }
+        for r in rows
+    ]
+    if as_json:
+        print_json({"path": str(file), "hash": current, "history": history})
+    elif not history:
+        click.echo(f"{file}: no recorded run read or wrote this path")
+    else:
+        click.echo(f"{file}: {len(history)} record(s), oldest first"
+                   + ("" if current else " (the file is not there now)"))  # fmt: skip
+        for h in history:
+            mark = "  <- the bytes there now" if h["current"] else ""
+            digest = (h["hash"] or "?")[:12]
+            verb = _VERBS.get(h["role"], h["role"])
+            cmd = shlex.join(h["command"])[:60]
+            click.echo(f"  #{h['seq']:<4} {iso(h['started'])}  {verb:5}  {digest}  {cmd}{mark}")
+    if not history:
+        raise SystemExit(1)
