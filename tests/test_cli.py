@@ -79,6 +79,7 @@ MANIFEST_KEYS = {
     "metrics",
     "tags",
     "notes",
+    "sweep",
     "vestige_version",
 }
 #: `show --json` is the manifest plus its own hash and the environment record.

@@ -100,6 +100,8 @@ class Run(Record):
     metrics: dict[str, Any] | None = None
     tags: tuple[str, ...] = ()
     notes: tuple[dict[str, Any], ...] = ()  # {"t": time, "text": ...}
+    #: a sweep's parent: its spec and, per combination, values, child run, status
+    sweep: dict[str, Any] | None = None
     vestige_version: str = ""
     manifest: str | None = None  # the hash of the sealed manifest (not part of it)
 
@@ -141,6 +143,7 @@ class Run(Record):
             "metrics": self.metrics,
             "tags": list(self.tags),
             "notes": list(self.notes),
+            "sweep": self.sweep,
             "vestige_version": self.vestige_version,
         }
 
@@ -175,6 +178,7 @@ class Run(Record):
             metrics=d.get("metrics"),
             tags=tuple(d.get("tags") or ()),
             notes=tuple(d.get("notes") or ()),
+            sweep=d.get("sweep"),
             vestige_version=d.get("vestige_version", ""),
             manifest=manifest,
         )

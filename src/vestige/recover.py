@@ -64,6 +64,11 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
 
     redactor = Redactor(repo.store.secret_key())
     redactor.redact_env(os.environ)  # learn this user's secret values, to scrub the logs
+    if info.get("sweep") and "seq" in info:  # a sweep's parent: no process to seal
+        from vestige.sweep.run import seal_orphan
+
+        seal_orphan(repo, dict(info))
+        return
     if "command" not in info:
         info["command"] = ["<unknown: vestige stopped before recording the command>"]
         live.update_info(command=info["command"])

@@ -236,6 +236,12 @@ class Launch:
             "rerun_of": self.options.rerun_of,
         }
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
+        report = os.environ.get("VESTIGE_ID_OUT")
+        if report:  # a sweep (vestige/sweep/child.py) learns which run this child is
+            try:
+                write_file(report, self.run_id)
+            except OSError:
+                pass
         self.before = Scanner(self.root, self.ignore).scan()
 
     def _child_env(self) -> dict[str, str]:

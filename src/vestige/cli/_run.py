@@ -12,9 +12,21 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def parse(args: list[str]) -> tuple[dict[str, Any], list[str]] | None:
-    """(params, command) from `vestige run` arguments; None when help was asked for."""
+#: `vestige run` options that take a value, and those that do not; all but --param make a sweep.
+VALUE_OPTIONS = {
+    "-p": "param", "--param": "param", "--each": "each", "--grid": "grid", "-j": "jobs",
+    "--jobs": "jobs", "--executor": "executor", "--scheduler": "scheduler",
+    "--slurm-partition": "slurm_partition", "--slurm-gpus": "slurm_gpus",
+    "--slurm-time": "slurm_time", "--slurm-cpus": "slurm_cpus", "--slurm-mem": "slurm_mem",
+    "--slurm-cluster": "slurm_cluster",
+}  # fmt: skip
+FLAG_OPTIONS = {"--fail-fast": "fail_fast", "--skip-done": "skip_done"}
+
+
+def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] | None:
+    """(params, command, sweep options) from `vestige run` arguments; None for --help."""
     params: dict[str, Any] = {}
+    sweep: dict[str, Any] = {}
     i = 0
     while i < len(args):
         arg = args[i]
@@ -23,23 +35,26 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str]] | None:
             break
         if arg in ("-h", "--help"):
             return None
-        if arg in ("-p", "--param") or arg.startswith("--param="):
-            if "=" in arg and arg.startswith("--param="):
-                value = arg.split("=", 1)[1]
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in VALUE_OPTIONS:
+            if eq:
+                value = inline
             else:
                 if i + 1 >= len(args):
-                    raise UsageError(f"{arg} needs a value: {arg} name=value")
+                    raise UsageError(f"{arg} needs a value (see `vestige run --help`)")
                 i += 1
                 value = args[i]
-            from vestige.capture.params import parse_param_option
-
-            try:
-                key, parsed = parse_param_option(value)
-            except ValueError:
-                raise UsageError(
-                    f"--param {value!r} is not name=value; write e.g. --param lr=0.1"
-                ) from None
-            params[key] = parsed
+            key = VALUE_OPTIONS[name]
+            if key == "param":
+                _add_param(params, value)
+            elif key == "each":
+                sweep.setdefault("each", []).append(value)
+            else:
+                sweep[key] = value
+            i += 1
+            continue
+        if name in FLAG_OPTIONS and not eq:
+            sweep[FLAG_OPTIONS[name]] = True
             i += 1
             continue
         if arg.startswith("-"):
@@ -51,7 +66,19 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str]] | None:
     command = args[i:]
     if not command:
         raise UsageError("no command given; usage: vestige run [--param k=v] COMMAND [ARGS]...")
-    return params, command
+    return params, command, sweep
+
+
+def _add_param(params: dict[str, Any], value: str) -> None:
+    from vestige.capture.params import parse_param_option
+
+    try:
+        key, parsed = parse_param_option(value)
+    except ValueError:
+        raise UsageError(
+            f"--param {value!r} is not name=value; write e.g. --param lr=0.1"
+        ) from None
+    params[key] = parsed
 
 
 def fast_run(args: list[str]) -> int | None:
@@ -59,8 +86,43 @@ def fast_run(args: list[str]) -> int | None:
     parsed = parse(args)
     if parsed is None:
         return None
-    params, command = parsed
+    params, command, sweep = parsed
+    if sweep:
+        return _sweep(params, command, sweep, args)
     from vestige.runner import Launch, RunOptions, die_like
 
     code = Launch(command, RunOptions(params=params)).execute()
     return die_like(code)
+
+
+def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],
+           args: list[str]) -> int:  # fmt: skip
+    """A sweep (--each, --grid): not on the fast path, it may import what it needs."""
+    from vestige.sweep import SweepOptions
+    from vestige.sweep.run import main
+
+    if not sweep.get("each") and not sweep.get("grid"):
+        given = ", ".join(sorted(sweep))
+        raise UsageError(f"--{given.replace('_', '-')} goes with --each or --grid (a sweep)")
+    slurm = {}
+    for key in ("partition", "gpus", "time", "cpus", "mem", "cluster"):
+        value = sweep.get(f"slurm_{key}")
+        if value is not None:
+            slurm[key] = value if key in ("partition", "cluster") else _int(f"--slurm-{key}", value)
+    options = SweepOptions(
+        each=list(sweep.get("each", [])), grid=sweep.get("grid"),
+        jobs=_int("-j", sweep.get("jobs", 1)), fail_fast=bool(sweep.get("fail_fast")),
+        skip_done=bool(sweep.get("skip_done")), executor=sweep.get("executor", "local"),
+        scheduler=sweep.get("scheduler"), slurm=slurm, params=params,
+    )  # fmt: skip
+    return main(options, command, args)
+
+
+def _int(name: str, value: Any) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} {value!r}: expected a whole number") from None
+    if n < 1:
+        raise UsageError(f"{name} {value!r}: expected 1 or more")
+    return n

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from vestige.cli._common import RUN_ARG_SETTINGS, fmt_number, open_repo, print_json, status_style
+from vestige.errors import UsageError
 
 
 @click.command("compare", context_settings=RUN_ARG_SETTINGS, epilog="""\b
@@ -24,13 +25,21 @@ Examples:
 """)  # fmt: skip
 @click.argument("runs", nargs=-1, metavar="RUN...")
 @click.option("--where", "where", metavar="EXPR", help="Compare the runs this query finds.")
+@click.option("--sweep", "sweep", metavar="RUN", help="Compare the children of this sweep.")
 @click.option("--all", "show_all", is_flag=True, help="Also show the columns that are constant.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def command(runs: tuple[str, ...], where: str | None, show_all: bool, as_json: bool) -> None:
+def command(
+    runs: tuple[str, ...], where: str | None, sweep: str | None, show_all: bool, as_json: bool
+) -> None:
     """Compare the params and metrics of several runs in one table."""
     from vestige.diff import compare_runs
 
     repo = open_repo()
+    if sweep is not None:
+        if runs:
+            raise UsageError("name runs or give --sweep, not both")
+        parent = f'parent = "{repo.resolve(sweep)}"'  # a ULID: nothing to escape
+        where = f"({where}) and {parent}" if where else parent
     table = compare_runs(repo, runs, where)
     if as_json:
         print_json(table)

@@ -19,12 +19,13 @@ Examples:
   vestige ls --where 'params.lr < 0.01 and status = "ok"' --limit 5
   vestige ls --where 'started > "7d" and command ~ "*train*"' --json
   vestige ls --cols loss,acc --where 'metrics.loss < 0.3'
+  vestige ls --sweep 57 --cols loss
 
 --cols NAME,...: a column per metric (its last value) or param; a bare name is a
 metric if any listed run logged it, else a param; metrics.NAME / params.NAME choose.
 \b
 --where fields: params.NAME, metrics.NAME, status, exit_code, command, started,
-ended, duration, id, seq, tag; operators = != < <= > >= ~ (glob), in (...),
+ended, duration, id, seq, parent, tag; operators = != < <= > >= ~ (glob), in (...),
 is null, and, or, not, parentheses. See docs/cli.md.
 """
 
@@ -33,13 +34,18 @@ is null, and, or, not, parentheses. See docs/cli.md.
 @click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--where", "where", metavar="EXPR", help="Filter with a query (see below).")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="At most N runs.")
+@click.option("--sweep", "sweep", metavar="RUN", help="Only the children of this sweep.")
 @click.option("--cols", "cols", metavar="NAMES", help="Extra columns: metrics or params.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list (stable, docs/cli.md).")
 def command(
-    status: str | None, where: str | None, limit: int | None, cols: str | None, as_json: bool
-) -> None:
+    status: str | None, where: str | None, limit: int | None, sweep: str | None,
+    cols: str | None, as_json: bool,
+) -> None:  # fmt: skip
     """List runs, newest first."""
     repo = open_repo()
+    if sweep is not None:
+        parent = f'parent = "{repo.resolve(sweep)}"'  # a ULID: nothing to escape
+        where = f"({where}) and {parent}" if where else parent
     runs = repo.runs(
         where=where, status=status, limit=limit if limit else (None if as_json else 50)
     )

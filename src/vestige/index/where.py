@@ -9,7 +9,7 @@ Grammar (keywords and field names case-insensitive; precedence not > and > or):
     comparison := field ( ("="|"=="|"!="|"<>"|"<"|"<="|">"|">="|"~") value
                         | ["not"] "in" "(" value ("," value)* ")" | "is" ["not"] "null" )
     field      := params.KEY | metrics.KEY | status | exit_code | command | started | ended
-                | duration | id | seq | tag
+                | duration | id | seq | parent | tag
     value      := NUMBER | DURATION (5m) | STRING | true | false
 
 User text never becomes SQL text: the SQL is assembled only from fixed fragments chosen by
@@ -36,7 +36,7 @@ Fragment = tuple[str, list[object]]
 
 FIELDS_HELP = (
     "fields are params.<name>, metrics.<name>, status, exit_code, command, started, ended, "
-    "duration, id, seq, tag"
+    "duration, id, seq, parent, tag"
 )
 # Plain run columns: name -> (SQL column, value type, nullable).
 _COLUMNS: dict[str, tuple[str, str, bool]] = {
@@ -48,6 +48,7 @@ _COLUMNS: dict[str, tuple[str, str, bool]] = {
     "duration": ("r.duration", "num", True),
     "started": ("r.started", "time", False),
     "ended": ("r.ended", "time", True),
+    "parent": ("r.parent", "text", True),
 }
 _FIELD_WORDS = {*_COLUMNS, "tag", "params", "metrics"}
 _KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false"}

@@ -1,0 +1,164 @@
+"""Sweeps: one command repeated over combinations of values, as child runs of one parent.
+
+    vestige run --each model=resnet,vit --each seed=1,2 -j 2 -- \
+        python train.py --model {model} --seed {seed}
+
+The spec (every `--each NAME=V1,V2` or `NAME=glob:PATTERN`, or a `--grid` file) gives the
+combinations, the cartesian product in the order given; `{name}` placeholders are
+substituted in every argument. A placeholder without a value, or a value no argument
+uses, is an error before anything runs. The parent is a run of its own (status, spec, its
+children and theirs) sealed when the sweep ends; each child is a normal `vestige run` with
+`parent` set and its values as params, started by an executor: local processes (`-j N`),
+Dask, or Slurm through submitit.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import itertools
+import json
+import os
+import re
+from pathlib import Path
+
+from vestige._record import Factory, Record
+from vestige.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SweepOptions(Record):
+    """What `vestige run` was asked for a sweep."""
+
+    _frozen = False
+
+    each: list[str] = Factory(list)
+    grid: str | None = None
+    jobs: int = 1
+    fail_fast: bool = False
+    skip_done: bool = False
+    executor: str = "local"
+    scheduler: str | None = None
+    slurm: dict[str, Any] = Factory(dict)
+    params: dict[str, Any] = Factory(dict)
+
+
+def parse_each(item: str, cwd: Path) -> tuple[str, list[str]]:
+    """`NAME=V1,V2,...` or `NAME=glob:PATTERN` -> (name, values)."""
+    name, eq, rest = item.partition("=")
+    name = name.strip()
+    if not eq or not _NAME.match(name):
+        raise UsageError(f"--each {item!r}: write NAME=V1,V2,... (or NAME=glob:PATTERN)")
+    if rest.startswith("glob:"):
+        return name, _glob(name, rest[len("glob:") :], cwd)
+    values = [v for v in rest.split(",")]
+    if not rest or any(v == "" for v in values):
+        raise UsageError(f"--each {item!r}: empty value; write NAME=V1,V2,...")
+    return name, values
+
+
+def _glob(name: str, pattern: str, cwd: Path) -> list[str]:
+    matches = sorted(globlib.glob(pattern, root_dir=cwd, recursive=True))
+    if not matches:
+        raise UsageError(f"--each {name}=glob:{pattern}: no file matches (in {cwd})")
+    return matches
+
+
+def load_grid(path: str, cwd: Path) -> list[tuple[str, list[str]]]:
+    """A grid file: a JSON or YAML mapping NAME -> list, `glob:PATTERN`, or a range
+    `{"range": [start, stop, step]}` (stop excluded, like Python's)."""
+    p = (cwd / path) if not os.path.isabs(path) else Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise UsageError(f"--grid {path}: cannot read it ({e.strerror})") from None
+    if p.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError:
+            raise UsageError(f"--grid {path}: YAML needs PyYAML (pip install pyyaml); "
+                             "or write the grid as JSON") from None  # fmt: skip
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise UsageError(f"--grid {path}: not valid YAML ({_one_line(e)})") from None
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise UsageError(f"--grid {path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not data:
+        raise UsageError(f"--grid {path}: expected a mapping of names to value lists")
+    out = []
+    for name, spec in data.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise UsageError(f"--grid {path}: {name!r} is not a usable name")
+        out.append((name, _grid_values(path, name, spec, cwd)))
+    return out
+
+
+def _grid_values(path: str, name: str, spec: Any, cwd: Path) -> list[str]:
+    if isinstance(spec, list) and spec:
+        return [_text(v) for v in spec]
+    if isinstance(spec, str) and spec.startswith("glob:"):
+        return _glob(name, spec[5:], cwd)
+    if isinstance(spec, dict) and set(spec) == {"range"} and isinstance(spec["range"], list):
+        args = spec["range"]
+        if 1 <= len(args) <= 3 and all(isinstance(a, (int, float)) for a in args):
+            return [_text(v) for v in _frange(*args)]
+    raise UsageError(f"--grid {path}: {name}: expected a non-empty list, 'glob:PATTERN' or "
+                     '{"range": [start, stop, step]}')  # fmt: skip
+
+
+def _frange(*args: float) -> list[float]:
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    if step == 0:
+        raise UsageError("--grid: a range step of 0 never ends")
+    if all(isinstance(a, int) for a in (start, stop, step)):
+        return list(range(int(start), int(stop), int(step)))
+    n = max(0, int((stop - start) / step + 1e-9) + (0 if (stop - start) % step == 0 else 1))
+    return [round(start + i * step, 12) for i in range(n)]
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def combinations(axes: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
+    """The cartesian product, first axis slowest; a name given twice is an error."""
+    names = [n for n, _ in axes]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise UsageError(f"--each: {sorted(dup)[0]!r} is given twice")
+    return [
+        dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in axes))
+    ]
+
+
+def check_placeholders(argv: list[str], names: list[str]) -> None:
+    """Every {name} has values and every name is used: else a clear error, before running."""
+    used = {m for arg in argv for m in _PLACEHOLDER.findall(arg)}
+    missing = sorted(used - set(names))
+    if missing:
+        raise UsageError(f"the command uses {{{missing[0]}}} but no --each/--grid gives "
+                         f"{missing[0]!r} values")  # fmt: skip
+    unused = [n for n in names if n not in used]
+    if unused:
+        raise UsageError(f"--each {unused[0]}=... is not used: put {{{unused[0]}}} in the "
+                         "command where its value goes")  # fmt: skip
+
+
+def substitute(argv: list[str], values: dict[str, str]) -> list[str]:
+    """The command for one combination."""
+    return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in argv]

@@ -1,0 +1,171 @@
+"""The local executor: up to N children at once, as processes of this machine.
+
+While it runs, one live table (rich) shows each child's state, elapsed time and last
+output line when stdout is a terminal; otherwise one line per child as it ends. Each
+child's full output is kept by its own run (`vestige log`).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from vestige.sweep.child import run_child
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable
+    from typing import Any
+
+
+class LocalExecutor:
+    """Runs jobs in `jobs` threads, each starting one `vestige run` subprocess at a time."""
+
+    def __init__(self, jobs: int = 1) -> None:
+        self.jobs = max(1, jobs)
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def interrupt(self) -> None:
+        """Ctrl-C reached us: pass it on to the children still running."""
+        with self.lock:
+            procs = list(self.procs.values())
+        for proc in procs:
+            try:
+                proc.send_signal(signal.SIGINT)
+            except OSError:
+                pass
+
+    def run(
+        self,
+        jobs: list[dict[str, Any]],
+        on_done: Callable[[dict[str, Any]], None],
+        on_start: Callable[[int], None],
+        stop: threading.Event,
+        fail_fast: bool,
+        on_line: Callable[[int, str], None] | None = None,
+    ) -> None:
+        queue = list(reversed(jobs))
+
+        def worker() -> None:
+            while not stop.is_set():
+                with self.lock:
+                    if not queue:
+                        return
+                    job = queue.pop()
+                on_start(job["index"])
+
+                def started(proc: Any, index: int = job["index"]) -> None:
+                    with self.lock:
+                        self.procs[index] = proc
+                    if stop.is_set():  # stopped while it was starting
+                        try:
+                            proc.send_signal(signal.SIGINT)
+                        except OSError:
+                            pass
+
+                line = None if on_line is None else (lambda s, i=job["index"]: on_line(i, s))
+                result = run_child(job, on_line=line, on_start=started)
+                with self.lock:
+                    self.procs.pop(job["index"], None)
+                on_done(result)
+                if fail_fast and result["exit_code"] not in (0, None):
+                    stop.set()
+                    self.interrupt()
+
+        self.threads = [threading.Thread(target=worker, daemon=True) for _ in range(self.jobs)]
+        for t in self.threads:
+            t.start()
+        for t in self.threads:
+            while t.is_alive():
+                t.join(timeout=0.2)  # short waits: Ctrl-C reaches the main thread
+
+    def join(self, timeout: float) -> None:
+        """After an interrupt: wait for the workers to see their children end."""
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+class Board:
+    """What the user sees while the sweep runs: a live rich table, or plain lines."""
+
+    def __init__(self, labels: list[str], live: bool) -> None:
+        self.labels = labels
+        self.state = ["queued"] * len(labels)
+        self.started: list[float | None] = [None] * len(labels)
+        self.ended: list[float | None] = [None] * len(labels)
+        self.tail = [""] * len(labels)
+        self.runs: list[str] = [""] * len(labels)
+        self.lock = threading.Lock()
+        self.live = None
+        if live:
+            from rich.live import Live
+
+            self.live = Live(self._table(), refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> Board:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.__exit__(*exc)
+
+    def start(self, i: int) -> None:
+        with self.lock:
+            self.state[i] = "running"
+            self.started[i] = time.monotonic()
+        self._refresh()
+
+    def line(self, i: int, text: str) -> None:
+        with self.lock:
+            self.tail[i] = text
+        self._refresh()
+
+    def done(self, i: int, state: str, run: str = "", note: str = "") -> None:
+        with self.lock:
+            self.state[i] = state
+            self.ended[i] = time.monotonic()
+            self.runs[i] = run
+            if note:
+                self.tail[i] = note
+        if self.live is None:
+            n = sum(s not in ("queued", "running") for s in self.state)
+            took = self._elapsed(i)
+            print(f"[{n}/{len(self.labels)}] {state:11} {self.labels[i]}  {run}  {took}"
+                  + (f"  {note}" if note else ""), flush=True)  # fmt: skip
+        self._refresh()
+
+    def _elapsed(self, i: int) -> str:
+        start = self.started[i]
+        if start is None:
+            return ""
+        end = self.ended[i] or time.monotonic()
+        return f"{end - start:.1f}s"
+
+    def _refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+
+    def _table(self) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        styles = {"ok": "green", "failed": "red", "interrupted": "yellow", "running": "cyan",
+                  "skipped": "dim"}  # fmt: skip
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for name in ("child", "state", "took", "run", "last line"):
+            table.add_column(name, no_wrap=True, overflow="ellipsis",
+                             max_width=60 if name == "last line" else None)  # fmt: skip
+        with self.lock:
+            for i, label in enumerate(self.labels):
+                st = self.state[i]
+                table.add_row(Text(label), Text(st, style=styles.get(st, "")),
+                              self._elapsed(i), self.runs[i], Text(self.tail[i]))  # fmt: skip
+        return table

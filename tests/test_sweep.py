@@ -1,0 +1,189 @@
+"""Sweeps with the local executor: children, failures, --fail-fast, Ctrl-C, --skip-done,
+glob values, grids and bad specs (real `vestige run` processes in a real git project)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import git, vestige
+
+TRAIN = """
+import argparse, sys, time
+import vestige
+p = argparse.ArgumentParser()
+p.add_argument("--model"); p.add_argument("--seed", type=int, default=0)
+p.add_argument("--sleep", type=float, default=0)
+a = p.parse_args()
+data = open(f"data/{a.model}.txt").read().strip()
+time.sleep(a.sleep)
+vestige.log(loss=len(data) / (a.seed + 1))
+print(f"{a.model} {a.seed} {data}", flush=True)
+open(f"out/{a.model}-{a.seed}.txt", "w").write(data)
+sys.exit(3 if data == "broken" else 0)
+"""
+
+
+@pytest.fixture
+def sweep_project(project: Path) -> Path:
+    (project / "data").mkdir()
+    for model in ("resnet", "vit", "mlp", "bad"):
+        (project / "data" / f"{model}.txt").write_text("broken" if model == "bad" else model)
+    (project / "out").mkdir()
+    (project / "out" / ".keep").write_text("")
+    (project / ".gitignore").write_text("out/\n")
+    (project / "train.py").write_text(textwrap.dedent(TRAIN))
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "sweep")
+    return project
+
+
+def runs(root: Path, *args: str) -> list[dict]:
+    done = vestige("ls", "--json", *args, cwd=root)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+def last_sweep(root: Path) -> dict:
+    """The newest sweep's manifest (its children got higher numbers than the parent)."""
+    parent = next(r for r in runs(root) if r["command"][:2] == ["vestige", "run"])
+    return manifest(root, str(parent["seq"]))
+
+
+def manifest(root: Path, ref: str) -> dict:
+    return json.loads(vestige("show", ref, "--json", cwd=root).stdout)
+
+
+def test_twelve_children_one_failing(sweep_project: Path) -> None:
+    done = vestige(
+        "run", "--each", "model=resnet,vit,mlp,bad", "--each", "seed=1,2,3", "-j", "3",
+        "--", "train.py", "--model", "{model}", "--seed", "{seed}", cwd=sweep_project,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr.decode()
+    out = done.stdout.decode()
+    assert "12 children: " in out and "9 ok" in out and "3 failed" in out
+    assert "failed: model=bad seed=1" in out and "exit 3" in out
+    all_runs = runs(sweep_project)
+    parent = next(r for r in all_runs if r["command"][:2] == ["vestige", "run"])
+    assert parent["status"] == "failed" and parent["exit_code"] == 1
+    sweep = manifest(sweep_project, str(parent["seq"]))["sweep"]
+    assert [c["values"] for c in sweep["children"]][:2] == [
+        {"model": "resnet", "seed": "1"}, {"model": "resnet", "seed": "2"}
+    ]  # fmt: skip
+    assert sorted(c["status"] for c in sweep["children"]) == ["failed"] * 3 + ["ok"] * 9
+    children = runs(sweep_project, "--sweep", str(parent["seq"]))
+    assert len(children) == 12 and all(c["parent"] == parent["id"] for c in children)
+    assert {c["params"]["model"] for c in children} == {"resnet", "vit", "mlp", "bad"}
+    assert all(c["metrics"]["loss"] > 0 for c in children)
+    table = json.loads(vestige("compare", "--sweep", str(parent["seq"]), "--json",
+                               cwd=sweep_project).stdout)  # fmt: skip
+    names = [c["name"] for c in table["columns"] if c["differs"]]
+    assert {"model", "seed", "loss"} <= set(names) and len(table["runs"]) == 12
+    # each child's output is kept by its own run
+    child = next(c for c in children if (c["params"]["model"], c["params"]["seed"]) == ("vit", 2))
+    assert vestige("log", str(child["seq"]), cwd=sweep_project).stdout == b"vit 2 vit\n"
+
+
+def test_fail_fast_stops_at_the_first_failure(sweep_project: Path) -> None:
+    done = vestige("run", "--each", "model=bad,resnet,vit", "--fail-fast", "--",
+                   "train.py", "--model", "{model}", cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 1
+    assert runs(sweep_project)[-1]["command"][:2] == ["vestige", "run"]
+    statuses = [c["status"] for c in manifest(sweep_project, "1")["sweep"]["children"]]
+    assert statuses == ["failed", "not started", "not started"]
+    assert len(runs(sweep_project, "--sweep", "1")) == 1
+
+
+def test_ctrl_c_interrupts_running_and_pending_children(sweep_project: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vestige", "run", "--each", "model=resnet,vit,mlp,bad", "-j", "2",
+         "--", "train.py", "--model", "{model}", "--sleep", "30"],
+        cwd=sweep_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        live = sweep_project / ".vestige" / "live"
+        if live.is_dir() and len(os.listdir(live)) >= 3:  # the parent and two children
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    sweep = manifest(sweep_project, "1")
+    assert sweep["status"] == "interrupted"
+    assert [c["status"] for c in sweep["sweep"]["children"]] == ["interrupted"] * 4
+    children = runs(sweep_project, "--sweep", "1")
+    assert len(children) == 2 and {c["status"] for c in children} == {"interrupted"}
+    assert not os.listdir(sweep_project / ".vestige" / "live")
+    assert vestige("fsck", cwd=sweep_project).returncode == 0
+
+
+def test_skip_done_reruns_only_what_changed(sweep_project: Path) -> None:
+    args = ["run", "--each", "model=resnet,vit,bad", "--skip-done", "--",
+            "train.py", "--model", "{model}"]  # fmt: skip
+    assert vestige(*args, cwd=sweep_project).returncode == 1
+    (sweep_project / "data" / "bad.txt").write_text("fixed")  # the one failing child's input
+    done = vestige(*args, cwd=sweep_project)
+    assert done.returncode == 0, done.stdout.decode()
+    second = last_sweep(sweep_project)
+    statuses = {c["values"]["model"]: c["status"] for c in second["sweep"]["children"]}
+    assert statuses == {"resnet": "skipped", "vit": "skipped", "bad": "ok"}
+    assert len(runs(sweep_project, "--sweep", str(second["seq"]))) == 1
+    # a code change makes every child run again
+    (sweep_project / "train.py").write_text(textwrap.dedent(TRAIN) + "# edited\n")
+    done = vestige(*args, cwd=sweep_project)
+    third = last_sweep(sweep_project)
+    assert [c["status"] for c in third["sweep"]["children"]] == ["ok", "ok", "ok"]
+
+
+def test_glob_values_and_a_grid_file(sweep_project: Path) -> None:
+    show = "import sys; print(open(sys.argv[1]).read())"
+    done = vestige("run", "--each", "f=glob:data/*.txt", "--", "python", "-c", show, "{f}",
+                   cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    children = runs(sweep_project, "--sweep", "1")
+    assert sorted(c["params"]["f"] for c in children) == [
+        "data/bad.txt", "data/mlp.txt", "data/resnet.txt", "data/vit.txt"
+    ]  # fmt: skip
+    (sweep_project / "grid.json").write_text(json.dumps(
+        {"model": ["resnet", "vit"], "seed": {"range": [0, 6, 2]}}
+    ))  # fmt: skip
+    done = vestige("run", "--grid", "grid.json", "-j", "2", "--", "train.py", "--model",
+                   "{model}", "--seed", "{seed}", cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    values = [c["values"] for c in last_sweep(sweep_project)["sweep"]["children"]]
+    expected = [{"model": m, "seed": s} for m in ("resnet", "vit") for s in ("0", "2", "4")]
+    assert values == expected
+
+
+BAD_SPECS = [
+    (["--each", "model=a,b", "--", "python", "x.py", "{modle}"], "uses {modle}"),
+    (["--each", "model=a,b", "--", "python", "x.py"], "--each model=... is not used"),
+    (["--each", "model", "--", "python", "x.py", "{model}"], "write NAME=V1,V2"),
+    (["--each", "model=a,,b", "--", "python", "x.py", "{model}"], "empty value"),
+    (["--each", "f=glob:nothing/*.csv", "--", "python", "x.py", "{f}"], "no file matches"),
+    (["-j", "2", "--", "python", "x.py"], "goes with --each or --grid"),
+    (["--each", "m=a", "-j", "0", "--", "python", "x.py", "{m}"], "expected 1 or more"),
+    (["--grid", "missing.json", "--", "python", "x.py", "{m}"], "cannot read it"),
+    (["--each", "m=a", "--each", "m=b", "--", "python", "x.py", "{m}"], "given twice"),
+    (["--each", "m=a", "--executor", "nope", "--", "python", "x.py", "{m}"], "choose local"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_SPECS, ids=[n for _, n in BAD_SPECS])
+def test_bad_specs_fail_before_anything_runs(sweep_project: Path, args: list[str],
+                                             needle: str) -> None:  # fmt: skip
+    done = vestige("run", *args, cwd=sweep_project)
+    assert done.returncode == 2, done.stdout
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], lines
+    assert not (sweep_project / ".vestige").exists()
