@@ -14,7 +14,14 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.mark.parametrize(
-    "script", ["capture_overhead.py", "metric_logging.py", "startup.py", "store_throughput.py"]
+    "script",
+    [
+        "capture_overhead.py",
+        "metric_logging.py",
+        "startup.py",
+        "store_throughput.py",
+        "sweep_overhead.py",
+    ],
 )
 def test_benchmark_runs_in_quick_mode(script: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VESTIGE_")}

@@ -1,0 +1,89 @@
+"""What does a sweep cost over a plain loop of the same commands?
+
+100 children of a no-op script (`python noop.py --i {i}`) with `vestige run --each
+i=0,...,99 -j 2`, against the same 100 commands run by a plain shell loop at 2-way
+parallelism (`xargs -P 2`), both timed end to end (median of `--runs`, interleaved).
+Goal: the sweep within 1.3x of the loop.
+
+Usage: .venv/bin/python benchmarks/sweep_overhead.py [--quick] [--markdown] [--runs N]
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from _bench import (
+    NOISE_NOTE,
+    PYTHON,
+    Report,
+    Table,
+    bench_env,
+    machine,
+    median,
+    parse_args,
+    progress,
+    run,
+    secs,
+    time_command,
+    vestige_script,
+)
+
+GOAL = 1.3
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], default_runs=3, quick_runs=1)
+    n = 10 if args.quick else 100
+    env = bench_env()
+    work = Path(tempfile.mkdtemp(prefix="vestige-bench-sweep-"))
+    try:
+        project = work / "proj"
+        project.mkdir()
+        (project / "noop.py").write_text("import sys\n")
+        run(["git", "init", "-q"], project, env)
+        run(["git", "add", "-A"], project, env)
+        run(["git", "commit", "-qm", "noop"], project, env)
+        run([vestige_script(), "run", "noop.py"], project, env)  # the store exists, warm
+        values = ",".join(str(i) for i in range(n))
+        sweep = [vestige_script(), "run", "--each", f"i={values}", "-j", "2", "--",
+                 "noop.py", "--i", "{i}"]  # fmt: skip
+        loop = ["sh", "-c", f"seq 0 {n - 1} | xargs -P 2 -I{{}} {PYTHON} noop.py --i {{}}"]
+        loops, sweeps = [], []
+        for r in range(args.runs):
+            progress(f"run {r + 1} of {args.runs}: {n} commands, 2 at a time")
+            loops.append(time_command(loop, project, env))
+            sweeps.append(_time_sweep(sweep, project, env))
+        lo, sw = median(loops), median(sweeps)
+        table = Table(f"{n} children of a no-op script, 2 at a time (median of {args.runs})",
+                      ["how", "seconds", "per command", "ratio"], right=(1, 2, 3))  # fmt: skip
+        table.add("plain loop (xargs -P 2)", secs(lo), f"{1000 * lo / n:.1f} ms", "1.00x")
+        table.add("vestige run --each ... -j 2", secs(sw), f"{1000 * sw / n:.1f} ms",
+                  f"{sw / lo:.2f}x")  # fmt: skip
+        report = Report(args.markdown)
+        report.table(table)
+        report.goal(f"sweep within {GOAL}x of a plain loop at the same parallelism",
+                    sw / lo <= GOAL, f"{sw / lo:.2f}x")  # fmt: skip
+        report.note(f"{machine()}. {NOISE_NOTE}")
+        report.print()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _time_sweep(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """A sweep writes its summary to stdout and exits 0 when every child was ok."""
+    import time
+
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)  # fmt: skip
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+if __name__ == "__main__":
+    main()
