@@ -187,3 +187,16 @@ def test_bad_specs_fail_before_anything_runs(sweep_project: Path, args: list[str
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], lines
     assert not (sweep_project / ".vestige").exists()
+
+
+def test_executor_settings_from_the_config(sweep_project: Path) -> None:
+    (sweep_project / ".vestige").mkdir()
+    (sweep_project / ".vestige" / "config.toml").write_text("[executor]\njobs = 2\n")
+    done = vestige("run", "--each", "model=resnet,vit", "--", "train.py", "--model", "{model}",
+                   cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert last_sweep(sweep_project)["sweep"]["spec"]["jobs"] == 2
+    (sweep_project / ".vestige" / "config.toml").write_text('[executor]\ndefault = "nope"\n')
+    done = vestige("run", "--each", "model=resnet", "--", "train.py", "--model", "{model}",
+                   cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 2 and b"choose local, dask or slurm" in done.stderr

@@ -46,6 +46,14 @@ class Config(Record):
     index_timeout: float = 30.0
     compare_rtol: float = 1e-9
     compare_atol: float = 0.0
+    executor_default: str = "local"
+    executor_jobs: int = 1
+    executor_dask_scheduler: str | None = None
+    executor_slurm_partition: str | None = None
+    executor_slurm_gpus: int | None = None
+    executor_slurm_time: int | None = None
+    executor_slurm_cpus: int | None = None
+    executor_slurm_mem: int | None = None
     extra: dict[str, Any] = Factory(dict)
 
 
@@ -59,6 +67,14 @@ _KEYS = {
     "index.timeout": "index_timeout",
     "compare.rtol": "compare_rtol",
     "compare.atol": "compare_atol",
+    "executor.default": "executor_default",
+    "executor.jobs": "executor_jobs",
+    "executor.dask.scheduler": "executor_dask_scheduler",
+    "executor.slurm.partition": "executor_slurm_partition",
+    "executor.slurm.gpus": "executor_slurm_gpus",
+    "executor.slurm.time": "executor_slurm_time",
+    "executor.slurm.cpus": "executor_slurm_cpus",
+    "executor.slurm.mem": "executor_slurm_mem",
 }
 
 

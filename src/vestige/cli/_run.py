@@ -104,6 +104,7 @@ def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],
     if not sweep.get("each") and not sweep.get("grid"):
         given = ", ".join(sorted(sweep))
         raise UsageError(f"--{given.replace('_', '-')} goes with --each or --grid (a sweep)")
+    sweep = {**_configured(), **sweep}  # the command line wins over [executor] settings
     slurm = {}
     for key in ("partition", "gpus", "time", "cpus", "mem", "cluster"):
         value = sweep.get(f"slurm_{key}")
@@ -116,6 +117,30 @@ def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],
         scheduler=sweep.get("scheduler"), slurm=slurm, params=params,
     )  # fmt: skip
     return main(options, command, args)
+
+
+def _configured() -> dict[str, Any]:
+    """Sweep settings from the config files ([executor] in .vestige/config.toml or
+    [tool.vestige.executor] in pyproject.toml), as command-line keys."""
+    from pathlib import Path
+
+    from vestige.config import load_config
+    from vestige.store.layout import locate
+
+    store, root = locate()
+    c = load_config(Path(store), Path(root))
+    out: dict[str, Any] = {}
+    if c.executor_default != "local":
+        out["executor"] = c.executor_default
+    if c.executor_jobs != 1:
+        out["jobs"] = c.executor_jobs
+    if c.executor_dask_scheduler:
+        out["scheduler"] = c.executor_dask_scheduler
+    for key in ("partition", "gpus", "time", "cpus", "mem"):
+        value = getattr(c, f"executor_slurm_{key}")
+        if value is not None:
+            out[f"slurm_{key}"] = value
+    return out
 
 
 def _int(name: str, value: Any) -> int:
