@@ -86,6 +86,8 @@ def test_twelve_children_one_failing(sweep_project: Path) -> None:
                                cwd=sweep_project).stdout)  # fmt: skip
     names = [c["name"] for c in table["columns"] if c["differs"]]
     assert {"model", "seed", "loss"} <= set(names) and len(table["runs"]) == 12
+    text = vestige("show", str(parent["seq"]), cwd=sweep_project).stdout.decode()
+    assert "sweep (12 children: " in text and "failed (exit 3)  model=bad seed=1" in text
     # each child's output is kept by its own run
     child = next(c for c in children if (c["params"]["model"], c["params"]["seed"]) == ("vit", 2))
     assert vestige("log", str(child["seq"]), cwd=sweep_project).stdout == b"vit 2 vit\n"

@@ -66,6 +66,7 @@ def command(run: str, as_json: bool) -> None:
         add("params")
         for key, value in record.params.items():
             add(f"  {key} = {value!r}")
+    _sweep(add, repo, record)
     _metrics(add, record)
     _files(add, "inputs", record.inputs)
     _files(add, "outputs", record.outputs)
@@ -103,6 +104,27 @@ def _files(add: Any, title: str, files: tuple[FileRecord, ...]) -> None:
         add(f"  {f.path}  {size(f.size)}  {digest}{figure}{extra}")
     if len(files) > 200:
         add(f"  ... and {len(files) - 200} more (--json for all)")
+
+
+def _sweep(add: Any, repo: Any, record: Any) -> None:
+    """A sweep's children: values, status, run number."""
+    sweep = record.sweep or {}
+    children = sweep.get("children") or []
+    if not children:
+        return
+    counts: dict[str, int] = {}
+    for c in children:
+        counts[c.get("status")] = counts.get(c.get("status"), 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    add(f"sweep ({len(children)} children: {summary}; vestige ls --sweep {record.seq})")
+    for c in children[:200]:
+        values = " ".join(f"{k}={v}" for k, v in (c.get("values") or {}).items())
+        row = repo.index.run_row(c["run_id"]) if c.get("run_id") else None
+        seq = f"#{row['seq']}" if row is not None else "-"
+        code = "" if c.get("exit_code") in (None, 0) else f" (exit {c['exit_code']})"
+        add(f"  {seq:>6}  {c.get('status')}{code}  {values}")
+    if len(children) > 200:
+        add(f"  ... and {len(children) - 200} more (--json for all)")
 
 
 def _metrics(add: Any, record: Any) -> None:
