@@ -16,7 +16,9 @@ git init -q && git add -A && git -c user.name=demo -c user.email=demo@example.or
 printf 'out/\npaper/\n' > .gitignore
 
 step vestige run python analyze.py --dataset I
-for ds in II III IV; do vestige run python analyze.py --dataset "$ds" > /dev/null; done
+# the same analysis for the other three data sets, two at a time: one sweep, three runs
+step vestige run --each dataset=II,III,IV -j 2 -- python analyze.py --dataset '{dataset}'
+step vestige compare --sweep 2
 step vestige run bash -c 'cat out/summary_*.csv | sort -u > out/all_summaries.csv && wc -l out/all_summaries.csv'
 # a sloppy, uncommitted edit: the snapshot keeps it
 sed -i 's/color="tab:red"/color="tab:green"/' analyze.py
