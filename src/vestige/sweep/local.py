@@ -138,9 +138,17 @@ class Board:
         if self.live is None:
             n = sum(s not in ("queued", "running") for s in self.state)
             took = self._elapsed(i)
-            print(f"[{n}/{len(self.labels)}] {state:11} {self.labels[i]}  {run}  {took}"
-                  + (f"  {note}" if note else ""), flush=True)  # fmt: skip
+            line = f"[{n}/{len(self.labels)}] {state:11} {self.labels[i]}  {run}  {took}"
+            self.say(line + (f"  {note}" if note else ""))
         self._refresh()
+
+    @staticmethod
+    def say(text: str) -> None:
+        """A line on stdout; a closed pipe (`| head`) ends the printing, not the sweep."""
+        try:
+            print(text, flush=True)
+        except (BrokenPipeError, OSError):
+            pass
 
     def _elapsed(self, i: int) -> str:
         start = self.started[i]

@@ -298,19 +298,25 @@ def seal_orphan(repo: Repo, info: dict[str, Any]) -> None:
     _seal_parent(repo, info, children, "interrupted", None)
 
 
+def _say(text: str) -> None:
+    from vestige.sweep.local import Board
+
+    Board.say(text)
+
+
 def _summary(children: list[dict[str, Any]], status: str, parent: dict[str, Any]) -> int:
     counts: dict[str, int] = {}
     for c in children:
         counts[c["status"]] = counts.get(c["status"], 0) + 1
     parts = ", ".join(f"{n} {s}" for s, n in counts.items())
-    print(f"sweep #{parent['seq']}: {len(children)} children: {parts}", flush=True)
+    say = _say
+    say(f"sweep #{parent['seq']}: {len(children)} children: {parts}")
     for c in children:
         if c["status"] == "failed":
             seq = f"#{c.get('seq')}" if c.get("seq") else "not recorded"
-            print(f"  failed: {label(c['values'])} ({seq}, exit {c['exit_code']}): "
-                  f"{shlex.join(c['argv'])}", flush=True)  # fmt: skip
-    print(f"  see: vestige ls --sweep {parent['seq']}; vestige compare --sweep {parent['seq']}",
-          flush=True)  # fmt: skip
+            say(f"  failed: {label(c['values'])} ({seq}, exit {c['exit_code']}): "
+                f"{shlex.join(c['argv'])}")  # fmt: skip
+    say(f"  see: vestige ls --sweep {parent['seq']}; vestige compare --sweep {parent['seq']}")
     if status == "interrupted":
         return 130
     return 0 if status == "ok" else 1
