@@ -82,7 +82,8 @@ def current_python() -> str:
 class RunOptions:
     """What `vestige run` was asked besides the command."""
 
-    __slots__ = ("cwd", "params", "rerun_of", "root", "store")
+    __slots__ = ("cwd", "environ", "on_line", "on_spawn", "params", "parent", "repo",
+                 "rerun_of", "root", "store", "terminal")  # fmt: skip
 
     def __init__(
         self, params: dict[str, Any] | None = None, cwd: str | None = None,
@@ -93,17 +94,28 @@ class RunOptions:
         self.rerun_of = rerun_of
         self.store = store  # with root: record into this store, for this tree (a rerun)
         self.root = root
+        # A child launched from a thread of a sweep (vestige/sweep/local.py): its own
+        # environment and parent, no terminal (no signal handlers, no ptys, output to the
+        # log and `on_line` only), an index connection it may reuse.
+        self.environ: dict[str, str] | None = None
+        self.parent: str | None = None
+        self.terminal = True
+        self.on_line: Any = None
+        self.on_spawn: Any = None
+        self.repo: Any = None
 
 
-def _tee(src: int, dst: int, log_path: str, done: Any) -> None:
-    """Copy a child's output stream to our own and to the live log, as it comes."""
+def _tee(src: int, dst: int, log_path: str, done: Any, on_line: Any = None) -> None:
+    """Copy a child's output stream to our own (unless dst is -1) and to the live log, as
+    it comes; with `on_line`, also hand each non-empty line to it (a sweep's board)."""
     try:
         log: int | None
         try:
             log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError:
             log = None
-        to_terminal = True
+        to_terminal = dst >= 0
+        pending = b""
         while True:
             try:
                 data = os.read(src, 65536)
@@ -125,10 +137,25 @@ def _tee(src: int, dst: int, log_path: str, done: Any) -> None:
                     os.write(log, data)
                 except OSError:
                     log = None
+            if on_line is not None:
+                *lines, pending = (pending + data).split(b"\n")
+                for raw in lines:
+                    _line(on_line, raw)
+        if on_line is not None and pending:
+            _line(on_line, pending)
         if log is not None:
             os.close(log)
     finally:
         done.release()
+
+
+def _line(on_line: Any, raw: bytes) -> None:
+    text = raw.decode("utf-8", "replace").rstrip("\r").split("\r")[-1]
+    if text.strip():
+        try:
+            on_line(text)
+        except Exception:
+            pass
 
 
 def _pty_for(fd: int) -> tuple[int, int] | None:
@@ -196,8 +223,16 @@ class Launch:
         self.bg_warnings: list[str] = []
         self.bg_error: BaseException | None = None
 
+    @property
+    def environ(self) -> Any:
+        """The environment the command runs with (ours, unless a sweep gave one)."""
+        return os.environ if self.options.environ is None else self.options.environ
+
     def execute(self) -> int:
         path, argv = resolve_command(self.argv)  # usage errors surface before anything runs
+        if not self.options.terminal:
+            self._prepare()  # a sweep's thread: its executor reports the failure
+            return self._run(path, argv)
         try:
             self._prepare()
         except Exception as e:  # never block the user's run
@@ -232,11 +267,11 @@ class Launch:
             "runner_pid": os.getpid(),
             "runner_start": proc_start(os.getpid()),
             "boot_id": boot_id(),
-            "parent": os.environ.get("VESTIGE_RUN_ID") or None,
+            "parent": self.options.parent or self.environ.get("VESTIGE_RUN_ID") or None,
             "rerun_of": self.options.rerun_of,
         }
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
-        report = os.environ.get("VESTIGE_ID_OUT")
+        report = self.environ.get("VESTIGE_ID_OUT")
         if report:  # a sweep (vestige/sweep/child.py) learns which run this child is
             try:
                 write_file(report, self.run_id)
@@ -245,7 +280,7 @@ class Launch:
         self.before = Scanner(self.root, self.ignore).scan()
 
     def _child_env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(self.environ)
         old = env.get("PYTHONPATH")
         env["PYTHONPATH"] = SHIM_DIR + (os.pathsep + old if old else "")
         env["VESTIGE_RUN_ID"] = self.run_id
@@ -254,7 +289,7 @@ class Launch:
         env["VESTIGE_STORE"] = self.store
         env["VESTIGE_SHIM"] = SHIM_DIR
         env["VESTIGE_PRECOPY_MAX"] = str(self.inputs_max)
-        off = not self.figures or os.environ.get("VESTIGE_FIGURES") == "0"
+        off = not self.figures or self.environ.get("VESTIGE_FIGURES") == "0"
         env["VESTIGE_FIGURES"] = "0" if off else "1"
         return env
 
@@ -283,12 +318,14 @@ class Launch:
             pass
 
     def _run(self, path: str, argv: list[str]) -> int:
-        outs = [_pty_for(1), _pty_for(2)]
+        terminal = self.options.terminal
+        outs = [_pty_for(1), _pty_for(2)] if terminal else [None, None]
         self.ptys = [p for p in outs if p is not None]
         pipes = [pair if pair is not None else os.pipe() for pair in outs]
         handlers: dict[int, Any] = {}
-        for sig in (SIGINT, SIGTERM, SIGHUP):
-            handlers[sig] = _signal.signal(sig, self._on_signal)
+        if terminal:  # (a sweep's thread cannot set handlers; its main thread has Ctrl-C)
+            for sig in (SIGINT, SIGTERM, SIGHUP):
+                handlers[sig] = _signal.signal(sig, self._on_signal)
         if self.ptys:
             handlers[28] = _signal.signal(28, self._on_winch)  # SIGWINCH
         try:
@@ -299,16 +336,23 @@ class Launch:
                 os.close(w)
             _restore(handlers)
             _rmtree(self.live)
-            sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
+            if terminal:
+                sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
+            elif self.options.on_line is not None:
+                self.options.on_line(f"cannot start {argv[0]}: {e.strerror}")
             return 127
         for _r, w in pipes:
             os.close(w)
+        if self.options.on_spawn is not None:
+            self.options.on_spawn(self.child)
         tee_done = [_thread.allocate_lock(), _thread.allocate_lock()]
+        dsts = (1, 2) if terminal else (-1, -1)
         for lock, (r, _w), dst, name in zip(
-            tee_done, pipes, (1, 2), ("stdout", "stderr"), strict=True
+            tee_done, pipes, dsts, ("stdout", "stderr"), strict=True
         ):
             lock.acquire()
-            _thread.start_new_thread(_tee, (r, dst, os.path.join(self.live, name), lock))
+            args = (r, dst, os.path.join(self.live, name), lock, self.options.on_line)
+            _thread.start_new_thread(_tee, args)
         bg_done = _thread.allocate_lock()
         bg_done.acquire()
         _thread.start_new_thread(self._background, (argv, bg_done))
@@ -366,7 +410,7 @@ class Launch:
 
         timing("imported")
         redactor = Redactor(read_secret_key(self.store))
-        environ = redactor.redact_env(os.environ)  # first: it teaches the redactor the secrets
+        environ = redactor.redact_env(self.environ)  # first: it teaches the redactor the secrets
         command = redactor.scrub_argv(argv)
         params = redactor.scrub_value(self.options.params)
         self.redactor = redactor
@@ -375,7 +419,7 @@ class Launch:
         live.update_info(**self.info)
         live.save_before(self.before)
         timing("redacted, live info saved")
-        repo = Repo.open_at(self.store, self.root)
+        repo = self.options.repo or Repo.open_at(self.store, self.root)
         timing("repo open")
         self.repo = repo
         run = Run(
@@ -421,7 +465,7 @@ class Launch:
             seal_input = SealInput.from_result(result, list(self.bg_warnings))
             assert self.cache is not None
             sealer = Sealer(self.repo.store, self.repo.index, self.cache, self.repo.config,
-                            self.redactor, os.environ)  # fmt: skip
+                            self.redactor, self.environ)  # fmt: skip
             from vestige.live import LiveRun
 
             sealer.seal(LiveRun(_path(self.live)), seal_input, self.code)

@@ -442,8 +442,24 @@ class Sealer:
 
         python = _python_of(events, int(info.get("runner_pid") or 0))
         environ = self.environ if self.environ is not None else info.get("environ") or {}
+        import json
+
+        key = json.dumps([python, sorted((k, v) for k, v in environ.items()
+                                         if not k.startswith("VESTIGE_")),
+                          self.config.capture_gpu, str(self.store.path)], default=str)  # fmt: skip
+        cached = _ENV_CACHE.get(key)
+        if cached is not None and self.store.objects.exists(cached):
+            return cached  # the same interpreter and variables in this process: same record
         env = capture_environment(python, environ, self.redactor, gpu=self.config.capture_gpu)
-        return self.store.objects.put_json(env)
+        digest = self.store.objects.put_json(env)
+        _ENV_CACHE[key] = digest
+        return digest
+
+
+#: Environment records computed in this process, by what they were computed from: a
+#: sweep's children (and repeated in-process runs) share one instead of re-listing the
+#: installed packages each time.
+_ENV_CACHE: dict[str, str] = {}
 
 
 def _python_of(events: RunEvents, runner_pid: int) -> dict[str, Any] | None:

@@ -69,7 +69,7 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
                          "status": "not started", "exit_code": None})  # fmt: skip
         jobs.append({"index": i, "argv": child_argv,
                      "params": {**options.params, **values}, "cwd": str(cwd), "env": env,
-                     "capture": True})  # fmt: skip
+                     "root": str(repo.store.root), "capture": True})  # fmt: skip
     if options.skip_done:
         done = _done_runs(repo, children, str(cwd))
         for i, run in done.items():
