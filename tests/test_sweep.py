@@ -202,3 +202,22 @@ def test_executor_settings_from_the_config(sweep_project: Path) -> None:
     done = vestige("run", "--each", "model=resnet", "--", "train.py", "--model", "{model}",
                    cwd=sweep_project)  # fmt: skip
     assert done.returncode == 2 and b"choose local, dask or slurm" in done.stderr
+
+
+def test_concurrent_children_keep_their_own_outputs(sweep_project: Path) -> None:
+    """Two children at once write into the same folder: each run lists only its own file
+    (the scan of the shared tree sees both; the audit hook says whose each is)."""
+    (sweep_project / "w.py").write_text(textwrap.dedent("""
+        import sys, time
+        time.sleep(0.3)
+        open(f"out/{sys.argv[1]}.txt", "w").write(sys.argv[1])
+        time.sleep(0.6)
+    """))  # fmt: skip
+    git(sweep_project, "add", "-A")
+    git(sweep_project, "commit", "-qm", "w")
+    done = vestige("run", "--each", "i=a,b,c,d", "-j", "2", "--", "w.py", "{i}",
+                   cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    for child in runs(sweep_project, "--sweep", "1"):
+        outputs = [o["path"] for o in manifest(sweep_project, str(child["seq"]))["outputs"]]
+        assert outputs == [f"out/{child['params']['i']}.txt"], (child["params"], outputs)

@@ -82,8 +82,8 @@ def current_python() -> str:
 class RunOptions:
     """What `vestige run` was asked besides the command."""
 
-    __slots__ = ("cwd", "environ", "on_line", "on_spawn", "params", "parent", "repo",
-                 "rerun_of", "root", "store", "terminal")  # fmt: skip
+    __slots__ = ("cwd", "environ", "foreign_writes", "on_line", "on_spawn", "params",
+                 "parent", "repo", "rerun_of", "root", "store", "terminal")  # fmt: skip
 
     def __init__(
         self, params: dict[str, Any] | None = None, cwd: str | None = None,
@@ -103,6 +103,7 @@ class RunOptions:
         self.on_line: Any = None
         self.on_spawn: Any = None
         self.repo: Any = None
+        self.foreign_writes: Any = None  # () -> paths concurrent siblings were seen writing
 
 
 def _tee(src: int, dst: int, log_path: str, done: Any, on_line: Any = None) -> None:
@@ -466,6 +467,8 @@ class Launch:
             assert self.cache is not None
             sealer = Sealer(self.repo.store, self.repo.index, self.cache, self.repo.config,
                             self.redactor, self.environ)  # fmt: skip
+            if self.options.foreign_writes is not None:
+                sealer.foreign = self.options.foreign_writes()
             from vestige.live import LiveRun
 
             sealer.seal(LiveRun(_path(self.live)), seal_input, self.code)

@@ -118,6 +118,9 @@ class Sealer:
         self.config = config
         self.redactor = redactor
         self.environ = environ
+        #: absolute paths that concurrent runs of the same sweep were seen writing: an
+        #: output this run's processes were not seen writing is theirs, not this run's
+        self.foreign: set[str] = set()
 
     def seal(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
         info = live.info
@@ -220,6 +223,8 @@ class Sealer:
         out: list[FileRecord] = []
         for rel in modified:
             full = root / rel
+            if str(full) not in written and str(full) in self.foreign:
+                continue  # seen by the scan, but a concurrent sibling's own write
             record = self._output(full, rel, after[rel], str(full) in written, warnings)
             if record is not None:
                 out.append(record)

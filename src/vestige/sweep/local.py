@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ class LocalExecutor:
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = max(1, jobs)
         self.procs: dict[int, int] = {}  # job index -> pid of its running command
+        self.lives: dict[int, str] = {}  # job index -> live directory, while it runs
+        self.ended: list[tuple[float, set[str]]] = []  # (end, paths it was seen writing)
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
 
@@ -108,28 +111,66 @@ class LocalExecutor:
         def spawned(pid: int) -> None:
             with self.lock:
                 self.procs[index] = pid
+                self.lives[index] = launch.live
             if stop.is_set():  # stopped while it was starting
                 try:
                     os.kill(pid, signal.SIGINT)
                 except OSError:
                     pass
 
+        def foreign() -> set[str]:
+            """What the siblings running alongside this child were seen writing."""
+            from vestige.capture.events import read_events
+
+            with self.lock:
+                lives = [d for i, d in self.lives.items() if i != index]
+                ended = [p for end, p in self.ended if end >= launch.started]
+            paths: set[str] = set().union(*ended) if ended else set()
+            for d in lives:
+                paths |= read_events(Path(d)).writes
+            return paths
+
         options.on_line = line
         options.on_spawn = spawned
+        options.foreign_writes = foreign
         try:
             if repo[0] is None:
                 repo[0] = Repo.open_at(store, root)
             options.repo = repo[0]
             launch = Launch(list(job["argv"]), options)
             code = launch.execute()
+            self._ended(index, launch, repo[0])
         except Exception as e:  # the command could not start or be recorded
             from vestige.errors import VestigeError
 
+            with self.lock:
+                self.lives.pop(index, None)
             code = e.exit_code if isinstance(e, VestigeError) else 127
             return {"index": index, "exit_code": code, "run_id": None,
                     "tail": _describe(e), "output": ""}  # fmt: skip
         return {"index": index, "exit_code": code, "run_id": getattr(launch, "run_id", None),
                 "tail": tail[0], "output": ""}  # fmt: skip
+
+    def _ended(self, index: int, launch: Any, repo: Any) -> None:
+        """Remember what a finished child was seen writing, for its siblings' seals."""
+        import time as _time
+
+        from vestige.capture.events import read_events
+
+        paths: set[str] = set()
+        try:
+            digest = repo.store.refs.get(launch.run_id)
+            if digest is not None:
+                run = repo.run(launch.run_id)
+                paths = {str(Path(run.root) / f.path) if not f.path.startswith("/") else f.path
+                         for f in run.outputs if f.confirmed}  # fmt: skip
+            else:
+                paths = read_events(Path(launch.live)).writes
+        except Exception:
+            pass
+        with self.lock:
+            self.lives.pop(index, None)
+            self.ended.append((_time.time(), paths))
 
     def join(self, timeout: float) -> None:
         """After an interrupt: wait for the workers to see their children end."""
