@@ -140,7 +140,7 @@ def _merge(values: Any, metrics: dict[str, Any]) -> dict[str, Any]:
         )
     merged = dict(values)
     merged.update(metrics)
-    if "step" in values and len(values) > 0:
+    if "step" in values:
         raise TypeError("vestige.log: give the step as the keyword step=, not in the dict")
     return merged
 

@@ -56,15 +56,9 @@ def _split(spec: str, what: str) -> tuple[str, str]:
 
 def _rel(repo: Repo, path: str) -> set[str]:
     """The forms a path may have in the index: as given, absolute, relative to the root."""
-    root = repo.store.root
-    forms = {path}
-    full = (Path.cwd() / path).resolve()
-    forms.add(str(full))
-    try:
-        forms.add(full.relative_to(root.resolve()).as_posix())
-    except ValueError:
-        pass
-    return forms
+    from vestige.repo import path_forms
+
+    return path_forms(path, repo.store.root, Path.cwd())
 
 
 def _hashes(repo: Repo, roles: tuple[str, ...], forms: set[str], version: str) -> set[str]:

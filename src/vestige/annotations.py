@@ -95,10 +95,9 @@ class Annotations:
 
     def apply(self, run: Run) -> Run:
         """The run with its effective tags and notes (for reading and indexing only)."""
-        digest = self.refs.get(run.id)
-        if digest is None:
-            return run
         ann = self.get(run.id)
+        if ann["prev"] is None:  # no annotations (or their object is gone: fsck says so)
+            return run
         tags = [t for t in run.tags if t not in ann["removed"]]
         tags += [t for t in ann["added"] if t not in tags]
         return run.replace(tags=tuple(tags), notes=tuple(run.notes) + tuple(ann["notes"]))

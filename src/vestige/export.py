@@ -86,13 +86,7 @@ def export(repo: Repo, run: Run, to: Path) -> dict[str, Any]:
 def _copy(repo: Repo, digest: str | None, dest: Path, mode: int | None) -> bool:
     if digest is None or not repo.store.objects.exists(digest):
         return False
-    repo.store.objects.verify(digest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with repo.store.objects.open(digest) as src, open(dest, "wb") as out:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-    if mode is not None:
-        os.chmod(dest, mode & 0o777)
+    repo.store.objects.copy_to(digest, dest, mode)
     return True
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vestige._record import Factory, Record
 from vestige.records import Run
+from vestige.store.hashing import hash_if_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -182,7 +183,6 @@ def stale(repo: Repo) -> list[StaleRun]:
     """The runs that made files now in the tree and whose code or inputs have changed since
     (or whose inputs came from such a run), producers before consumers."""
     now = current_hashes(repo)
-    root = repo.store.root
     # the run behind each file's current bytes
     made: dict[str, list[str]] = {}
     for rel, digest in now.items():
@@ -210,7 +210,7 @@ def stale(repo: Repo) -> list[StaleRun]:
     verdict: dict[str, StaleRun] = {}
     out: list[StaleRun] = []
     for run in sorted(runs.values(), key=lambda r: (r.started, r.seq)):
-        reasons = _own_reasons(repo, run, now, root)
+        reasons = changes_since(repo, run, now)
         for f in run.inputs:
             if not f.hash:
                 continue
@@ -237,11 +237,14 @@ def _was_read(repo: Repo, run_id: str, path: str, digest: str) -> bool:
     return row is not None
 
 
-def _own_reasons(repo: Repo, run: Run, now: dict[str, str], root: Path) -> list[str]:
-    """What changed since the run: its project code, and the files it read."""
+def changes_since(repo: Repo, run: Run, now: dict[str, str]) -> list[str]:
+    """What changed since the run, given the tree's hashes now: its project code and the
+    files it read (empty: the run would do the same again). Also --skip-done's test."""
     reasons: list[str] = []
     code = run.code or {}
-    snapshot = _code_hashes(repo, code.get("tree"))
+    snapshot = code.get("imported_hashes")
+    if snapshot is None:  # a manifest sealed before imported_hashes: read its tree
+        snapshot = _code_hashes(repo, code.get("tree"))
     for rel in code.get("imported") or []:
         was = snapshot.get(rel)
         if rel not in now:
@@ -249,13 +252,13 @@ def _own_reasons(repo: Repo, run: Run, now: dict[str, str], root: Path) -> list[
         elif was is not None and now[rel] != was:
             reasons.append(f"code {rel} changed")
     for m in code.get("modules") or []:  # project code imported from outside the tree
-        current = _hash_or_none(Path(m["path"]))
+        current = hash_if_file(m["path"])
         if current is None:
             reasons.append(f"code {m['path']} was deleted")
         elif current != m.get("hash"):
             reasons.append(f"code {m['path']} changed")
     for f in run.inputs:
-        current = _hash_or_none(Path(f.path)) if f.path.startswith("/") else now.get(f.path)
+        current = hash_if_file(f.path) if f.path.startswith("/") else now.get(f.path)
         if current is None:
             reasons.append(f"input {f.path} was deleted")
         elif f.hash is not None and current != f.hash:
@@ -272,15 +275,6 @@ def _code_hashes(repo: Repo, tree_hash: str | None) -> dict[str, str]:
         return {e.path: e.hash for e in read_tree(repo.store.objects, tree_hash)}
     except Exception:
         return {}
-
-
-def _hash_or_none(path: Path) -> str | None:
-    from vestige.store.hashing import hash_file
-
-    try:
-        return hash_file(path) if path.is_file() else None
-    except OSError:
-        return None
 
 
 def refresh_command(item: StaleRun, root: Path) -> str:

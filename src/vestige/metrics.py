@@ -215,7 +215,7 @@ def summarize(s: Series) -> dict[str, Any]:
     return {
         "count": n,
         "last": s.values[-1] if n else None,
-        "last_step": _int_if_whole(s.steps[-1]) if n else None,
+        "last_step": int_if_whole(s.steps[-1]) if n else None,
         "min": min(finite) if finite else None,
         "max": max(finite) if finite else None,
         "first_time": s.times[0] if n else None,
@@ -223,7 +223,14 @@ def summarize(s: Series) -> dict[str, Any]:
     }
 
 
-def _int_if_whole(x: float) -> float | int:
+def summary_json(s: Series) -> dict[str, Any]:
+    """summarize() for JSON: NaN and infinities of last/min/max as strings."""
+    return {k: to_json_number(v) if k in ("last", "min", "max") else v
+            for k, v in summarize(s).items()}  # fmt: skip
+
+
+def int_if_whole(x: float) -> float | int:
+    """A step as people write it: 3, not 3.0 (non-integral and non-finite stay floats)."""
     return int(x) if math.isfinite(x) and x == int(x) else x
 
 
@@ -246,11 +253,7 @@ def seal(live: Path, objects: ObjectStore) -> dict[str, Any] | None:
     if not series:
         return None
     digest = objects.put_bytes(encode(series.values()))
-    keys = {}
-    for name in sorted(series):
-        summary = summarize(series[name])
-        keys[name] = {k: to_json_number(v) if k in ("last", "min", "max") else v
-                      for k, v in summary.items()}  # fmt: skip
+    keys = {name: summary_json(series[name]) for name in sorted(series)}
     return {
         "object": digest,
         "points": sum(len(s) for s in series.values()),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vestige._record import Factory, Record
 from vestige.errors import UsageError
+from vestige.store.hashing import hash_if_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,7 +98,6 @@ def plan(
     re-made)."""
     overlay = overlay or {}
     replace = replace or {}
-    from vestige.store.hashing import hash_file
     from vestige.store.tree import read_tree
 
     if run.status == "running":
@@ -119,7 +119,7 @@ def plan(
             files.append((f.path, replace[f.hash], f.mode))
             in_tree.add(f.path)
             continue
-        source = _check_input(repo, run, f, hash_file)
+        source = _check_input(repo, run, f)
         if f.path.startswith("/") or f.path in in_tree or not f.hash:
             continue
         if source is None:
@@ -147,14 +147,14 @@ def plan(
     return Plan(root=root, cwd=cwd, argv=argv, files=files, copies=copies, in_place=in_place)
 
 
-def _check_input(repo: Repo, run: Run, f: FileRecord, hash_file: Any) -> Path | None:
+def _check_input(repo: Repo, run: Run, f: FileRecord) -> Path | None:
     """An input must be kept (None: from the store), or still be at its place with the
     same bytes (that place, to copy it from)."""
     if f.hash is None:
         raise CannotRerun(f"input {f.path} of run #{run.seq} was never hashed; cannot rerun")
     if f.kept and repo.store.objects.exists(f.hash):
         if f.path.startswith("/"):
-            current = _hash_or_none(Path(f.path), hash_file)
+            current = hash_if_file(f.path)
             if current != f.hash:
                 raise CannotRerun(
                     f"input {f.path} (outside the project) has other bytes now or is gone; "
@@ -162,7 +162,7 @@ def _check_input(repo: Repo, run: Run, f: FileRecord, hash_file: Any) -> Path | 
                 )
         return None
     where = Path(f.path) if f.path.startswith("/") else Path(run.root) / f.path
-    current = _hash_or_none(where, hash_file)
+    current = hash_if_file(where)
     if current != f.hash:
         why = "is gone" if current is None else "has other bytes now"
         raise CannotRerun(
@@ -170,13 +170,6 @@ def _check_input(repo: Repo, run: Run, f: FileRecord, hash_file: Any) -> Path | 
             f"({where}); put the original back to rerun"
         )
     return where  # only hashed, but still there: copied from its place
-
-
-def _hash_or_none(path: Path, hash_file: Any) -> str | None:
-    try:
-        return hash_file(path) if path.is_file() else None
-    except OSError:
-        return None
 
 
 def _check_clean(root: Path) -> None:
@@ -195,24 +188,10 @@ def _check_clean(root: Path) -> None:
 
 def materialize(repo: Repo, p: Plan) -> None:
     """Write the snapshot and inputs into the plan's root (verified bytes, atomic writes)."""
-    from vestige.store.hashing import hash_file
-
     for rel, digest, mode in p.files:
         dest = p.root / rel
-        if dest.is_file() and _hash_or_none(dest, hash_file) == digest:
-            continue
-        repo.store.objects.verify(digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.vestige-rerun-{os.getpid()}")
-        try:
-            with repo.store.objects.open(digest) as src, open(tmp, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-            if mode is not None:
-                os.chmod(tmp, mode & 0o777)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        if hash_if_file(dest) != digest:
+            repo.store.objects.copy_to(digest, dest, mode)
     import shutil
 
     for rel, source in p.copies:

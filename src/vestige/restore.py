@@ -9,7 +9,6 @@ Every write is atomic (temp file, rename), with the recorded mode.
 from __future__ import annotations
 
 import fnmatch
-import os
 from pathlib import Path
 
 from vestige._record import Record
@@ -93,14 +92,9 @@ def select(
 
 
 def _forms(pattern: str, root: Path, cwd: Path) -> list[str]:
-    forms = {pattern.rstrip("/")}
-    full = (cwd / pattern).resolve() if not os.path.isabs(pattern) else Path(pattern)
-    forms.add(str(full))
-    try:
-        forms.add(full.relative_to(root.resolve()).as_posix())
-    except ValueError:
-        pass
-    return [f for f in forms if f]
+    from vestige.repo import path_forms
+
+    return [f.rstrip("/") for f in path_forms(pattern, root, cwd) if f.rstrip("/")]
 
 
 def _matches(path: str, form: str) -> bool:
@@ -118,7 +112,7 @@ def restore(
     dry_run: bool = False,
 ) -> list[Restored]:
     """Write the chosen files; return what happened to each."""
-    from vestige.store.hashing import hash_file
+    from vestige.store.hashing import hash_if_file
 
     root = repo.store.root
     results: list[Restored] = []
@@ -128,11 +122,7 @@ def restore(
             results.append(Restored(c.role, c.path, str(dest), "not-kept"))
             continue
         if dest.is_file():
-            try:
-                same = hash_file(dest) == c.hash
-            except OSError:
-                same = False
-            if same:
+            if hash_if_file(dest) == c.hash:
                 results.append(Restored(c.role, c.path, str(dest), "same"))
                 continue
             if not force:
@@ -141,8 +131,7 @@ def restore(
         if dry_run:
             results.append(Restored(c.role, c.path, str(dest), "would-write"))
             continue
-        repo.store.objects.verify(c.hash)  # never write back bytes that are not what was kept
-        _write(repo, c, dest)
+        repo.store.objects.copy_to(c.hash, dest, c.mode)
         results.append(Restored(c.role, c.path, str(dest), "written"))
     return results
 
@@ -156,17 +145,3 @@ def _destination(c: Candidate, root: Path, to: Path | None, seq: int) -> Path:
             return Path(c.path)  # outside the project: back where it was
         return to / "outside" / c.path.lstrip("/")
     return base / c.path
-
-
-def _write(repo: Repo, c: Candidate, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.vestige-restore-{os.getpid()}")
-    try:
-        with repo.store.objects.open(c.hash) as src, open(tmp, "wb") as out:  # type: ignore[arg-type]
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-        if c.mode is not None:
-            os.chmod(tmp, c.mode & 0o777)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -45,10 +45,10 @@ def command(run: str, keys: tuple[str, ...], as_csv: bool, as_json: bool) -> Non
         return
     from vestige import metrics
 
-    summaries = {k: metrics.summarize(series[k]) for k in sorted(series)}
     if as_json:
-        print_json({k: _json_summary(v) for k, v in summaries.items()})
+        print_json({k: metrics.summary_json(series[k]) for k in sorted(series)})
         return
+    summaries = {k: metrics.summarize(series[k]) for k in sorted(series)}
     if not summaries:
         click.echo(f"run #{record.seq} logged no metrics (vestige.log(step=..., loss=...))")
         return
@@ -76,20 +76,10 @@ def _csv(series: dict[str, Any], keys: list[str]) -> None:
 
 
 def _series_json(s: Any) -> dict[str, list[Any]]:
-    from vestige.metrics import to_json_number
+    from vestige.metrics import int_if_whole, to_json_number
 
     return {
-        "step": [fmt_step(x) for x in s.steps],
+        "step": [int_if_whole(x) for x in s.steps],
         "time": list(s.times),
         "value": [to_json_number(v) for v in s.values],
     }
-
-
-def fmt_step(x: float) -> float | int:
-    return int(x) if x == x and x not in (float("inf"), float("-inf")) and x == int(x) else x
-
-
-def _json_summary(m: dict[str, Any]) -> dict[str, Any]:
-    from vestige.metrics import to_json_number
-
-    return {k: to_json_number(v) if k in ("last", "min", "max") else v for k, v in m.items()}

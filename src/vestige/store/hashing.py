@@ -32,6 +32,14 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
         return blake3(f.read()).hexdigest()
 
 
+def hash_if_file(path: str | os.PathLike[str]) -> str | None:
+    """Hex BLAKE3 of a regular file, or None when there is none (or it cannot be read)."""
+    try:
+        return hash_file(path) if os.path.isfile(path) else None
+    except OSError:
+        return None
+
+
 def is_hash(text: str) -> bool:
     """True if `text` looks like an object name (64 lowercase hex characters)."""
     return len(text) == HASH_LEN and all(c in "0123456789abcdef" for c in text)

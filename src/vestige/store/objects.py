@@ -219,6 +219,21 @@ class ObjectStore:
                 f"object {digest[:12]} is missing from the store; run `vestige fsck`"
             ) from None
 
+    def copy_to(self, digest: str, dest: Path, mode: int | None = None) -> None:
+        """Write an object's bytes to `dest` (verified first; temp file and rename, so a
+        reader never sees half a file), with `mode` when given."""
+        self.verify(digest)  # never hand out bytes that are not what was kept
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.vestige-{os.getpid()}")
+        try:
+            with self.open(digest) as src, open(tmp, "wb") as out:
+                copy_into(src, out)
+            if mode is not None:
+                os.chmod(tmp, mode & 0o777)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def __iter__(self) -> Iterator[str]:
         """Every object name in the store."""
         if not self.dir.is_dir():

@@ -1,5 +1,6 @@
-"""One child of a sweep, run wherever an executor puts it (this process, a Dask worker,
-a Slurm job): `vestige run` of the substituted command, in a subprocess.
+"""One child of a sweep on a remote executor (a Dask worker, a Slurm job): `vestige run`
+of the substituted command, in a subprocess. (Local children are `Launch`es in the
+sweep's own process: sweep/local.py.)
 
 A job is a plain dict so every executor can ship it (pickle, JSON):
 

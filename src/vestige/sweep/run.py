@@ -158,24 +158,25 @@ def _done_runs(repo: Repo, children: list[dict[str, Any]], cwd: str) -> dict[int
     inputs have not changed since (the run-cache idea: same code, params, input hashes)."""
     import json
 
-    from vestige.lineage import _own_reasons, current_hashes
+    from vestige.lineage import changes_since, current_hashes
 
     now = current_hashes(repo)
-    root = repo.store.root
-    rel = os.path.relpath(cwd, root)
-    found: dict[int, Run] = {}
-    for c in children:
-        rows = repo.index.conn.execute(
+    rel = os.path.relpath(cwd, repo.store.root)
+    ok_runs = [
+        (run_id, json.loads(argv))
+        for run_id, argv in repo.index.conn.execute(
             "SELECT id, argv FROM runs WHERE status = 'ok' AND cwd = ? ORDER BY started DESC",
             (rel,),
-        ).fetchall()
-        for run_id, argv in rows:
-            if not _same_command(json.loads(argv), c["argv"]):
-                continue
-            run = repo.run(run_id)
-            if not _own_reasons(repo, run, now, root):
-                found[c["index"]] = run
-                break
+        )
+    ]
+    found: dict[int, Run] = {}
+    for c in children:
+        for run_id, argv in ok_runs:
+            if _same_command(argv, c["argv"]):
+                run = repo.run(run_id)
+                if not changes_since(repo, run, now):
+                    found[c["index"]] = run
+                    break
     return found
 
 
