@@ -796,3 +796,20 @@ def test_overwritten_input_keeps_the_hash_an_earlier_run_saw(project: Path) -> N
     m = show_json(project)
     assert by_path(m["inputs"])["state.txt"]["hash"] == b3(b"count=1\n"), m["inputs"]
     assert by_path(m["outputs"])["state.txt"]["hash"] == b3(b"count=2\n")
+
+
+def test_vestige_now_places_a_run_on_a_simulated_clock(project: Path) -> None:
+    """VESTIGE_NOW (tests, benchmarks, the debt ledger's histories) shifts the recorded
+    start and end to that clock, in the manifest and the index alike; the duration is real."""
+    (project / "a.py").write_text("print('hi')\n")
+    done = vestige("run", "python", "a.py", cwd=project, env={"VESTIGE_NOW": "2026-01-05"})
+    assert done.returncode == 0, done.stderr.decode()
+    shown = json.loads(vestige("show", "@last", "--json", cwd=project).stdout)
+    listed = json.loads(vestige("ls", "--json", cwd=project).stdout)[0]
+    assert shown["started"] == listed["started"] == 1767571200.0
+    assert shown["ended"] == pytest.approx(1767571200.0 + shown["duration"])
+    # a bad clock never stops the user's command: it runs, unrecorded, with a warning
+    bad = vestige("run", "python", "a.py", cwd=project, env={"VESTIGE_NOW": "soon"})
+    assert bad.returncode == 0 and bad.stdout == b"hi\n"
+    assert "bad VESTIGE_NOW 'soon'" in bad.stderr.decode()
+    assert len(json.loads(vestige("ls", "--json", cwd=project).stdout)) == 1

@@ -221,3 +221,30 @@ def test_concurrent_children_keep_their_own_outputs(sweep_project: Path) -> None
     for child in runs(sweep_project, "--sweep", "1"):
         outputs = [o["path"] for o in manifest(sweep_project, str(child["seq"]))["outputs"]]
         assert outputs == [f"out/{child['params']['i']}.txt"], (child["params"], outputs)
+
+
+def test_sequential_shell_children_each_keep_exactly_their_bytes(sweep_project: Path) -> None:
+    """No audit hook sees a shell's writes, so only order keeps them apart: with -j 1 a
+    child's outputs are read (and kept) before the next command starts, even though its
+    manifest is written while the next one runs. Each child also rewrites one shared file:
+    each run must keep the bytes it wrote, not a later sibling's."""
+    done = vestige("run", "--each", "i=1,2,3,4", "--", "sh", "-c",
+                   "echo {i} > out/s{i}.txt; echo {i} > out/shared.txt; echo line-{i}",
+                   cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    for child in runs(sweep_project, "--sweep", "1"):
+        i = child["params"]["i"]
+        seq = str(child["seq"])
+        outputs = {o["path"] for o in manifest(sweep_project, seq)["outputs"]}
+        assert outputs == {f"out/s{i}.txt", "out/shared.txt"}, (i, outputs)
+        shared = vestige("cat", seq, "out/shared.txt", cwd=sweep_project)
+        assert shared.stdout.decode() == f"{i}\n"
+        assert vestige("log", seq, cwd=sweep_project).stdout.decode() == f"line-{i}\n"
+
+
+def test_a_failed_childs_last_line_is_in_the_summary(sweep_project: Path) -> None:
+    done = vestige("run", "--each", "i=1,2", "--", "sh", "-c",
+                   "echo out-{i}; echo 'boom {i}' >&2; exit {i}", cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 1
+    text = done.stdout.decode()
+    assert "exit 1: boom 1" in text and "exit 2: boom 2" in text, text

@@ -112,4 +112,19 @@ class LiveRun:
         return True
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Delete the directory once sealed: a plain walk of its two levels (shutil.rmtree's
+        fd-based walk costs ~0.5 ms, a tenth of a sweep child's whole overhead)."""
+        try:
+            _remove_tree(str(self.path))
+        except OSError:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _remove_tree(path: str) -> None:
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                _remove_tree(entry.path)
+            else:
+                os.unlink(entry.path)
+    os.rmdir(path)

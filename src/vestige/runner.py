@@ -82,8 +82,8 @@ def current_python() -> str:
 class RunOptions:
     """What `vestige run` was asked besides the command."""
 
-    __slots__ = ("cwd", "environ", "foreign_writes", "on_line", "on_spawn", "params",
-                 "parent", "repo", "rerun_of", "root", "store", "terminal")  # fmt: skip
+    __slots__ = ("cwd", "environ", "foreign_writes", "on_spawn", "params",
+                 "parent", "repo", "rerun_of", "reuse", "root", "store", "terminal")  # fmt: skip
 
     def __init__(
         self, params: dict[str, Any] | None = None, cwd: str | None = None,
@@ -96,19 +96,21 @@ class RunOptions:
         self.root = root
         # A child launched from a thread of a sweep (vestige/sweep/local.py): its own
         # environment and parent, no terminal (no signal handlers, no ptys, output to the
-        # log and `on_line` only), an index connection it may reuse.
+        # logs only), an index connection it may reuse.
         self.environ: dict[str, str] | None = None
         self.parent: str | None = None
         self.terminal = True
-        self.on_line: Any = None
         self.on_spawn: Any = None
         self.repo: Any = None
         self.foreign_writes: Any = None  # () -> paths concurrent siblings were seen writing
+        #: what consecutive launches from one sweep worker share: its stat cache and its
+        #: redactor of the (same) environment, so each child does not pay for them again
+        self.reuse: dict[str, Any] | None = None
 
 
-def _tee(src: int, dst: int, log_path: str, done: Any, on_line: Any = None) -> None:
+def _tee(src: int, dst: int, log_path: str, done: Any) -> None:
     """Copy a child's output stream to our own (unless dst is -1) and to the live log, as
-    it comes; with `on_line`, also hand each non-empty line to it (a sweep's board)."""
+    it comes."""
     try:
         log: int | None
         try:
@@ -116,7 +118,6 @@ def _tee(src: int, dst: int, log_path: str, done: Any, on_line: Any = None) -> N
         except OSError:
             log = None
         to_terminal = dst >= 0
-        pending = b""
         while True:
             try:
                 data = os.read(src, 65536)
@@ -138,25 +139,10 @@ def _tee(src: int, dst: int, log_path: str, done: Any, on_line: Any = None) -> N
                     os.write(log, data)
                 except OSError:
                     log = None
-            if on_line is not None:
-                *lines, pending = (pending + data).split(b"\n")
-                for raw in lines:
-                    _line(on_line, raw)
-        if on_line is not None and pending:
-            _line(on_line, pending)
         if log is not None:
             os.close(log)
     finally:
         done.release()
-
-
-def _line(on_line: Any, raw: bytes) -> None:
-    text = raw.decode("utf-8", "replace").rstrip("\r").split("\r")[-1]
-    if text.strip():
-        try:
-            on_line(text)
-        except Exception:
-            pass
 
 
 def _pty_for(fd: int) -> tuple[int, int] | None:
@@ -223,6 +209,8 @@ class Launch:
         self.code: dict[str, Any] | None = None
         self.bg_warnings: list[str] = []
         self.bg_error: BaseException | None = None
+        self.sealed: Any = None  # the Run, once sealed
+        self.tail = ""  # a sweep child's last output line (_run_to_logs)
 
     @property
     def environ(self) -> Any:
@@ -271,6 +259,11 @@ class Launch:
             "parent": self.options.parent or self.environ.get("VESTIGE_RUN_ID") or None,
             "rerun_of": self.options.rerun_of,
         }
+        if self.environ.get("VESTIGE_NOW"):  # a simulated clock (tests, benchmarks)
+            from vestige.clock import parse_time
+
+            simulated = parse_time(self.environ["VESTIGE_NOW"], "VESTIGE_NOW")
+            self.info["clock_shift"] = simulated - self.started
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
         report = self.environ.get("VESTIGE_ID_OUT")
         if report:  # a sweep (vestige/sweep/child.py) learns which run this child is
@@ -319,14 +312,14 @@ class Launch:
             pass
 
     def _run(self, path: str, argv: list[str]) -> int:
-        terminal = self.options.terminal
-        outs = [_pty_for(1), _pty_for(2)] if terminal else [None, None]
+        if not self.options.terminal:
+            return self._run_to_logs(path, argv)
+        outs = [_pty_for(1), _pty_for(2)]
         self.ptys = [p for p in outs if p is not None]
         pipes = [pair if pair is not None else os.pipe() for pair in outs]
         handlers: dict[int, Any] = {}
-        if terminal:  # (a sweep's thread cannot set handlers; its main thread has Ctrl-C)
-            for sig in (SIGINT, SIGTERM, SIGHUP):
-                handlers[sig] = _signal.signal(sig, self._on_signal)
+        for sig in (SIGINT, SIGTERM, SIGHUP):
+            handlers[sig] = _signal.signal(sig, self._on_signal)
         if self.ptys:
             handlers[28] = _signal.signal(28, self._on_winch)  # SIGWINCH
         try:
@@ -337,22 +330,18 @@ class Launch:
                 os.close(w)
             _restore(handlers)
             _rmtree(self.live)
-            if terminal:
-                sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
-            elif self.options.on_line is not None:
-                self.options.on_line(f"cannot start {argv[0]}: {e.strerror}")
+            sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
             return 127
         for _r, w in pipes:
             os.close(w)
         if self.options.on_spawn is not None:
             self.options.on_spawn(self.child)
         tee_done = [_thread.allocate_lock(), _thread.allocate_lock()]
-        dsts = (1, 2) if terminal else (-1, -1)
         for lock, (r, _w), dst, name in zip(
-            tee_done, pipes, dsts, ("stdout", "stderr"), strict=True
+            tee_done, pipes, (1, 2), ("stdout", "stderr"), strict=True
         ):
             lock.acquire()
-            args = (r, dst, os.path.join(self.live, name), lock, self.options.on_line)
+            args = (r, dst, os.path.join(self.live, name), lock)
             _thread.start_new_thread(_tee, args)
         bg_done = _thread.allocate_lock()
         bg_done.acquire()
@@ -388,6 +377,40 @@ class Launch:
         _restore(handlers)
         return code
 
+    def _run_to_logs(self, path: str, argv: list[str]) -> int:
+        """A sweep's child: its stdout and stderr go straight to the live logs (no pipes, no
+        tee threads; whoever wants its last line reads the log's tail, `tail_line`)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        logs = [os.open(os.path.join(self.live, n), flags, 0o600) for n in ("stdout", "stderr")]
+        try:
+            self.child = _spawn(path, argv, self._child_env(), logs[0], logs[1])
+        except OSError as e:
+            _rmtree(self.live)
+            self.tail = f"cannot start {argv[0]}: {e.strerror}"
+            return 127
+        finally:
+            for fd in logs:
+                os.close(fd)
+        if self.options.on_spawn is not None:
+            self.options.on_spawn(self.child)
+        bg_done = _thread.allocate_lock()
+        bg_done.acquire()
+        self._background(argv, bg_done)  # this thread has nothing else to do meanwhile
+        _pid, status, usage = _wait4(self.child)
+        code = os.waitstatus_to_exitcode(status)
+        ended = time.time()
+        status_name, exit_code, sig_name = _classify(code, self.received)
+        result = {"status": status_name, "exit_code": exit_code, "signal": sig_name,
+                  "ended": ended, "resources": _resources(usage)}  # fmt: skip
+        try:
+            write_file(os.path.join(self.live, "result.json"), dumps(result))
+        except OSError:
+            pass
+        self.tail = tail_line(self.live, prefer_stderr=code != 0)
+        bg_done.acquire()
+        self._seal(result)
+        return code
+
     def _background(self, argv: list[str], done: Any) -> None:
         """Capture what can be captured while the command runs (off the start-up path)."""
         try:
@@ -410,14 +433,22 @@ class Launch:
         from vestige.store.statcache import StatCache
 
         timing("imported")
-        redactor = Redactor(read_secret_key(self.store))
-        environ = redactor.redact_env(self.environ)  # first: it teaches the redactor the secrets
+        reuse = self.options.reuse
+        known = reuse.get("redacted") if reuse is not None else None
+        if known is not None and known[0] == self.environ:
+            redactor, environ = known[1], known[2]  # a sweep worker's previous child: same env
+        else:
+            redactor = Redactor(read_secret_key(self.store))
+            environ = redactor.redact_env(self.environ)  # first: it learns the secrets
+            if reuse is not None:
+                reuse["redacted"] = (dict(self.environ), redactor, environ)
         command = redactor.scrub_argv(argv)
         params = redactor.scrub_value(self.options.params)
         self.redactor = redactor
         live = LiveRun(_path(self.live))
         self.info.update(command=command, environ=environ, params_override=params)
-        live.update_info(**self.info)
+        if reuse is None:  # (a sweep's child writes run.json once, with its seq, below)
+            live.update_info(**self.info)
         live.save_before(self.before)
         timing("redacted, live info saved")
         repo = self.options.repo or Repo.open_at(self.store, self.root)
@@ -425,15 +456,21 @@ class Launch:
         self.repo = repo
         run = Run(
             id=self.run_id, seq=0, status="running", command=command,
-            cwd=self.info["cwd"], root=self.root, started=self.started, host=self.info["host"],
+            cwd=self.info["cwd"], root=self.root,
+            started=self.started + float(self.info.get("clock_shift") or 0), host=self.info["host"],
             pid=self.child, parent=self.info["parent"], rerun_of=self.options.rerun_of,
         )  # fmt: skip
         seq = repo.index.begin_run(run)
         timing("index row")
         self.info.update(seq=seq, child_pid=self.child)
         live.update_info(**self.info)
-        self.cache = StatCache(repo.index.conn)
-        self.cache.preload(self.root)
+        cache = reuse.get("statcache") if reuse is not None else None
+        if cache is None or cache.conn is not repo.index.conn:
+            cache = StatCache(repo.index.conn)
+            cache.preload(self.root)
+            if reuse is not None:
+                reuse["statcache"] = cache
+        self.cache = cache
         self._snapshot(repo, live)
         timing("snapshot stored")
 
@@ -471,11 +508,30 @@ class Launch:
                 sealer.foreign = self.options.foreign_writes()
             from vestige.live import LiveRun
 
-            sealer.seal(LiveRun(_path(self.live)), seal_input, self.code)
+            self.sealed = sealer.seal(LiveRun(_path(self.live)), seal_input, self.code)
         except Exception as e:  # the run happened; only its record failed
             seq = self.info.get("seq", "?")
             warn(f"run #{seq} could not be sealed ({_describe(e)}); the next vestige "
                  "command will try again")  # fmt: skip
+
+
+def tail_line(live: str, prefer_stderr: bool) -> str:
+    """The last non-empty line a child wrote to its live logs (stderr first when it failed)."""
+    order = ("stderr", "stdout") if prefer_stderr else ("stdout", "stderr")
+    for name in order:
+        try:
+            with open(os.path.join(live, name), "rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - 4096))
+                data = f.read()
+        except OSError:
+            continue
+        for raw in reversed(data.split(b"\n")):
+            text = raw.decode("utf-8", "replace").rstrip("\r").split("\r")[-1]
+            if text.strip():
+                return text
+    return ""
 
 
 def _path(p: str) -> Any:

@@ -128,7 +128,6 @@ class Sealer:
         root = Path(info["root"])
         before = live.load_before()
         events = read_events(live.path)
-        api = read_api_events(live.path)
         warnings = list(result.warnings)
         after = Scanner(root, self.config.scan_ignore).scan()
         timing("seal: events read, tree scanned")
@@ -138,6 +137,7 @@ class Sealer:
         code["modules"], code["imported"] = self._modules(root, events)
         code["imported_hashes"] = self._imported_hashes(code)
         timing("seal: outputs, inputs, modules")
+        api = read_api_events(live.path)
         params = self._params(info, events, api)
         artefacts = self._artefacts(live.path, api, events, warnings)
         metrics = self._metrics(live.path, warnings)
@@ -150,6 +150,7 @@ class Sealer:
         timing("seal: logs stored")
         env_hash = self._env(info, events)
         timing("seal: environment")
+        shift = float(info.get("clock_shift") or 0)  # VESTIGE_NOW: a simulated clock
         run = Run(
             id=live.id,
             seq=int(info["seq"]),
@@ -157,10 +158,10 @@ class Sealer:
             command=list(info["command"]),  # scrubbed when the run started
             cwd=info.get("cwd", ""),
             root=str(root),
-            started=float(info["started"]),
+            started=float(info["started"]) + shift,
             host=info.get("host", ""),
             pid=info.get("child_pid"),
-            ended=result.ended,
+            ended=result.ended + shift,
             duration=round(result.ended - float(info["started"]), 6),
             exit_code=result.exit_code,
             signal=result.signal,
@@ -343,12 +344,17 @@ class Sealer:
         imported = code.get("imported") or []
         if not imported or not code.get("tree"):
             return {}
-        from vestige.store.tree import read_tree
+        entries = _TREE_CACHE.get(code["tree"])
+        if entries is None:
+            from vestige.store.tree import read_tree
 
-        try:
-            entries = {e.path: e.hash for e in read_tree(self.store.objects, code["tree"])}
-        except Exception:
-            return {}
+            try:
+                entries = {e.path: e.hash for e in read_tree(self.store.objects, code["tree"])}
+            except Exception:
+                return {}
+            if len(_TREE_CACHE) > 64:
+                _TREE_CACHE.clear()
+            _TREE_CACHE[code["tree"]] = entries
         return {p: entries[p] for p in imported if p in entries}
 
     def _modules(self, root: Path, events: RunEvents) -> tuple[list[dict[str, Any]], list[str]]:
@@ -449,9 +455,9 @@ class Sealer:
         environ = self.environ if self.environ is not None else info.get("environ") or {}
         import json
 
-        key = json.dumps([python, sorted((k, v) for k, v in environ.items()
-                                         if not k.startswith("VESTIGE_")),
-                          self.config.capture_gpu, str(self.store.path)], default=str)  # fmt: skip
+        key = (json.dumps(python, sort_keys=True, default=str),
+               frozenset(kv for kv in environ.items() if not kv[0].startswith("VESTIGE_")),
+               self.config.capture_gpu, str(self.store.path))  # fmt: skip
         cached = _ENV_CACHE.get(key)
         if cached is not None and self.store.objects.exists(cached):
             return cached  # the same interpreter and variables in this process: same record
@@ -464,7 +470,10 @@ class Sealer:
 #: Environment records computed in this process, by what they were computed from: a
 #: sweep's children (and repeated in-process runs) share one instead of re-listing the
 #: installed packages each time.
-_ENV_CACHE: dict[str, str] = {}
+_ENV_CACHE: dict[tuple[Any, ...], str] = {}
+#: {path: hash} of tree objects read in this process (objects never change): a sweep's
+#: children share one snapshot.
+_TREE_CACHE: dict[str, dict[str, str]] = {}
 
 
 def _python_of(events: RunEvents, runner_pid: int) -> dict[str, Any] | None:

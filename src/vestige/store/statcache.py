@@ -102,6 +102,8 @@ class StatCache:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+            for path, (stat, digest, hashed) in self._new.items():  # a reused cache sees them
+                self._known[path] = (stat.key(), digest, hashed)
             self._new.clear()
         except sqlite3.Error:
             pass

@@ -53,12 +53,12 @@ class LocalExecutor:
         on_start: Callable[[int], None],
         stop: threading.Event,
         fail_fast: bool,
-        on_line: Callable[[int, str], None] | None = None,
     ) -> None:
         queue = list(reversed(jobs))
 
         def worker() -> None:
             repo: list[Any] = [None]  # this worker's index connection, opened at first use
+            reuse: dict[str, Any] = {}  # what its children share (runner.RunOptions.reuse)
             try:
                 while not stop.is_set():
                     with self.lock:
@@ -66,7 +66,7 @@ class LocalExecutor:
                             return
                         job = queue.pop()
                     on_start(job["index"])
-                    result = self._launch(job, repo, stop, on_line)
+                    result = self._launch(job, repo, reuse, stop)
                     with self.lock:
                         self.procs.pop(job["index"], None)
                     on_done(result)
@@ -84,10 +84,17 @@ class LocalExecutor:
             while t.is_alive():
                 t.join(timeout=0.2)  # short waits: Ctrl-C reaches the main thread
 
+    def tail(self, index: int) -> str:
+        """The last line a running child printed (read from its live logs), or ''."""
+        from vestige.runner import tail_line
+
+        with self.lock:
+            live = self.lives.get(index)
+        return tail_line(live, prefer_stderr=False) if live else ""
+
     def _launch(
-        self, job: dict[str, Any], repo: list[Any], stop: threading.Event,
-        on_line: Callable[[int, str], None] | None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self, job: dict[str, Any], repo: list[Any], reuse: dict[str, Any], stop: threading.Event
+    ) -> dict[str, Any]:
         """One child as a `Launch` in this thread; the same result as child.run_child."""
         from vestige.capture.params import parse_param_option
         from vestige.repo import Repo
@@ -101,12 +108,7 @@ class LocalExecutor:
         options.environ = {**os.environ, **env}
         options.parent = env.get("VESTIGE_RUN_ID")
         options.terminal = False
-        tail = [""]
-
-        def line(text: str) -> None:
-            tail[0] = text
-            if on_line is not None:
-                on_line(index, text)
+        options.reuse = reuse
 
         def spawned(pid: int) -> None:
             with self.lock:
@@ -130,7 +132,6 @@ class LocalExecutor:
                 paths |= read_events(Path(d)).writes
             return paths
 
-        options.on_line = line
         options.on_spawn = spawned
         options.foreign_writes = foreign
         try:
@@ -148,8 +149,10 @@ class LocalExecutor:
             code = e.exit_code if isinstance(e, VestigeError) else 127
             return {"index": index, "exit_code": code, "run_id": None,
                     "tail": _describe(e), "output": ""}  # fmt: skip
+        sealed = launch.sealed
         return {"index": index, "exit_code": code, "run_id": getattr(launch, "run_id", None),
-                "tail": tail[0], "output": ""}  # fmt: skip
+                "tail": launch.tail, "output": "",
+                "status": sealed.status if sealed is not None else None}  # fmt: skip
 
     def _ended(self, index: int, launch: Any, repo: Any) -> None:
         """Remember what a finished child was seen writing, for its siblings' seals."""
@@ -159,9 +162,8 @@ class LocalExecutor:
 
         paths: set[str] = set()
         try:
-            digest = repo.store.refs.get(launch.run_id)
-            if digest is not None:
-                run = repo.run(launch.run_id)
+            run = launch.sealed
+            if run is not None:
                 paths = {str(Path(run.root) / f.path) if not f.path.startswith("/") else f.path
                          for f in run.outputs if f.confirmed}  # fmt: skip
             else:
@@ -190,11 +192,12 @@ class Board:
         self.tail = [""] * len(labels)
         self.runs: list[str] = [""] * len(labels)
         self.lock = threading.Lock()
+        self.tail_of: Callable[[int], str] | None = None  # a running child's last line
         self.live = None
         if live:
             from rich.live import Live
 
-            self.live = Live(self._table(), refresh_per_second=4, transient=False)
+            self.live = Live(get_renderable=self._table, refresh_per_second=4, transient=False)
 
     def __enter__(self) -> Board:
         if self.live is not None:
@@ -203,18 +206,13 @@ class Board:
 
     def __exit__(self, *exc: Any) -> None:
         if self.live is not None:
-            self.live.update(self._table())
+            self.live.refresh()
             self.live.__exit__(*exc)
 
     def start(self, i: int) -> None:
         with self.lock:
             self.state[i] = "running"
             self.started[i] = time.monotonic()
-        self._refresh()
-
-    def line(self, i: int, text: str) -> None:
-        with self.lock:
-            self.tail[i] = text
         self._refresh()
 
     def done(self, i: int, state: str, run: str = "", note: str = "") -> None:
@@ -248,7 +246,7 @@ class Board:
 
     def _refresh(self) -> None:
         if self.live is not None:
-            self.live.update(self._table())
+            self.live.refresh()
 
     def _table(self) -> Any:
         from rich.table import Table
@@ -263,6 +261,8 @@ class Board:
         with self.lock:
             for i, label in enumerate(self.labels):
                 st = self.state[i]
+                if st == "running" and self.tail_of is not None:
+                    self.tail[i] = self.tail_of(i) or self.tail[i]
                 table.add_row(Text(label), Text(st, style=styles.get(st, "")),
                               self._elapsed(i), self.runs[i], Text(self.tail[i]))  # fmt: skip
         return table

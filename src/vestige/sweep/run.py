@@ -86,7 +86,9 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
     def on_done(result: dict[str, Any]) -> None:
         c = children[result["index"]]
         code = result["exit_code"]
-        status = "ok" if code == 0 else ("interrupted" if stop.is_set() and code != 0 else "failed")
+        status = result.get("status")  # as sealed (local); else judged from the exit code
+        if status is None:
+            status = "ok" if code == 0 else ("interrupted" if stop.is_set() else "failed")
         if code in (130, -2) or (code is not None and code < 0):
             status = "interrupted"
         c.update(run_id=result.get("run_id"), exit_code=code, status=status)
@@ -98,8 +100,8 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
     interrupted = False
     with board:
         try:
-            extra = {"on_line": board.line} if options.executor == "local" else {}
-            executor.run(jobs, on_done, board.start, stop, options.fail_fast, **extra)
+            board.tail_of = getattr(executor, "tail", None)
+            executor.run(jobs, on_done, board.start, stop, options.fail_fast)
         except KeyboardInterrupt:
             interrupted = True
             stop.set()  # nothing new starts; the running children are interrupted and sealed
