@@ -17,6 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     "script",
     [
         "capture_overhead.py",
+        "debt_gc.py",
         "metric_logging.py",
         "startup.py",
         "store_throughput.py",

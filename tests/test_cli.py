@@ -46,6 +46,7 @@ LS_KEYS = {
     "tags",
     "manifest",
     "parent",
+    "pinned",
 }
 #: The run manifest's fields (docs/format.md, "Run manifest").
 MANIFEST_KEYS = {
@@ -80,6 +81,7 @@ MANIFEST_KEYS = {
     "tags",
     "notes",
     "sweep",
+    "notebook",
     "vestige_version",
 }
 #: `show --json` is the manifest plus its own hash and the environment record.

@@ -284,7 +284,7 @@ def test_injection_matches_nothing_and_keeps_tables(db: sqlite3.Connection, expr
 
 FIELDS_MSG = (
     "unknown field 'foo'; fields are params.<name>, metrics.<name>, status, exit_code, command, "
-    "started, ended, duration, id, seq, parent, tag"
+    "started, ended, duration, id, seq, parent, tag, pinned"
 )
 
 ERRORS: list[tuple[str, int, str]] = [

@@ -6,6 +6,7 @@ The in-code API (nothing requires it; `vestige run` captures unmodified code):
     vestige.log(step=i, loss=x)         vestige.keep(fig, "loss-curve")
     vestige.tag("baseline")             vestige.note("LR too high?")
     vestige.start() / vestige.finish()  with vestige.run(): ...
+    %load_ext vestige                   (IPython, Jupyter: the session, cell by cell)
 
 `import vestige` runs inside users' scripts, so it loads nothing but this module: the API
 functions are resolved on first use (PEP 562), and `log` then is the hot function itself,
@@ -53,6 +54,20 @@ def __getattr__(name: str) -> object:
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """`%load_ext vestige` in IPython or Jupyter: record the session, cell by cell."""
+    from vestige.notebook.kernel import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """`%unload_ext vestige`: stop recording cells and seal the session's run now."""
+    from vestige.notebook.kernel import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 def __dir__() -> list[str]:

@@ -91,7 +91,11 @@ def live_dir(start: bool = True) -> str | None:
             return None
         s.inprocess = run
         s.live, s.run_id = run.live, run.run_id
-        return s.live
+    if "IPython" in sys.modules:  # a notebook or IPython session: its cells too
+        from vestige.notebook.kernel import record_session
+
+        record_session()
+    return s.live
 
 
 def run_id() -> str | None:

@@ -54,6 +54,16 @@ class Config(Record):
     executor_slurm_time: int | None = None
     executor_slurm_cpus: int | None = None
     executor_slurm_mem: int | None = None
+    # the debt ledger (`vestige debt`, docs/debt.md): verdict thresholds
+    debt_young_days: float = 14.0
+    debt_few_runs: int = 5
+    debt_long_lived_days: float = 30.0
+    debt_many_versions: int = 4
+    debt_many_consumers: int = 3
+    debt_archive_days: float = 45.0
+    debt_recent_days: float = 30.0
+    debt_shingle_tokens: int = 12
+    debt_duplicate_min: float = 0.3
     extra: dict[str, Any] = Factory(dict)
 
 
@@ -75,6 +85,15 @@ _KEYS = {
     "executor.slurm.time": "executor_slurm_time",
     "executor.slurm.cpus": "executor_slurm_cpus",
     "executor.slurm.mem": "executor_slurm_mem",
+    "debt.young_days": "debt_young_days",
+    "debt.few_runs": "debt_few_runs",
+    "debt.long_lived_days": "debt_long_lived_days",
+    "debt.many_versions": "debt_many_versions",
+    "debt.many_consumers": "debt_many_consumers",
+    "debt.archive_days": "debt_archive_days",
+    "debt.recent_days": "debt_recent_days",
+    "debt.shingle_tokens": "debt_shingle_tokens",
+    "debt.duplicate_min": "debt_duplicate_min",
 }
 
 

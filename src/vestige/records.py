@@ -102,6 +102,8 @@ class Run(Record):
     notes: tuple[dict[str, Any], ...] = ()  # {"t": time, "text": ...}
     #: a sweep's parent: its spec and, per combination, values, child run, status
     sweep: dict[str, Any] | None = None
+    #: a notebook or IPython session: path, the cells object, counts, kernel, snapshots
+    notebook: dict[str, Any] | None = None
     vestige_version: str = ""
     manifest: str | None = None  # the hash of the sealed manifest (not part of it)
 
@@ -144,6 +146,7 @@ class Run(Record):
             "tags": list(self.tags),
             "notes": list(self.notes),
             "sweep": self.sweep,
+            "notebook": self.notebook,
             "vestige_version": self.vestige_version,
         }
 
@@ -179,6 +182,7 @@ class Run(Record):
             tags=tuple(d.get("tags") or ()),
             notes=tuple(d.get("notes") or ()),
             sweep=d.get("sweep"),
+            notebook=d.get("notebook"),
             vestige_version=d.get("vestige_version", ""),
             manifest=manifest,
         )

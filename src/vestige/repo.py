@@ -235,6 +235,11 @@ class Repo:
             why = record.note or "it was over the size limit"
             raise NotKept(f"{path}: run #{run.seq} recorded its hash but kept no copy ({why})")
         if not self.store.objects.exists(digest):
+            from vestige.gc import freed_error
+
+            freed = freed_error(self, path, digest)  # gc freed it: say how to re-make it
+            if freed is not None:
+                raise freed
             raise NotKept(f"{path}: the object {digest[:12]} of run #{run.seq} is missing from "
                           "the store; run `vestige fsck`")  # fmt: skip
         self.store.objects.verify(digest)  # before the first byte: never hand out bad bytes

@@ -163,6 +163,12 @@ def _check_input(repo: Repo, run: Run, f: FileRecord) -> Path | None:
         return None
     where = Path(f.path) if f.path.startswith("/") else Path(run.root) / f.path
     current = hash_if_file(where)
+    if current != f.hash and f.kept:
+        from vestige.gc import freed_error
+
+        freed = freed_error(repo, f"input {f.path} of run #{run.seq}", f.hash)
+        if freed is not None:  # freed by gc: re-make it first
+            raise CannotRerun(freed.message)
     if current != f.hash:
         why = "is gone" if current is None else "has other bytes now"
         raise CannotRerun(
@@ -224,7 +230,16 @@ def execute(
         if saved >= 0:
             os.dup2(saved, 1)
             os.close(saved)
-    return code, getattr(launch, "run_id", None)
+    new_id = getattr(launch, "run_id", None)
+    digest = repo.store.refs.get(new_id) if new_id else None
+    if digest is not None:  # outputs gc freed that the rerun made again: back in the store
+        from vestige.gc import unfree
+
+        made = repo.store.objects.read_json(digest)
+        unfree(repo, [f["hash"] for f in made.get("outputs") or [] if f.get("hash")]
+               + [f["hash"] for a in made.get("artefacts") or []
+                  for f in a.get("files") or [] if f.get("hash")])  # fmt: skip
+    return code, new_id
 
 
 def verdicts(

@@ -115,6 +115,13 @@ def restore(
     from vestige.store.hashing import hash_if_file
 
     root = repo.store.root
+    from vestige.gc import freed_error
+
+    for c in chosen:  # bytes gc freed: say which run re-makes them, before writing anything
+        if c.kept and c.hash and not repo.store.objects.exists(c.hash):
+            freed = freed_error(repo, c.path, c.hash)
+            if freed is not None:
+                raise freed
     results: list[Restored] = []
     for c in sorted(chosen, key=lambda c: (ROLES.index(c.role), c.path)):
         dest = _destination(c, root, to, run.seq)

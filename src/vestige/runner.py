@@ -55,6 +55,10 @@ def resolve_command(argv: list[str]) -> tuple[str, list[str]]:
     if not argv:
         raise PathMissing("no command given; usage: vestige run [OPTIONS] COMMAND [ARGS]...")
     first = argv[0]
+    if first.endswith(".ipynb"):  # run headless by vestige/notebook/execute.py
+        from vestige.notebook.execute import launch_argv
+
+        return launch_argv(argv)
     if first.endswith(".py"):
         if not os.path.isfile(first):
             raise PathMissing(f"script not found: {first}")

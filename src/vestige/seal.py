@@ -141,6 +141,7 @@ class Sealer:
         params = self._params(info, events, api)
         artefacts = self._artefacts(live.path, api, events, warnings)
         metrics = self._metrics(live.path, warnings)
+        notebook = self._notebook(live.path, root, warnings)
         tags = _unique(t for e in api if e.get("e") == "tag" for t in e.get("tags") or ())
         notes = [{"t": e.get("t"), "text": self.redactor.scrub_text(str(e.get("text", "")))}
                  for e in api if e.get("e") == "note"]  # fmt: skip
@@ -179,6 +180,7 @@ class Sealer:
             artefacts=tuple(artefacts),
             metrics=metrics,
             tags=tuple(tags),
+            notebook=notebook,
             notes=tuple(notes),
             vestige_version=__version__,
         )
@@ -428,6 +430,19 @@ class Sealer:
                             "t": fig.get("t"), "pid": fig.get("pid")})  # fmt: skip
         out.sort(key=lambda a: a.get("t") or 0.0)
         return out
+
+    def _notebook(self, live: Path, root: Path, warnings: list[str]) -> dict[str, Any] | None:
+        """The cells a notebook or IPython session recorded (vestige/notebook/cells.py):
+        one object, summarised in the manifest's `notebook`; None for other runs."""
+        if not (live / "cells").is_dir():
+            return None
+        from vestige.notebook.cells import seal_cells
+
+        try:
+            return seal_cells(live, root, self.store.objects, self.redactor.scrub_text)
+        except (OSError, ValueError) as e:
+            warnings.append(f"notebook cells could not be sealed ({e})")
+            return None
 
     def _metrics(self, live: Path, warnings: list[str]) -> dict[str, Any] | None:
         from vestige import metrics

@@ -25,7 +25,7 @@ Examples:
 metric if any listed run logged it, else a param; metrics.NAME / params.NAME choose.
 \b
 --where fields: params.NAME, metrics.NAME, status, exit_code, command, started,
-ended, duration, id, seq, parent, tag; operators = != < <= > >= ~ (glob), in (...),
+ended, duration, id, seq, parent, tag, pinned; operators = != < <= > >= ~ (glob), in (...),
 is null, and, or, not, parentheses. See docs/cli.md.
 """
 
@@ -49,6 +49,9 @@ def command(
     runs = repo.runs(
         where=where, status=status, limit=limit if limit else (None if as_json else 50)
     )
+    pinned = repo.index.pinned_of([r["id"] for r in runs])  # `vestige pin`: gc keeps them
+    for r in runs:
+        r["pinned"] = r["id"] in pinned
     if as_json:
         print_json(runs)
         return
@@ -59,6 +62,8 @@ def command(
     from rich.table import Table
 
     extra = _columns(cols, runs)
+    if pinned:
+        extra.insert(0, ("pinned", "pinned", ""))
     rows = []
     for r in runs:
         rows.append(
@@ -84,7 +89,7 @@ def command(
         natural = max(len(name), *(len(row[n]) for row in rows))
         table.add_column(
             name,
-            justify="right" if name in ("#", "took", "exit") or n >= 8 else "left",
+            justify="right" if name in ("#", "took", "exit") or n >= 8 + bool(pinned) else "left",
             no_wrap=True,
             overflow="ellipsis",
             min_width=None if wide else natural,
@@ -120,6 +125,8 @@ def _columns(cols: str | None, runs: list[dict[str, Any]]) -> list[tuple[str, st
 
 
 def _cell(run: dict[str, Any], kind: str, key: str) -> str:
+    if kind == "pinned":
+        return "pinned" if run["pinned"] else ""
     if key not in run[kind]:
         return ""
     value = run[kind][key]

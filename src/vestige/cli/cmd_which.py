@@ -13,6 +13,8 @@ from vestige.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from vestige.repo import Maker, Repo
     from vestige.similar import Lookup
 
@@ -63,6 +65,7 @@ def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json
         _similar(repo, file, 5 if limit is None else limit, as_json)
         return
     digest, makers, readers = repo.which(file)
+    published = _published(repo, file, digest, makers)
     if as_json:
         print_json({
             "path": str(file),
@@ -89,6 +92,18 @@ def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json
     if readers:
         seqs = ", ".join(f"#{r.seq}" for r in readers[:10])
         click.echo(f"read by {seqs}")
+    for p in published:
+        how = "published by `vestige publish`" if p["how"] == "publish" else "seen by `which`"
+        click.echo(f"left the project: {p['dest']} ({how}, {iso(p['t'])})")
+
+
+def _published(repo: Repo, file: Path, digest: str, makers: list[Maker]) -> list[dict[str, Any]]:
+    """The debt ledger's hook (vestige/publish.py, docs/debt.md): a run's bytes found
+    outside the project are recorded as having left it; every such record is shown."""
+    from vestige.clock import now
+    from vestige.publish import note_which
+
+    return note_which(repo, file, digest, makers, now())
 
 
 def _similar(repo: Repo, file: Path, limit: int, as_json: bool) -> None:

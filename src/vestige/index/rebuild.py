@@ -51,4 +51,12 @@ def rebuild(repo: Repo) -> int:
     runs.sort(key=lambda r: (r.seq, r.id))
     repo.index.clear()
     repo.index.record_many(runs)
+    from vestige.publish import index_rows  # refs/published: what left the project
+
+    repo.index.add_published(index_rows(repo.store))
+    from vestige.gc import freed_records  # refs/freed and refs/pins (vestige gc, pin)
+    from vestige.pins import Pins
+
+    repo.index.set_freed(add=freed_records(repo.store).values(), replace_all=True)
+    repo.index.set_pins(dict(Pins(repo.store).all()), replace_all=True)
     return len(runs)

@@ -87,6 +87,61 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # The debt ledger (vestige/debt.py, vestige/publish.py): `published` mirrors the
+        # refs/published/<hash> records (rebuilt by reindex); `debt_shingles` caches the
+        # token shingles of a code version by its object hash (never stale, like phash);
+        # files_code serves the ledger's GROUP BY over code rows.
+        "0003_published",
+        """
+        CREATE TABLE IF NOT EXISTS published (
+            hash TEXT NOT NULL,
+            dest TEXT NOT NULL,
+            t REAL NOT NULL,
+            how TEXT NOT NULL,
+            run_id TEXT,
+            source TEXT,
+            size INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS published_hash ON published(hash);
+        CREATE INDEX IF NOT EXISTS published_dest ON published(dest);
+        CREATE TABLE IF NOT EXISTS debt_shingles (
+            hash TEXT PRIMARY KEY,
+            algo TEXT NOT NULL,
+            tokens INTEGER NOT NULL,
+            shingles BLOB,
+            error TEXT
+        );
+        CREATE INDEX IF NOT EXISTS files_code ON files(role, path, run_id, hash);
+        """,
+    ),
+    (
+        # gc (vestige/gc.py, vestige/pins.py): `pins` and `freed` mirror refs/pins/<run-id>
+        # and refs/freed/<hash> (rebuilt by reindex); `blobs` lists the objects a run names
+        # besides its files (manifest, code tree with the snapshot's size, logs, metrics,
+        # environment), so gc and du need not read manifests; `objsize` caches the size of
+        # each object (never stale: an object's bytes never change) for du.
+        "0004_gc",
+        """
+        CREATE TABLE IF NOT EXISTS pins (run_id TEXT PRIMARY KEY, t REAL);
+        CREATE TABLE IF NOT EXISTS freed (
+            hash TEXT PRIMARY KEY,
+            size INTEGER,
+            run_id TEXT,
+            path TEXT,
+            role TEXT,
+            t REAL
+        );
+        CREATE TABLE IF NOT EXISTS blobs (
+            run_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            size INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS blobs_run ON blobs(run_id);
+        CREATE TABLE IF NOT EXISTS objsize (hash TEXT PRIMARY KEY, size INTEGER NOT NULL);
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,7 +9,7 @@ Grammar (keywords and field names case-insensitive; precedence not > and > or):
     comparison := field ( ("="|"=="|"!="|"<>"|"<"|"<="|">"|">="|"~") value
                         | ["not"] "in" "(" value ("," value)* ")" | "is" ["not"] "null" )
     field      := params.KEY | metrics.KEY | status | exit_code | command | started | ended
-                | duration | id | seq | parent | tag
+                | duration | id | seq | parent | tag | pinned
     value      := NUMBER | DURATION (5m) | STRING | true | false
 
 User text never becomes SQL text: the SQL is assembled only from fixed fragments chosen by
@@ -36,7 +36,7 @@ Fragment = tuple[str, list[object]]
 
 FIELDS_HELP = (
     "fields are params.<name>, metrics.<name>, status, exit_code, command, started, ended, "
-    "duration, id, seq, parent, tag"
+    "duration, id, seq, parent, tag, pinned"
 )
 # Plain run columns: name -> (SQL column, value type, nullable).
 _COLUMNS: dict[str, tuple[str, str, bool]] = {
@@ -50,7 +50,7 @@ _COLUMNS: dict[str, tuple[str, str, bool]] = {
     "ended": ("r.ended", "time", True),
     "parent": ("r.parent", "text", True),
 }
-_FIELD_WORDS = {*_COLUMNS, "tag", "params", "metrics"}
+_FIELD_WORDS = {*_COLUMNS, "tag", "params", "metrics", "pinned"}
 _KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false"}
 # Subquery tables: kind -> (table, alias, "the row holds a value" condition).
 _SUBTABLES = {
@@ -298,6 +298,8 @@ class _Parser:
         name = tok.text.lower()
         if name == "tag":
             return _Field("tag", name, tok, "text")
+        if name == "pinned":  # `vestige pin`: pinned = true / pinned = false
+            return _Field("pinned", name, tok, "bool")
         if name not in _COLUMNS:
             raise self.err(f"unknown field '{tok.text}'; {FIELDS_HELP}", tok.pos)
         return _Field("col", name, tok, _COLUMNS[name][1])
@@ -389,6 +391,8 @@ class _Parser:
 
     def build(self, field: _Field, op: str, op_tok: _Tok, values: list[_Tok]) -> Fragment:
         """SQL for `field op value(s)`; a missing param/metric/column never satisfies it."""
+        if field.kind == "pinned":
+            return self.pinned(op, op_tok, values)
         if op == "~" and field.typ not in ("text", "param"):
             raise self.err(f"'~' applies to text fields, not '{field.tok.text}'", op_tok.pos)
         if op == "~" and values[0].kind != "str":
@@ -428,11 +432,23 @@ class _Parser:
             cond = f"{_SUBTABLES[field.kind][2]} AND {cond}"
         return _exists(field, cond, params, negated)
 
+    def pinned(self, op: str, op_tok: _Tok, values: list[_Tok]) -> Fragment:
+        """`pinned = true|false` (or !=): whether the run has a pin (the index's pins table)."""
+        if op not in ("=", "!="):
+            raise self.err(f"'pinned' supports = and !=, not '{op}'", op_tok.pos)
+        if values[0].kind != "bool":
+            raise self.err(f"'pinned' compares with true or false, found {_found(values[0])}",
+                           values[0].pos)  # fmt: skip
+        want = bool(values[0].value) == (op == "=")
+        return f"(EXISTS (SELECT 1 FROM pins pn WHERE pn.run_id = r.id) = {int(want)})", []
+
     def null_test(self, field: _Field, negated: bool) -> Fragment:
         """`is [not] null`: a missing (or null-valued) param/metric, a run without tags, or a
         NULL column."""
         if field.kind == "col":
             return f"({_COLUMNS[field.name][0]} IS {'NOT ' if negated else ''}NULL)", []
+        if field.kind == "pinned":
+            raise self.err("'pinned' is true or false, never null", field.tok.pos)
         return _exists(field, _SUBTABLES[field.kind][2], [], not negated)
 
 

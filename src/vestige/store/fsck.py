@@ -68,9 +68,14 @@ def fsck(repo: Repo) -> list[Problem]:
             continue
         problems += _check_manifest(run_id, manifest)
         manifests[run_id] = manifest
+    from vestige.gc import freed_records
+
+    freed = freed_records(store)  # payloads gc freed on purpose (F1): absent, not lost
     for run_id, manifest in manifests.items():
-        problems += _check_references(repo, run_id, manifest, present)
+        problems += _check_references(repo, run_id, manifest, present, freed)
+    problems += _check_freed(repo, present, freed)
     problems += _check_annotations(repo, present)
+    problems += _check_published(repo, present)
     problems += _check_index(repo, {k: store.refs.get(k) for k in manifests})
     problems += _check_live(repo)
     tmp = store.path / "tmp"
@@ -112,10 +117,13 @@ def _check_manifest(run_id: str, m: Any) -> list[Problem]:
 
 
 def _check_references(
-    repo: Repo, run_id: str, m: dict[str, Any], present: set[str]
-) -> list[Problem]:
-    """M1 and T1: every object a manifest (or its tree) names as kept exists and is valid."""
+    repo: Repo, run_id: str, m: dict[str, Any], present: set[str],
+    freed: dict[str, Any] | None = None,
+) -> list[Problem]:  # fmt: skip
+    """M1 and T1: every object a manifest (or its tree) names as kept exists and is valid;
+    an input, output or artefact file that gc freed (a freed record) is absent on purpose."""
     out: list[Problem] = []
+    freed = freed or {}
 
     def need(digest: Any, what: str) -> bool:
         if digest and digest not in present:
@@ -129,11 +137,11 @@ def _check_references(
     need(m.get("env"), "environment")
     for role in ("inputs", "outputs"):
         for f in m.get(role, []):
-            if f.get("kept"):
+            if f.get("kept") and f.get("hash") not in freed:
                 need(f.get("hash"), f"{role[:-1]} {f.get('path')}")
     for a in m.get("artefacts") or []:
         for f in a.get("files") or []:
-            if f.get("hash") and f.get("kept", True) and f["hash"] not in present:
+            if f.get("hash") and f.get("kept", True) and f["hash"] not in present | freed.keys():
                 out.append(Problem("M2", "must", f"run {run_id}: artefact file {f.get('path')} "
                                    f"names missing object {f['hash']}"))  # fmt: skip
     metrics = (m.get("metrics") or {}).get("object")
@@ -146,6 +154,20 @@ def _check_references(
             why = _bad_metrics_object(repo, metrics)
             if why:
                 out.append(Problem("M2", "must", f"run {run_id}: metrics object {metrics}: {why}"))
+    cells = (m.get("notebook") or {}).get("cells")
+    if cells:  # N1: a notebook run's cells object exists and is one
+        if cells not in present:
+            out.append(Problem("N1", "must", f"run {run_id}: notebook names missing cells "
+                               f"object {cells}"))  # fmt: skip
+        else:
+            try:
+                data = repo.store.objects.read_json(cells)
+                ok = isinstance(data, dict) and data.get("type") == "cells"
+            except (OSError, ValueError):
+                ok = False
+            if not ok:
+                out.append(Problem("N1", "must", f"run {run_id}: object {cells} is not a "
+                                   "cells object"))  # fmt: skip
     code = m.get("code") or {}
     for mod in code.get("modules", []):
         if mod.get("kept"):
@@ -217,6 +239,61 @@ def _check_annotations(repo: Repo, present: set[str]) -> list[Problem]:
         ):
             out.append(Problem("A1", "must", f"annotation ref {run_id}: {digest} is not its "
                                "annotations object"))  # fmt: skip
+    return out
+
+
+def _check_published(repo: Repo, present: set[str]) -> list[Problem]:
+    """P1: every published ref names an existing published object of its hash."""
+    from vestige.store.refs import Refs
+
+    out: list[Problem] = []
+    refs = Refs(repo.store.path, "published")
+    for name in refs:
+        text = refs.raw(name)
+        digest = text.strip()
+        if not is_hash(name) or not is_hash(digest) or text != digest + "\n":
+            out.append(Problem("P1", "must", f"published ref {name} is malformed"))
+            continue
+        if digest not in present:
+            out.append(Problem("P1", "must", f"published ref {name} names missing object {digest}"))
+            continue
+        try:
+            record = json.loads(repo.store.objects.path(digest).read_bytes())
+        except (OSError, ValueError):
+            record = None
+        if (
+            not isinstance(record, dict)
+            or record.get("type") != "published"
+            or record.get("hash") != name
+            or not isinstance(record.get("events"), list)
+        ):
+            out.append(Problem("P1", "must", f"published ref {name}: {digest} is not its "
+                               "published object"))  # fmt: skip
+    return out
+
+
+def _check_freed(repo: Repo, present: set[str], freed: dict[str, Any]) -> list[Problem]:
+    """F1: every file in refs/freed/ is a freed record named by its hash; F2: its object is
+    absent (a record left by a crashed gc, or of bytes re-made since: the next gc drops it);
+    G1: every pin names a run of the store."""
+    from vestige.gc import freed_dir
+    from vestige.pins import Pins, read_pin
+
+    out: list[Problem] = []
+    folder = freed_dir(repo.store)
+    if folder.is_dir():
+        for name in sorted(os.listdir(folder)):
+            if name not in freed:
+                out.append(Problem("F1", "must", f"freed record {name} is malformed"))
+            elif name in present:
+                out.append(Problem("F2", "should", f"freed record {name}: the object is back "
+                                   "(the next `vestige gc` drops the record)"))  # fmt: skip
+    pins = Pins(repo.store)
+    if pins.dir.is_dir():
+        known = set(repo.store.refs) | set(repo.index.run_ids())
+        for name in sorted(os.listdir(pins.dir)):
+            if read_pin(pins.dir / name) is None or name not in known:
+                out.append(Problem("G1", "should", f"pin {name} is malformed or names no run"))
     return out
 
 

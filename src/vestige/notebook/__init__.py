@@ -1,0 +1,1 @@
+"""Notebooks: cell recording, headless execution, extract."""

@@ -1,0 +1,356 @@
+"""`vestige run x.ipynb -p k=v`: execute a notebook headless, parameterised, recorded.
+
+`vestige run` turns a command whose first word ends in `.ipynb` into
+`python -m vestige.notebook.execute x.ipynb ...` (`launch_argv`, called by the runner
+before anything starts, so a missing notebook or a bad `-p` is exit 2 with no run), and
+the rest is an ordinary recorded run: sweeps and rerun work unchanged.
+
+This module, in that process: reads the notebook, injects the `-p` values as a new cell
+after the cell tagged `parameters` (papermill's convention: `metadata.tags`), or first
+when none is tagged; records them as the run's params; starts a real kernel through
+nbclient (it inherits the capture's environment, so it reports to the same run) with
+`--ext=vestige`, so every cell is recorded (vestige/notebook/kernel.py); runs the cells in
+order; keeps the executed notebook, outputs filled in, as the artefact
+`<name>.executed.ipynb` (also when a cell failed: as far as it got); writes it to disk
+only when asked (`-o`). The user's notebook is never written.
+
+A failing cell stops the notebook: one stderr line names the cell (its 1-based position
+in the user's notebook) and the error, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from vestige.errors import PathMissing, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+USAGE = "vestige run NOTEBOOK.ipynb [-p NAME=VALUE]... [-o OUT.ipynb] [--kernel NAME] [--timeout S]"
+EXTRA_HINT = "pip install 'vestige[notebook]'"
+_EXTRAS = ("nbclient", "nbformat", "ipykernel")
+
+
+class Options:
+    """What follows the notebook on the command line."""
+
+    def __init__(self, notebook: str) -> None:
+        self.notebook = notebook
+        self.params: dict[str, Any] = {}
+        self.output: str | None = None
+        self.kernel: str | None = None
+        self.timeout: int | None = None
+
+
+def parse_args(argv: list[str]) -> Options:
+    """`x.ipynb [-p NAME=VALUE | -p NAME VALUE]... [-o OUT] [--kernel K] [--timeout S]`."""
+    if not argv or not argv[0].endswith(".ipynb"):
+        raise UsageError(f"no notebook given; usage: {USAGE}")
+    opts = Options(argv[0])
+    args = argv[1:]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name not in ("-p", "--param", "-o", "--output", "--kernel", "--timeout"):
+            raise UsageError(f"{arg!r}: not an option of a notebook run; usage: {USAGE}")
+        if eq:
+            value = inline
+        elif i + 1 < len(args):
+            i += 1
+            value = args[i]
+        else:
+            raise UsageError(f"{arg} needs a value; usage: {USAGE}")
+        if name in ("-p", "--param"):
+            if "=" not in value and i + 1 < len(args) and not eq:  # papermill's `-p name value`
+                i += 1
+                value = f"{value}={args[i]}"
+            key, parsed = parse_param(value)
+            opts.params[key] = parsed
+        elif name in ("-o", "--output"):
+            opts.output = value
+        elif name == "--kernel":
+            opts.kernel = value
+        else:
+            try:
+                opts.timeout = int(value)
+            except ValueError:
+                raise UsageError(f"--timeout {value!r}: expected whole seconds") from None
+            if opts.timeout < 1:
+                raise UsageError(f"--timeout {value!r}: expected 1 or more seconds")
+        i += 1
+    return opts
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`lr=0.1` -> ("lr", 0.1): typed like papermill (int, float, bool, None), then JSON
+    (`[1,2]`, `{"a":1}`, `"007"`), else the text itself. The name must be a Python name:
+    it is assigned in the notebook."""
+    name, eq, raw = text.partition("=")
+    name = name.strip()
+    if not eq or not name:
+        raise UsageError(f"-p {text!r} is not NAME=VALUE; write e.g. -p lr=0.1")
+    import keyword
+
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"-p {text!r}: {name!r} is not a Python variable name")
+    return name, typed(raw)
+
+
+def typed(raw: str) -> Any:
+    """The value of a `-p` (see parse_param)."""
+    import json
+    import re
+
+    if raw in ("True", "true"):
+        return True
+    if raw in ("False", "false"):
+        return False
+    if raw in ("None", "none", "null"):
+        return None
+    if re.fullmatch(r"[-+]?\d+", raw):
+        return int(raw)
+    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", raw):
+        return float(raw)
+    if raw[:1] in ("[", "{", '"'):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def launch_argv(argv: list[str]) -> tuple[str, list[str]]:
+    """For the runner: (program, argv) running this module on the notebook. Bad input
+    (no such notebook, not a notebook, a bad -p, a missing extra) raises before any run."""
+    from vestige.runner import current_python
+
+    opts = parse_args(argv)
+    check_notebook(opts)
+    python = current_python()
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        missing_extras()  # (another interpreter reports its own, in the run)
+    return python, [python, "-m", "vestige.notebook.execute", *argv]
+
+
+def check_notebook(opts: Options) -> None:
+    if not os.path.isfile(opts.notebook):
+        raise PathMissing(f"notebook not found: {opts.notebook}")
+    import json
+
+    try:
+        with open(opts.notebook, "rb") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{opts.notebook} is not a notebook (not JSON: {e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise UsageError(f"{opts.notebook} is not a notebook (no cells)")
+    if opts.output is not None:
+        if not opts.output.endswith(".ipynb"):
+            raise UsageError(f"-o {opts.output!r}: the executed notebook is written as .ipynb")
+        if os.path.abspath(opts.output) == os.path.abspath(opts.notebook):
+            raise UsageError("-o names the notebook itself; vestige never overwrites it")
+
+
+def missing_extras() -> None:
+    """Raise when a package of the `notebook` extra is not installed."""
+    from importlib.util import find_spec
+
+    for name in _EXTRAS:
+        try:
+            found = find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UsageError(f"running notebooks needs {name}: {EXTRA_HINT}")
+
+
+# -- in the run -------------------------------------------------------------------------------
+
+
+def inject(nb: Any, params: dict[str, Any], nbformat: Any) -> int:
+    """Insert the params cell (after the `parameters` cell, else first); its index."""
+    lines = ["# Parameters (injected by vestige run)"]
+    lines += [f"{k} = {_python(v)}" for k, v in params.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines) + "\n")
+    cell.metadata["tags"] = ["injected-parameters"]
+    at = 0
+    for i, c in enumerate(nb.cells):
+        if "parameters" in (c.get("metadata", {}).get("tags") or ()):
+            at = i + 1
+            break
+    nb.cells.insert(at, cell)
+    return at
+
+
+def _python(value: Any) -> str:
+    if isinstance(value, float) and (value != value or abs(value) == float("inf")):
+        return f"float({str(value)!r})"  # nan, inf: no literal
+    return repr(value)
+
+
+def execute(opts: Options) -> int:
+    """Run the notebook; the exit code (0 ok, 1 a cell failed, 130 interrupted)."""
+    try:
+        import nbclient
+        import nbformat
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    except ImportError as e:
+        raise UsageError(f"running notebooks needs {e.name or 'nbclient'}: {EXTRA_HINT}") from None
+    check_notebook(opts)
+    path = os.path.abspath(opts.notebook)
+    nb = nbformat.read(path, as_version=4)
+    injected = inject(nb, opts.params, nbformat) if opts.params else None
+    kernel = opts.kernel or (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
+    language, ipykernel = _language(kernel)
+    if opts.params and language != "python":
+        raise UsageError(f"-p needs a Python kernel; {kernel!r} runs {language}")
+    from vestige import api
+
+    live = api.live_dir(start=False)  # the run `vestige run` made (None: not recorded)
+    journal = None
+    if live is not None:
+        from vestige.notebook.cells import Journal
+
+        journal = Journal(live)
+        journal.append("notebook", t=_now(), path=path, params=opts.params,
+                       injected=injected, kernel=kernel)  # fmt: skip
+        if opts.params:
+            api.params(opts.params)
+        _declare(opts.params)
+    os.environ.pop("JPY_SESSION_NAME", None)  # the kernel runs this notebook, not a session's
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's start-up notice
+    where: dict[str, int] = {"index": -1}
+
+    def started(cell: Any, cell_index: int) -> None:
+        where["index"] = cell_index
+
+    def executed(cell: Any, cell_index: int, execute_reply: Any) -> None:
+        _echo(cell)
+
+    client = nbclient.NotebookClient(
+        nb, timeout=opts.timeout, kernel_name=kernel,
+        resources={"metadata": {"path": os.path.dirname(path)}},
+        extra_arguments=_kernel_args(live is not None, ipykernel),
+        on_cell_execute=started, on_cell_executed=executed,
+    )  # fmt: skip
+    failure, code = None, 0
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        _echo(nb.cells[where["index"]])
+        failure, code = f"{e.ename}: {_first_line(e.evalue)}", 1
+    except CellTimeoutError:
+        failure, code = f"no result within --timeout {opts.timeout}s", 1
+    except DeadKernelError:
+        failure, code = "the kernel died", 1
+    except KeyboardInterrupt:
+        failure, code = "interrupted", 130
+    finally:
+        failed = where["index"] if code else None
+        _keep_executed(nb, path, opts, journal, failed, nbformat)
+    if failure is not None:
+        position = _position(where["index"], injected)
+        sys.stderr.write(f"error: {opts.notebook} cell {position} failed: {failure}\n")
+    return code
+
+
+def _language(kernel: str) -> tuple[str, bool]:
+    """(the kernel's language, whether it is ipykernel: it can load the extension)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise UsageError(
+            f"no Jupyter kernel named {kernel!r} (see `jupyter kernelspec list`)"
+        ) from None
+    argv = " ".join(spec.argv or ())
+    return str(spec.language or "python").lower(), "ipykernel" in argv
+
+
+def _kernel_args(recording: bool, ipykernel: bool) -> list[str]:
+    """ipykernel's options: load the extension (so cells are recorded); log errors only
+    (its notice about unencrypted local TCP is not the notebook's output)."""
+    if not ipykernel:
+        return []
+    args = ["--IPKernelApp.log_level=ERROR"]
+    return ["--ext=vestige", *args] if recording else args
+
+
+def _declare(params: dict[str, Any]) -> None:
+    """The run's params are those of its main process's argparse parse (vestige/shim);
+    this process has none of its own, so the notebook's params are given as one parse's
+    result. Without it the kernel's own command line (traitlets parses it with argparse)
+    would be taken for the run's params."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.parse_args([], namespace=argparse.Namespace(**params))
+
+
+def _position(index: int, injected: int | None) -> str:
+    """The failing cell's 1-based position in the user's notebook (the injected cell is
+    not theirs)."""
+    if injected is not None and index == injected:
+        return f"{index + 1} (the injected parameters)"
+    if injected is not None and index > injected:
+        index -= 1
+    return str(index + 1)
+
+
+def _keep_executed(nb: Any, path: str, opts: Options, journal: Any, failed: int | None,
+                   nbformat: Any) -> None:  # fmt: skip
+    """The executed notebook: an artefact of the run, and the -o file when asked."""
+    data = nbformat.writes(nb).encode("utf-8")
+    if opts.output is not None:
+        with open(opts.output, "wb") as f:
+            f.write(data)
+    if journal is None:
+        return
+    from vestige import api
+
+    stem = os.path.basename(path)[: -len(".ipynb")] or "notebook"
+    record = api.keep(data, f"{stem}.executed.ipynb")
+    if record is not None:
+        files = record.get("files") or [{}]
+        journal.append("executed", t=_now(), failed_cell=failed,
+                       artefact={"artefact": record["name"], "hash": files[0].get("hash"),
+                                 "size": files[0].get("size")})  # fmt: skip
+
+
+def _echo(cell: Any) -> None:
+    """What the cell printed, on our stdout/stderr (so `vestige log` has it too)."""
+    for out in cell.get("outputs") or ():
+        if out.get("output_type") == "stream":
+            stream = sys.stderr if out.get("name") == "stderr" else sys.stdout
+            stream.write(str(out.get("text") or ""))
+            stream.flush()
+
+
+def _first_line(text: Any) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vestige.notebook.execute x.ipynb [-p k=v]...`"""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return execute(parse_args(args))
+    except UsageError as e:
+        sys.stderr.write(f"error: {e.message}\n")
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

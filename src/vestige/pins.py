@@ -1,0 +1,106 @@
+"""Pins: runs whose kept files `vestige gc` never frees (`vestige pin`, `vestige unpin`).
+
+A pin is a ref, `refs/pins/<run-id>`, holding one line of canonical JSON
+`{"run": <id>, "t": <epoch seconds>}`; unpinning removes it. Changes happen under an
+exclusive flock on the `refs/pins/` directory itself (as annotations do), and gc holds a
+shared flock on it while it works, so a run pinned during a gc waits for it to finish
+rather than lose files. The index's `pins` table is a copy that `reindex` rebuilds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from vestige.store.objects import canonical_json
+from vestige.store.refs import Refs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vestige.repo import Repo
+    from vestige.store.local import Store
+
+
+class Pins:
+    """The pin refs of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.refs = Refs(store.path, "pins")
+        self.dir = self.refs.dir
+
+    @contextlib.contextmanager
+    def locked(self, shared: bool = False) -> Iterator[None]:
+        """Hold the pins lock: exclusive to change pins, shared while gc reads them."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def all(self) -> dict[str, float]:
+        """{run id: when it was pinned} for every pin in the store."""
+        out: dict[str, float] = {}
+        if not self.dir.is_dir():
+            return out
+        for entry in os.scandir(self.dir):
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            record = read_pin(Path(entry.path))
+            out[entry.name] = float(record.get("t") or 0.0) if record else 0.0
+        return out
+
+    def set(self, run_id: str, now: float) -> bool:
+        """Pin a run (call under `locked()`); False when it already was."""
+        if (self.dir / run_id).exists():
+            return False
+        line = canonical_json({"run": run_id, "t": now}).decode() + "\n"
+        from vestige.store.layout import write_atomic
+
+        write_atomic(str(self.store.path), str(self.dir / run_id), line.encode())
+        return True
+
+    def clear(self, run_id: str) -> bool:
+        """Unpin a run (call under `locked()`); False when it was not pinned."""
+        try:
+            os.unlink(self.dir / run_id)
+        except FileNotFoundError:
+            return False
+        from vestige.store.layout import fsync_dir
+
+        fsync_dir(str(self.dir))
+        return True
+
+
+def read_pin(path: Path) -> dict[str, object] | None:
+    """A pin ref's record, or None when it is not one (fsck says so)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("run") != path.name:
+        return None
+    if not isinstance(data.get("t"), int | float):
+        return None
+    return data
+
+
+def pin(repo: Repo, refs: list[str], now: float, on: bool = True) -> list[tuple[int, str, bool]]:
+    """Pin (or unpin) runs; (seq, id, changed) for each. Every reference is resolved first,
+    so a bad one changes nothing."""
+    ids = [repo.resolve(r) for r in refs]
+    pins = Pins(repo.store)
+    out: list[tuple[int, str, bool]] = []
+    with pins.locked():
+        for run_id in dict.fromkeys(ids):
+            changed = pins.set(run_id, now) if on else pins.clear(run_id)
+            out.append((repo.index.seq_of(run_id) or 0, run_id, changed))
+        current = pins.all()
+    repo.index.set_pins({run_id: current.get(run_id) for _s, run_id, _c in out})
+    return out
