@@ -3,12 +3,13 @@
 Each child is launched from a worker thread of the sweep's own process (a `Launch` with
 no terminal: no signal handlers, no ptys, its output to its log and the board), so the
 interpreter, vestige's imports, an index connection per worker and the environment record
-are shared instead of paid again per child (6.4x -> 2x a bare loop for no-op children,
+are shared instead of paid again per child (6.8x -> 1.85x a bare loop for no-op children,
 docs/benchmarks.md). Each child is still a complete, ordinary run.
 
-While it runs, one live table (rich) shows each child's state, elapsed time and last
-output line when stdout is a terminal; otherwise one line per child as it ends. Each
-child's full output is kept by its own run (`vestige log`).
+A child's stdout and stderr go straight to its live log files. While the sweep runs, one
+live table (rich) shows each child's state, elapsed time and last output line (read from
+the tail of its log at each refresh) when stdout is a terminal; otherwise one line per
+child as it ends. Each child's full output is kept by its own run (`vestige log`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 class LocalExecutor:
-    """Runs jobs in `jobs` threads, each starting one `vestige run` subprocess at a time."""
+    """Runs jobs in `jobs` threads, each launching one child run at a time (in-process)."""
 
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = max(1, jobs)
