@@ -34,6 +34,8 @@ step vestige ls --where 'params.dataset = "III"'
 step vestige tag 1 first-look
 step vestige note 1 "dataset I: the linear fit is fine here"
 step vestige ls --where 'tag = first-look'
+step vestige debt            # which code proved long-lived (here: young, all fine sloppy)
+step vestige du --by kind
 step vestige fsck
 echo
 echo "demo project: $work/project (set KEEP=1 to keep it)"
