@@ -434,6 +434,8 @@ def test_rerun_remakes_a_freed_artefact_and_cat_works_again(tmp_path: Path) -> N
     done = vestige("cat", "1", "summary.json", cwd=root)
     assert done.returncode == 2
     assert "freed by gc on" in done.stderr.decode() and "vestige rerun 1" in done.stderr.decode()
+    shown = vestige("show", "1", cwd=root).stdout.decode()
+    assert "freed by gc: vestige rerun re-makes it" in shown, shown
     done = vestige("restore", "1", "summary.json", "--to", str(tmp_path / "r"), cwd=root)
     assert done.returncode == 2 and "vestige rerun 1" in done.stderr.decode()
     assert vestige("fsck", cwd=root).returncode == 0
@@ -442,6 +444,7 @@ def test_rerun_remakes_a_freed_artefact_and_cat_works_again(tmp_path: Path) -> N
     verdicts = {v["path"]: v["verdict"] for v in json.loads(again.stdout)["verdicts"]}
     assert verdicts["artefact:summary.json"] == "identical"
     assert vestige("cat", "1", "summary.json", cwd=root).stdout == kept
+    assert "freed by gc" not in vestige("show", "1", cwd=root).stdout.decode()
     assert not (root / ".vestige" / "refs" / "freed" / art["hash"]).exists()
     fsck = vestige("fsck", cwd=root)
     assert fsck.returncode == 0 and b"F2" not in fsck.stdout

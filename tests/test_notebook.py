@@ -157,7 +157,10 @@ def test_a_kernel_session_is_a_run_of_its_cells(project: Path, kernels: list[Ker
     script = ok("cells", "@last", "--source", cwd=project)
     assert script.startswith("# %% step 1 [1] ok\n%load_ext vestige\n")
     assert "# %% step 6 [6] error ZeroDivisionError\n1 / 0\n" in script
-    assert "cell-7/output-1" in ok("show", "@last", cwd=project)
+    shown = ok("show", "@last", cwd=project)
+    assert "cell-7/output-1" in shown
+    assert "notebook  analysis.ipynb: 9 cells run, 1 error(s) (vestige cells 1)" in shown
+    assert "kept      analysis.at-start.ipynb (at start)" in shown
 
 
 def test_a_killed_kernel_is_sealed_interrupted_with_its_cells(

@@ -60,6 +60,7 @@ def command(run: str, as_json: bool) -> None:
             add(f"  git       {str(git.get('commit'))[:12]} on {git.get('branch')}{dirty}")
         for m in code.get("modules", []):
             add(f"  module    {m['path']} (outside the project)")
+    _notebook(add, record)
     if record.tags:
         add(f"  tags      {', '.join(record.tags)}")
     if record.params:
@@ -68,9 +69,10 @@ def command(run: str, as_json: bool) -> None:
             add(f"  {key} = {value!r}")
     _sweep(add, repo, record)
     _metrics(add, record)
-    _files(add, "inputs", record.inputs)
-    _files(add, "outputs", record.outputs)
-    _artefacts(add, record.artefacts)
+    freed = repo.index.freed_hashes()  # (vestige gc: absent on purpose, re-makeable)
+    _files(add, "inputs", record.inputs, freed)
+    _files(add, "outputs", record.outputs, freed)
+    _artefacts(add, record.artefacts, freed)
     for n in record.notes:
         add(f"note      {iso(n.get('t'))}  {n.get('text', '')}")
     for name, info in (("stdout", record.stdout), ("stderr", record.stderr)):
@@ -88,7 +90,32 @@ def command(run: str, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
-def _files(add: Any, title: str, files: tuple[FileRecord, ...]) -> None:
+def _notebook(add: Any, record: Any) -> None:
+    """A notebook or IPython session: its file, cells, kernel, and what `cells` shows."""
+    nb = record.notebook
+    if not nb:
+        return
+    errors = f", {nb['errors']} error(s)" if nb.get("errors") else ""
+    where = nb.get("path") or "an IPython session"
+    add(f"  notebook  {where}: {nb.get('count', 0)} cells run{errors} "
+        f"(vestige cells {record.seq})")  # fmt: skip
+    kernel = nb.get("kernel") or {}
+    if kernel:
+        versions = ", ".join(f"{k} {kernel[k]}" for k in ("python", "ipykernel") if kernel.get(k))
+        add(
+            f"  kernel    {kernel.get('kernel') or 'python3'}"
+            + (f" ({versions})" if versions else "")
+        )
+    if nb.get("failed_cell"):
+        add(f"  failed    cell {nb['failed_cell']}")
+    for key, label in (("source", "at start"), ("saved", "at end"), ("executed", "executed")):
+        kept = nb.get(key)
+        name = kept.get("artefact") if isinstance(kept, dict) else kept
+        if name:
+            add(f"  kept      {name} ({label})")
+
+
+def _files(add: Any, title: str, files: tuple[FileRecord, ...], freed: set[str]) -> None:
     if not files:
         return
     add(f"{title} ({len(files)})")
@@ -96,6 +123,8 @@ def _files(add: Any, title: str, files: tuple[FileRecord, ...]) -> None:
         flags = []
         if not f.kept:
             flags.append("not kept")
+        elif f.hash in freed:
+            flags.append("freed by gc: vestige rerun re-makes it")
         if not f.confirmed:
             flags.append("seen by scan only")
         extra = f"  [{', '.join(flags)}]" if flags else ""
@@ -141,7 +170,7 @@ def _metrics(add: Any, record: Any) -> None:
         add(f"  ... and {len(keys) - 50} more (vestige metrics {record.seq})")
 
 
-def _artefacts(add: Any, artefacts: tuple[dict[str, Any], ...]) -> None:
+def _artefacts(add: Any, artefacts: tuple[dict[str, Any], ...], freed: set[str]) -> None:
     if not artefacts:
         return
     add(f"artefacts ({len(artefacts)})")
@@ -154,6 +183,8 @@ def _artefacts(add: Any, artefacts: tuple[dict[str, Any], ...]) -> None:
         how = a.get("kind", "")
         if a.get("auto"):
             how += f", kept at {a['auto']}"
+        if any(f.get("hash") in freed for f in files):
+            how += ", freed by gc: vestige rerun re-makes it"
         add(f"  {a.get('name')}  [{how}]  {names}  {size(total)}")
     if len(artefacts) > 200:
         add(f"  ... and {len(artefacts) - 200} more (--json for all)")
