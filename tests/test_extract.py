@@ -141,6 +141,9 @@ def test_extract_a_displayed_image_or_a_cell(project: Path, session: Kernel) -> 
     out = subprocess.run([sys.executable, str(script)], cwd=project, capture_output=True,
                          check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr.decode()
+    named, err = extract(project, "--cell", str(len(cells)), "--name", "df")
+    assert kept_steps(err) == 2  # pandas, df
+    assert f"# Again: vestige extract 1 --cell {len(cells)} --name df" in named.read_text()
 
 
 @pytest.mark.parametrize(
@@ -151,6 +154,7 @@ def test_extract_a_displayed_image_or_a_cell(project: Path, session: Kernel) -> 
         (["--artefact", "cell-99/output-1"], "no artefact 'cell-99/output-1'"),
         ([], "give exactly one target"),
         (["--cell", "1", "--output", "x"], "give exactly one target"),
+        (["--cell", "2", "--name", "nosuchvar"], "no cell up to cell 2 defines nosuchvar"),
     ],
 )
 def test_bad_targets_are_usage_errors(project: Path, session: Kernel, args: list[str],

@@ -120,6 +120,7 @@ def test_a_kernel_session_is_a_run_of_its_cells(project: Path, kernels: list[Ker
     runs = as_json("ls", cwd=project)
     assert [r["status"] for r in runs] == ["ok"]  # sealed by the kernel at its exit
     run = as_json("show", "@last", cwd=project)
+    assert run["params"] == {}  # not `%matplotlib inline`'s own options (gui, list)
     nb = run["notebook"]
     assert nb["path"] == "analysis.ipynb" and nb["count"] == 9 and nb["errors"] == 1
     assert nb["kernel"]["ipykernel"] and nb["source"]["artefact"] == "analysis.at-start.ipynb"
@@ -265,6 +266,13 @@ def test_vestige_run_a_notebook_with_params(project: Path) -> None:
     assert run["notebook"]["injected"] == 0 and run["params"] == {"model": "mlp", "lr": 3}
     first = as_json("cells", "@last", cwd=project)["cells"][0]["source"]
     assert first.startswith("# Parameters") and "lr = 3" in first
+
+    # -- vestige's own -p before the notebook: the notebook receives them too (a param
+    # recorded but never injected would be false provenance; found on real code)
+    done = vestige("run", "-p", "model=cnn", "plain.ipynb", "-p", "lr=5", cwd=project)
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads((project / "result-cnn.json").read_text()) == {"model": "cnn", "lr": 5}
+    assert as_json("show", "@last", cwd=project)["params"] == {"model": "cnn", "lr": 5}
 
 
 def test_a_failing_cell_fails_the_run_and_keeps_the_partial_notebook(project: Path) -> None:

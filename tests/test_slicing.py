@@ -136,6 +136,22 @@ def test_pandas_drop_inplace_and_item_assignment(tmp_path: Path) -> None:
     check(tmp_path, steps, 6, (0, 1, 3, 4, 6))
 
 
+def test_pandas_query_and_eval_read_at_variables(tmp_path: Path) -> None:
+    """'@mu' inside a query()/eval() string reads the variable mu (found on real code:
+    a sigma-clip cell of a public notebook lost the cell defining mu and sig)."""
+    steps = history(
+        "import pandas as pd",
+        "df = pd.DataFrame({'x': [1, 2, 3, 40]})",
+        "mu, sig = 2, 1",
+        "unused = 5",
+        "lo = 0",
+        "clipped = df.query('(x > @lo) & (x < @mu + 5 * @sig)')",
+        "total = pd.eval('clipped.x.sum()') if False else df.eval('x * @sig').sum()",
+        "print('RESULT', clipped['x'].tolist(), int(total))",
+    )
+    check(tmp_path, steps, 7, (0, 1, 2, 4, 5, 6, 7))
+
+
 def test_edited_helper_the_version_that_ran_is_kept(tmp_path: Path) -> None:
     steps = history(
         "def f(x):\n    return x + 1",

@@ -60,7 +60,13 @@ def parse_since(text: str, now_s: float, option: str = "--since") -> float:
     """A window start: a duration back from `now_s` ('90d') or a date ('2026-01-01')."""
     if _DURATION.match(text):
         return now_s - parse_duration(text, option)
-    return parse_time(text, option)
+    try:
+        return parse_time(text, option)
+    except UsageError:
+        raise UsageError(
+            f"bad {option} {text!r}: give a duration back from now (90d, 12w, 36h) or a date "
+            "like 2026-01-31"
+        ) from None
 
 
 def parse_size(text: str, option: str = "size") -> int:

@@ -26,6 +26,7 @@ FLAG_OPTIONS = {"--fail-fast": "fail_fast", "--skip-done": "skip_done"}
 def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] | None:
     """(params, command, sweep options) from `vestige run` arguments; None for --help."""
     params: dict[str, Any] = {}
+    raw_params: list[str] = []
     sweep: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -47,6 +48,7 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] |
             key = VALUE_OPTIONS[name]
             if key == "param":
                 _add_param(params, value)
+                raw_params.append(value)
             elif key == "each":
                 sweep.setdefault("each", []).append(value)
             else:
@@ -66,6 +68,11 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] |
     command = args[i:]
     if not command:
         raise UsageError("no command given; usage: vestige run [--param k=v] COMMAND [ARGS]...")
+    if command[0].endswith(".ipynb") and raw_params:
+        # `vestige run -p k=v x.ipynb`: the notebook's parameters, injected like its own -p
+        # (recording them as params the notebook never received would be false provenance)
+        injected = [part for value in raw_params for part in ("-p", value)]
+        return {}, [command[0], *injected, *command[1:]], sweep
     return params, command, sweep
 
 

@@ -71,5 +71,6 @@ def command(
         for line in result.warnings:
             click.echo(f"warning: {line}", err=True)
         if result.needs:
-            click.echo(f"warning: never defined in the history: {', '.join(result.needs)}",
+            names = ", ".join(result.needs)
+            click.echo(f"warning: defined by no cell before the cells that use them: {names}",
                        err=True)  # fmt: skip

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import posixpath
+import re
 
 from vestige._record import Record
 from vestige.notebook.translate import translate_cell
@@ -217,6 +218,10 @@ def _is_namespace_call(node: ast.AST) -> bool:
         and node.func.id in ("globals", "locals", "vars")
         and not node.args
     )
+
+
+#: `@name` in a pandas query()/eval() string: a read of the Python variable `name`.
+_AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z_0-9]*)")
 
 
 class _Env:
@@ -595,6 +600,11 @@ class _Scope:
         method = func.attr if isinstance(func, ast.Attribute) else None
         name = func.id if isinstance(func, ast.Name) else None
         qual = ".".join([self.aliases[root], *attrs]) if root in self.aliases else None
+        if method in ("query", "eval"):  # pandas: '@mu' in the expression reads `mu`
+            for arg in [*node.args[:1], *(k.value for k in node.keywords if k.arg == "expr")]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    for local in _AT_NAME.findall(arg.value):
+                        self.load(local)
         if name is not None and not self.user_defined(name):
             if name in ("exec", "eval") and self.exec_call(node, name):
                 return

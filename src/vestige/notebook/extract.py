@@ -144,17 +144,22 @@ def extract(
     target, what = find_target(run, cells, output=output, artefact=artefact, cell=cell, cwd=cwd)
     steps = history(cells)
     sl: Slice = backward_slice(steps, target, names=names or None)
+    missing = [n for n in names or () if n in sl.needs]
+    if missing or not sl.steps:
+        which = ", ".join(missing or names or ())
+        raise UsageError(f"no cell up to cell {target + 1} defines {which}; see `vestige cells "
+                         f"{run.seq} --source` for the names the history has")  # fmt: skip
     kept = tuple(i + 1 for i in sl.steps)
-    script = to_script(steps, sl, _header(run, what, kept, len(cells), output, artefact, cell))
+    again = (f"--output {output}" if output is not None else
+             f"--artefact {artefact}" if artefact is not None else f"--cell {cell}")  # fmt: skip
+    again += "".join(f" --name {n}" for n in names or ())
+    script = to_script(steps, sl, _header(run, what, kept, len(cells), again))
     return Extraction(script, kept, len(cells), target + 1, what, sl.warnings, sl.needs)
 
 
-def _header(run: Run, what: str, kept: tuple[int, ...], total: int, output: str | None,
-            artefact: str | None, cell: int | None) -> str:  # fmt: skip
+def _header(run: Run, what: str, kept: tuple[int, ...], total: int, again: str) -> str:
     when = _dt.datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M")
     notebook = (run.notebook or {}).get("path") or "an IPython session"
-    again = (f"--output {output}" if output is not None else
-             f"--artefact {artefact}" if artefact is not None else f"--cell {cell}")  # fmt: skip
     return "\n".join([
         f"Extracted by vestige from run #{run.seq} ({run.id}), {notebook}, started {when}.",
         f"Target: {what}.",

@@ -697,10 +697,18 @@ def _caller():
     return None
 
 
+#: Command-line parsers of these packages parse their own options (IPython's magics,
+#: `%matplotlib inline`; the kernel's launcher), never the user's params.
+_TOOL_PARSERS = ("IPython", "ipykernel", "matplotlib_inline", "jupyter_client", "traitlets")
+
+
 def _emit_params(source, values, command=None):
     import json
 
-    d = {"e": "params", "pid": _STATE["pid"], "source": source, "caller": _caller()}
+    caller = _caller()
+    if isinstance(caller, str) and caller.partition(".")[0] in _TOOL_PARSERS:
+        return
+    d = {"e": "params", "pid": _STATE["pid"], "source": source, "caller": caller}
     if command is not None:
         d["command"] = _safe(command)
     d["values"] = _safe(values)
