@@ -10,7 +10,6 @@ join when it is sealed. `reindex` applies them the same way.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 
@@ -53,10 +52,7 @@ class Annotations:
         note: str | None = None,
     ) -> dict[str, Any]:
         """Add/remove tags or append a note, under a lock (concurrent calls all land)."""
-        self.refs.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.refs.dir, os.O_RDONLY | os.O_DIRECTORY)  # the lock: no extra file
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self.refs.locked():
             current = self.get(run_id)
             added, removed = current["added"], current["removed"]
             for t in add:
@@ -82,8 +78,6 @@ class Annotations:
             }
             self.refs.set(run_id, self.store.objects.put_json(record))
             return record
-        finally:
-            os.close(fd)
 
     def _scrub(self, text: str) -> str:
         """A note typed in the shell is redacted like one written by vestige.note."""

@@ -10,10 +10,8 @@ rather than lose files. The index's `pins` table is a copy that `reindex` rebuil
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from vestige.store.objects import canonical_json
@@ -33,16 +31,9 @@ class Pins:
         self.refs = Refs(store.path, "pins")
         self.dir = self.refs.dir
 
-    @contextlib.contextmanager
-    def locked(self, shared: bool = False) -> Iterator[None]:
+    def locked(self, shared: bool = False) -> contextlib.AbstractContextManager[None]:
         """Hold the pins lock: exclusive to change pins, shared while gc reads them."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return self.refs.locked(shared)
 
     def all(self) -> dict[str, float]:
         """{run id: when it was pinned} for every pin in the store."""

@@ -14,7 +14,6 @@ the index's `published` table gets the row, and `reindex` rebuilds it from the r
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from pathlib import Path
 
@@ -71,10 +70,7 @@ class PublishedRefs:
     def add(self, digest: str, event: dict[str, Any]) -> bool:
         """Append an event unless one with the same `dest` and `how` is there; under the
         directory's flock, so concurrent publishes all land. True when it was added."""
-        self.refs.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.refs.dir, os.O_RDONLY | os.O_DIRECTORY)  # the lock: no extra file
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self.refs.locked():
             record, prev = self._current(digest)
             events = list(record.get("events") or [])
             if any(e.get("dest") == event["dest"] and e.get("how") == event["how"]
@@ -84,8 +80,6 @@ class PublishedRefs:
             new = {"type": KIND, "hash": digest, "events": events, "prev": prev}
             self.refs.set(digest, self.store.objects.put_json(new))  # objects, then the ref
             return True
-        finally:
-            os.close(fd)
 
     def all_events(self) -> list[dict[str, Any]]:
         """Every event of every hash (for reindex), each with its `hash`."""

@@ -363,18 +363,7 @@ class Launch:
         if drained:
             for r, _w in pipes:
                 _close(r)
-        status_name, exit_code, sig_name = _classify(code, self.received)
-        result = {
-            "status": status_name,
-            "exit_code": exit_code,
-            "signal": sig_name,
-            "ended": ended,
-            "resources": _resources(usage),
-        }
-        try:
-            write_file(os.path.join(self.live, "result.json"), dumps(result))
-        except OSError:
-            pass
+        result = self._result(code, ended, usage)
         bg_done.acquire()
         self._seal(result)
         timing("sealed")
@@ -397,12 +386,16 @@ class Launch:
                 os.close(fd)
         if self.options.on_spawn is not None:
             self.options.on_spawn(self.child)
-        bg_done = _thread.allocate_lock()
-        bg_done.acquire()
-        self._background(argv, bg_done)  # this thread has nothing else to do meanwhile
+        self._background(argv)  # in this thread: it has nothing else to do meanwhile
         _pid, status, usage = _wait4(self.child)
         code = os.waitstatus_to_exitcode(status)
-        ended = time.time()
+        result = self._result(code, time.time(), usage)
+        self.tail = tail_line(self.live, prefer_stderr=code != 0)
+        self._seal(result)
+        return code
+
+    def _result(self, code: int, ended: float, usage: Any) -> dict[str, Any]:
+        """How the command ended, also written to the live directory (result.json)."""
         status_name, exit_code, sig_name = _classify(code, self.received)
         result = {"status": status_name, "exit_code": exit_code, "signal": sig_name,
                   "ended": ended, "resources": _resources(usage)}  # fmt: skip
@@ -410,19 +403,18 @@ class Launch:
             write_file(os.path.join(self.live, "result.json"), dumps(result))
         except OSError:
             pass
-        self.tail = tail_line(self.live, prefer_stderr=code != 0)
-        bg_done.acquire()
-        self._seal(result)
-        return code
+        return result
 
-    def _background(self, argv: list[str], done: Any) -> None:
-        """Capture what can be captured while the command runs (off the start-up path)."""
+    def _background(self, argv: list[str], done: Any = None) -> None:
+        """Capture what can be captured while the command runs (off the start-up path);
+        `done` (a lock) is released when it ran in a thread of its own."""
         try:
             self._capture(argv)
         except BaseException as e:
             self.bg_error = e
         finally:
-            done.release()
+            if done is not None:
+                done.release()
 
     def _capture(self, argv: list[str]) -> None:
         from vestige.capture.gitprobe import GitProbe

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -30,14 +29,8 @@ def command(run: str, as_json: bool, source: bool, step: int | None) -> None:
 
     repo = open_repo()
     record = repo.run(run)
-    if record.status == "running":
-        data = cells_mod.load_live(repo.store.live / record.id, Path(record.root))
-    else:
-        data = cells_mod.load(repo.store.objects, record.notebook)
-    cells: list[dict[str, Any]] = (data or {}).get("cells") or []
-    if not cells:
-        raise UsageError(f"run #{record.seq} recorded no notebook cells (record a notebook "
-                         "with `%load_ext vestige` or `vestige run x.ipynb`)")  # fmt: skip
+    data = cells_mod.of_run(repo, record)
+    cells: list[dict[str, Any]] = data["cells"]
     if step is not None:
         if not 1 <= step <= len(cells):
             raise UsageError(f"run #{record.seq} has cells 1..{len(cells)}; there is no cell "
@@ -49,7 +42,6 @@ def command(run: str, as_json: bool, source: bool, step: int | None) -> None:
             click.echo(_full(record.seq, cell))
         return
     if as_json:
-        assert data is not None
         print_json({"run": record.id, "seq": record.seq, "notebook": record.notebook,
                     "kernels": data.get("kernels") or [], "cells": cells})  # fmt: skip
         return

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from vestige.records import Run
+    from vestige.repo import Repo
     from vestige.store.objects import ObjectStore
 
 CELLS_FORMAT = 1
@@ -257,4 +259,19 @@ def load_live(live: Path, root: Path) -> dict[str, Any] | None:
     data.pop("_notebook", None)
     for c in data["cells"]:
         _finish_cell(c, root, lambda s: s)
+    return data
+
+
+def of_run(repo: Repo, run: Run) -> dict[str, Any]:
+    """The cells object of a run, sealed or still running; a usage error without cells."""
+    from vestige.errors import UsageError
+
+    if run.status == "running":
+        data = load_live(repo.store.live / run.id, Path(run.root))
+    else:
+        data = load(repo.store.objects, run.notebook)
+    if not (data or {}).get("cells"):
+        raise UsageError(f"run #{run.seq} recorded no notebook cells (record a notebook "
+                         "with `%load_ext vestige` or `vestige run x.ipynb`)")  # fmt: skip
+    assert data is not None
     return data

@@ -39,21 +39,6 @@ class Extraction:
         self.needs = needs
 
 
-def cells_of(repo: Repo, run: Run) -> list[dict[str, Any]]:
-    """The executed cells of a run (sealed or still running), in execution order."""
-    from vestige.notebook import cells as cells_mod
-
-    if run.status == "running":
-        data = cells_mod.load_live(repo.store.live / run.id, Path(run.root))
-    else:
-        data = cells_mod.load(repo.store.objects, run.notebook)
-    cells: list[dict[str, Any]] = (data or {}).get("cells") or []
-    if not cells:
-        raise UsageError(f"run #{run.seq} recorded no notebook cells; extract works on runs "
-                         "of `%load_ext vestige` sessions and `vestige run x.ipynb`")  # fmt: skip
-    return cells
-
-
 def find_target(
     run: Run, cells: list[dict[str, Any]], *, output: str | None = None,
     artefact: str | None = None, cell: int | None = None, cwd: Path | None = None,
@@ -138,9 +123,10 @@ def extract(
     cell: int | None = None, names: list[str] | None = None, cwd: Path | None = None,
 ) -> Extraction:  # fmt: skip
     """The script that recomputes one target of a notebook run."""
+    from vestige.notebook.cells import of_run
     from vestige.notebook.slicing import backward_slice, to_script
 
-    cells = cells_of(repo, run)
+    cells: list[dict[str, Any]] = of_run(repo, run)["cells"]
     target, what = find_target(run, cells, output=output, artefact=artefact, cell=cell, cwd=cwd)
     steps = history(cells)
     sl: Slice = backward_slice(steps, target, names=names or None)

@@ -422,17 +422,26 @@ class CellRecorder:
                 payloads.append((f"{name}.{ext}", blob))
         if not payloads or self.live is None:
             return []
-        from vestige import api, keeping
+        from vestige import keeping
 
         item = keeping.Item(name, "image")
         item.payloads = payloads
+        record = self._keep(item)
+        return [f["path"] for f in record["files"]]
+
+    def _keep(self, item: Any) -> dict[str, Any]:
+        """Store a prepared artefact into the live run (our own file writes are not the
+        cell's: `busy`) and journal it as `vestige.keep` does."""
+        from vestige import api, keeping
+
+        assert self.live is not None
         self.busy = True
         try:
             record = keeping.store(item, self.live)
         finally:
             self.busy = False
         api._event("keep", **record)
-        return [f["path"] for f in record["files"]]
+        return record
 
     # -- files --------------------------------------------------------------------------------
 
@@ -531,17 +540,11 @@ class CellRecorder:
         path = self.notebook
         if path is None or self.live is None or not os.path.isfile(path):
             return None
-        from vestige import api, keeping
+        from vestige import keeping
 
         stem = os.path.basename(path)[: -len(".ipynb")] or "notebook"
         try:
-            item = keeping.prepare(path, f"{stem}.{when}.ipynb")
-            self.busy = True
-            try:
-                record = keeping.store(item, self.live)
-            finally:
-                self.busy = False
-            api._event("keep", **record)
+            record = self._keep(keeping.prepare(path, f"{stem}.{when}.ipynb"))
         except (OSError, ValueError) as e:
             self._failed(e)
             return None

@@ -15,6 +15,8 @@ from vestige.records import MANIFEST_FORMAT
 from vestige.store.hashing import hash_file, is_hash
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vestige.repo import Repo
 
 SEALED = ("ok", "failed", "interrupted")
@@ -213,62 +215,48 @@ def _bad_metrics_object(repo: Repo, digest: str) -> str | None:
 
 def _check_annotations(repo: Repo, present: set[str]) -> list[Problem]:
     """A1: every annotation ref names an existing annotations object of its run."""
-    from vestige.store.refs import Refs
-
-    out: list[Problem] = []
-    refs = Refs(repo.store.path, "annotations")
-    for run_id in refs:
-        text = refs.raw(run_id)
-        digest = text.strip()
-        if not is_hash(digest) or text != digest + "\n":
-            out.append(Problem("A1", "must", f"annotation ref {run_id} is malformed"))
-            continue
-        if digest not in present:
-            out.append(
-                Problem("A1", "must", f"annotation ref {run_id} names missing object {digest}")
-            )
-            continue
-        try:
-            record = json.loads(repo.store.objects.path(digest).read_bytes())
-        except (OSError, ValueError):
-            record = None
-        if (
-            not isinstance(record, dict)
-            or record.get("type") != "annotations"
-            or (record.get("run") != run_id)
-        ):
-            out.append(Problem("A1", "must", f"annotation ref {run_id}: {digest} is not its "
-                               "annotations object"))  # fmt: skip
-    return out
+    return _check_object_refs(
+        repo, present, "annotations", "A1", "annotation",
+        lambda name, r: r.get("type") == "annotations" and r.get("run") == name,
+    )  # fmt: skip
 
 
 def _check_published(repo: Repo, present: set[str]) -> list[Problem]:
     """P1: every published ref names an existing published object of its hash."""
+    return _check_object_refs(
+        repo, present, "published", "P1", "published",
+        lambda name, r: r.get("type") == "published" and r.get("hash") == name
+        and isinstance(r.get("events"), list),
+        name_is_hash=True,
+    )  # fmt: skip
+
+
+def _check_object_refs(
+    repo: Repo, present: set[str], kind: str, code: str, what: str,
+    valid: Callable[[str, dict[str, Any]], bool], name_is_hash: bool = False,
+) -> list[Problem]:  # fmt: skip
+    """refs/<kind>/<name> each hold one hash line naming an existing JSON object that
+    `valid` accepts for that name (annotations, published copies)."""
     from vestige.store.refs import Refs
 
     out: list[Problem] = []
-    refs = Refs(repo.store.path, "published")
+    refs = Refs(repo.store.path, kind)
     for name in refs:
         text = refs.raw(name)
         digest = text.strip()
-        if not is_hash(name) or not is_hash(digest) or text != digest + "\n":
-            out.append(Problem("P1", "must", f"published ref {name} is malformed"))
+        if (name_is_hash and not is_hash(name)) or not is_hash(digest) or text != digest + "\n":
+            out.append(Problem(code, "must", f"{what} ref {name} is malformed"))
             continue
         if digest not in present:
-            out.append(Problem("P1", "must", f"published ref {name} names missing object {digest}"))
+            out.append(Problem(code, "must", f"{what} ref {name} names missing object {digest}"))
             continue
         try:
             record = json.loads(repo.store.objects.path(digest).read_bytes())
         except (OSError, ValueError):
             record = None
-        if (
-            not isinstance(record, dict)
-            or record.get("type") != "published"
-            or record.get("hash") != name
-            or not isinstance(record.get("events"), list)
-        ):
-            out.append(Problem("P1", "must", f"published ref {name}: {digest} is not its "
-                               "published object"))  # fmt: skip
+        if not isinstance(record, dict) or not valid(name, record):
+            out.append(Problem(code, "must", f"{what} ref {name}: {digest} is not its "
+                               f"{kind} object"))  # fmt: skip
     return out
 
 

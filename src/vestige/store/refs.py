@@ -8,6 +8,7 @@ class; it is the one kind of ref that is rewritten, always atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +24,21 @@ class Refs:
     def __init__(self, root: Path, kind: str = "runs") -> None:
         self.dir = root / "refs" / kind
         self.tmp = root / "tmp"
+
+    @contextlib.contextmanager
+    def locked(self, shared: bool = False) -> Iterator[None]:
+        """A flock on this kind's folder (no extra file): exclusive to rewrite refs that
+        change (annotations, published, pins), so concurrent writers all land; shared to
+        read them all at once (gc)."""
+        import fcntl
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def set(self, run_id: str, digest: str) -> None:
         """Point `run_id` at an object (atomic)."""

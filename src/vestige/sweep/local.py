@@ -153,7 +153,8 @@ class LocalExecutor:
         sealed = launch.sealed
         return {"index": index, "exit_code": code, "run_id": getattr(launch, "run_id", None),
                 "tail": launch.tail, "output": "",
-                "status": sealed.status if sealed is not None else None}  # fmt: skip
+                "status": sealed.status if sealed is not None else None,
+                "seq": sealed.seq if sealed is not None else None}  # fmt: skip
 
     def _ended(self, index: int, launch: Any, repo: Any) -> None:
         """Remember what a finished child was seen writing, for its siblings' seals."""

@@ -92,7 +92,7 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
         if code in (130, -2) or (code is not None and code < 0):
             status = "interrupted"
         c.update(run_id=result.get("run_id"), exit_code=code, status=status)
-        seq = _seq(repo, result.get("run_id"))
+        seq = result.get("seq") or _seq(repo, result.get("run_id"))  # (local: known already)
         c["seq"] = seq
         note = "" if code == 0 else f"exit {code}: {result.get('tail', '')}"
         board.done(result["index"], status, f"#{seq}" if seq else "", note)
