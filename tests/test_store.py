@@ -972,3 +972,49 @@ def test_invalid_toml_is_an_error(project: Path) -> None:
     assert done.returncode == 2
     assert b"config.toml" in done.stderr
     assert b"TOML" in done.stderr
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "sync"])
+def test_unsynced_writes_then_one_barrier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool
+) -> None:
+    """A batch of objects and refs written without fsync (sync=False) is as readable as
+    synced ones, and the barrier (syncfs(2), or sync(2) where there is none) returns."""
+    from vestige.store import layout
+
+    if not syncfs:
+        monkeypatch.setattr(layout, "_SYNCFS", [None])
+    store = tmp_path / ".vestige"
+    store.mkdir()
+    objects, refs = ObjectStore(store), Refs(store)
+    digests = [objects.put_json({"n": n}, sync=False) for n in range(20)]
+    layout.sync_filesystem(str(store))
+    for n, digest in enumerate(digests):
+        refs.set(f"run{n}", digest, sync=False)
+    layout.sync_filesystem(str(store))
+    for n, digest in enumerate(digests):
+        assert refs.get(f"run{n}") == digest
+        assert objects.read_json(digest) == {"n": n}
+        assert stat.S_IMODE(os.stat(objects.path(digest)).st_mode) == 0o444
+    assert os.listdir(store / "tmp") == []
+    with pytest.raises(OSError):
+        layout.sync_filesystem(str(tmp_path / "missing"))
+
+
+def test_a_live_run_reads_its_scan_and_code_from_run_json_too(tmp_path: Path) -> None:
+    """A sweep's child writes its scan and code snapshot into run.json (one file, not
+    three): recovery and gc read them there as from before.json and code.json."""
+    from vestige.live import LiveRun, before_record
+
+    live = LiveRun(tmp_path / "01TESTRUN")
+    live.path.mkdir()
+    live.write_info({"id": live.id, "seq": 3})
+    assert live.load_before() == {} and live.code is None and not live.has_code()
+    before = {"a.py": Stat(dev=9, inode=3, size=5, mtime_ns=1, ctime_ns=2, mode=0o100644)}
+    live.write_info({"id": live.id, "seq": 3, "before": before_record(before),
+                     "code": {"tree": "t1", "files": 1}})  # fmt: skip
+    assert live.load_before() == before
+    assert live.code == {"tree": "t1", "files": 1} and live.has_code()
+    live.save_code({"tree": "t2"})  # a terminal run's separate files still come first
+    live.save_before({})
+    assert live.code == {"tree": "t2"} and live.load_before() == {}

@@ -248,3 +248,70 @@ def test_a_failed_childs_last_line_is_in_the_summary(sweep_project: Path) -> Non
     assert done.returncode == 1
     text = done.stdout.decode()
     assert "exit 1: boom 1" in text and "exit 2: boom 2" in text, text
+
+
+def test_a_sweep_killed_while_children_wait_to_be_committed_loses_none(
+    sweep_project: Path,
+) -> None:
+    """Children are committed in batches (sweep/local.py Committer): one that ended waits
+    a moment with only its live directory. SIGKILL the sweep just after children ended:
+    the next command seals each with the status it ended with, and the store checks out."""
+    (sweep_project / "q.py").write_text("import sys\nprint(sys.argv[1])\n")
+    git(sweep_project, "add", "-A")
+    git(sweep_project, "commit", "-qm", "q")
+    values = ",".join(str(i) for i in range(200))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vestige", "run", "--each", f"i={values}", "-j", "2", "--",
+         "q.py", "{i}"],
+        cwd=sweep_project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    live = sweep_project / ".vestige" / "live"
+    ended: dict[str, str] = {}  # run id -> status, read from result.json before the kill
+    deadline = time.monotonic() + 60
+    while len(ended) < 8 and time.monotonic() < deadline and proc.poll() is None:
+        for d in live.iterdir() if live.is_dir() else ():
+            try:
+                ended[d.name] = json.loads((d / "result.json").read_text())["status"]
+            except (OSError, ValueError):
+                continue
+    proc.kill()
+    proc.wait(timeout=60)
+    assert len(ended) >= 8, "the sweep finished before 8 children were seen ended"
+    children = {r["id"]: r for r in runs(sweep_project, "--sweep", "1")}  # recovers first
+    assert not os.listdir(live)
+    for run_id, status in ended.items():
+        assert children[run_id]["status"] == status == "ok", children.get(run_id)
+        shown = manifest(sweep_project, run_id)
+        assert shown["exit_code"] == 0 and shown["code"]["tree"], shown
+    assert {c["status"] for c in children.values()} <= {"ok", "interrupted"}
+    check = vestige("fsck", cwd=sweep_project)
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def test_a_child_that_edits_code_gives_the_next_child_a_new_snapshot(
+    sweep_project: Path,
+) -> None:
+    """A sweep reuses the last child's code snapshot while the tree and git are unchanged
+    (and settled). A child that edits a tracked file changes both: the next one snapshots
+    again, and records the new bytes."""
+    (sweep_project / "helper.py").write_text("VERSION = 1\n")
+    (sweep_project / "edit.py").write_text(textwrap.dedent("""
+        import sys
+        if sys.argv[1] == "2":
+            open("helper.py", "w").write("VERSION = 2\\n")
+    """))  # fmt: skip
+    git(sweep_project, "add", "-A")
+    git(sweep_project, "commit", "-qm", "edit")
+    time.sleep(2.2)  # older than the racy window: the snapshot of child 1 may be reused
+    done = vestige("run", "--each", "i=1,2,3,4", "--", "edit.py", "{i}", cwd=sweep_project)
+    assert done.returncode == 0, done.stderr.decode()
+    by_i = {str(c["params"]["i"]): manifest(sweep_project, str(c["seq"]))
+            for c in runs(sweep_project, "--sweep", "1")}  # fmt: skip
+    trees = {i: m["code"]["tree"] for i, m in by_i.items()}
+    assert trees["1"] == trees["2"] != trees["3"] == trees["4"], trees
+    assert by_i["1"]["code"]["git"]["dirty"] is False
+    assert by_i["3"]["code"]["git"]["dirty"] is True
+    for i, version in (("1", "1"), ("3", "2")):
+        seq = str(by_i[i]["seq"])
+        shown = vestige("cat", seq, "helper.py", cwd=sweep_project)
+        assert shown.stdout.decode() == f"VERSION = {version}\n", (i, shown.stderr.decode())

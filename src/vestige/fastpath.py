@@ -46,10 +46,15 @@ def dumps(obj: object) -> str:
 
 
 def write_file(path: str, text: str) -> None:
-    """Replace a small file atomically (temp + rename)."""
+    """Replace a small file atomically (temp + rename); plain os calls, no io objects."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(text.encode("utf-8", "surrogateescape"))
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
@@ -64,22 +69,34 @@ def which(program: str) -> str | None:
     return None
 
 
+_ONCE: dict[str, str | None] = {}  # this process's own start time and the boot id
+
+
 def proc_start(pid: int) -> str | None:
     """A process's start time (clock ticks since boot), to tell a reused pid apart."""
+    own = pid == os.getpid()
+    if own and "start" in _ONCE and _ONCE.get("pid") == str(pid):
+        return _ONCE["start"]
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-        return data.rsplit(b")", 1)[1].split()[19].decode()
+        start: str | None = data.rsplit(b")", 1)[1].split()[19].decode()
     except (OSError, IndexError):
-        return None
+        start = None
+    if own:  # a sweep launches many children: read our own once (per pid: fork)
+        _ONCE["pid"], _ONCE["start"] = str(pid), start
+    return start
 
 
 def boot_id() -> str | None:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return None
+    """The kernel's boot id (with proc_start, tells a runner alive from a reused pid)."""
+    if "boot" not in _ONCE:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                _ONCE["boot"] = f.read().strip()
+        except OSError:
+            return None
+    return _ONCE["boot"]
 
 
 def hostname() -> str:

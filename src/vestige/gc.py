@@ -546,7 +546,7 @@ def _quarantine(repo: Repo, item: Item, now: float) -> Path | None:
 def _busy(path: Path) -> bool:
     """Whether a live run may hold objects it found present but has not named yet: it is
     being sealed (its command ended, or a process claimed it for recovery) or is storing
-    its code snapshot (no code.json yet), by a process still alive."""
+    its code snapshot (not in code.json or run.json yet), by a process still alive."""
     from vestige.live import LiveRun
 
     claim = path / "sealing"
@@ -556,7 +556,7 @@ def _busy(path: Path) -> bool:
             return True
         except (ValueError, OSError):
             return False
-    pending = (path / "result.json").exists() or not (path / "code.json").exists()
+    pending = (path / "result.json").exists() or not LiveRun(path).has_code()
     return pending and LiveRun(path).runner_alive() is not False
 
 

@@ -29,6 +29,11 @@ def write_json(path: Path, obj: Any) -> None:
     write_file(str(path), json.dumps(obj))
 
 
+def before_record(before: dict[str, Stat]) -> dict[str, list[int]]:
+    """The scan before the command as JSON: path -> [dev, inode, size, mtime, ctime, mode]."""
+    return {p: [*s.key(), s.mode] for p, s in before.items()}
+
+
 def read_json(path: Path) -> Any | None:
     try:
         return json.loads(path.read_text())
@@ -50,11 +55,18 @@ class LiveRun:
     def update_info(self, **changes: Any) -> None:
         write_json(self.path / "run.json", {**self.info, **changes})
 
+    def write_info(self, info: dict[str, Any]) -> None:
+        """Replace run.json with `info` whole (its writer holds all of it: no read first)."""
+        write_json(self.path / "run.json", info)
+
     def save_before(self, before: dict[str, Stat]) -> None:
-        write_json(self.path / "before.json", {p: [*s.key(), s.mode] for p, s in before.items()})
+        write_json(self.path / "before.json", before_record(before))
 
     def load_before(self) -> dict[str, Stat]:
-        data = read_json(self.path / "before.json") or {}
+        """before.json, or the `before` of run.json (a sweep's child writes one file)."""
+        data = read_json(self.path / "before.json")
+        if data is None:
+            data = self.info.get("before") or {}
         return {p: Stat(*v) for p, v in data.items()}
 
     def save_result(self, result: dict[str, Any]) -> None:
@@ -69,7 +81,13 @@ class LiveRun:
 
     @property
     def code(self) -> dict[str, Any] | None:
-        return read_json(self.path / "code.json")
+        """code.json, or the `code` of run.json (a sweep's child writes one file)."""
+        code = read_json(self.path / "code.json")
+        return code if code is not None else self.info.get("code")
+
+    def has_code(self) -> bool:
+        """Whether the code snapshot is stored (until then its objects are named nowhere)."""
+        return (self.path / "code.json").exists() or "code" in self.info
 
     def runner_alive(self) -> bool | None:
         """True/False when it can be told (same host and boot), None when it cannot."""

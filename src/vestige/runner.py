@@ -86,7 +86,7 @@ def current_python() -> str:
 class RunOptions:
     """What `vestige run` was asked besides the command."""
 
-    __slots__ = ("cwd", "environ", "foreign_writes", "on_spawn", "params",
+    __slots__ = ("commit", "cwd", "environ", "foreign_writes", "on_spawn", "params",
                  "parent", "repo", "rerun_of", "reuse", "root", "store", "terminal")  # fmt: skip
 
     def __init__(
@@ -110,6 +110,9 @@ class RunOptions:
         #: what consecutive launches from one sweep worker share: its stat cache and its
         #: redactor of the (same) environment, so each child does not pay for them again
         self.reuse: dict[str, Any] | None = None
+        #: (run, live) -> None: takes the run once its objects are stored and its record
+        #: built, to commit it with others (seal.commit_batch); None seals it here
+        self.commit: Any = None
 
 
 def _tee(src: int, dst: int, log_path: str, done: Any) -> None:
@@ -419,7 +422,9 @@ class Launch:
     def _capture(self, argv: list[str]) -> None:
         from vestige.capture.gitprobe import GitProbe
 
-        self.probe = GitProbe(self.root, self.before, self.store)  # runs while we import
+        reuse = self.options.reuse
+        memo = reuse.setdefault("git", {}) if reuse is not None else None
+        self.probe = GitProbe(self.root, self.before, self.store, memo)  # runs while we import
         timing("git started")
         from vestige.capture.redact import Redactor
         from vestige.live import LiveRun
@@ -429,7 +434,6 @@ class Launch:
         from vestige.store.statcache import StatCache
 
         timing("imported")
-        reuse = self.options.reuse
         known = reuse.get("redacted") if reuse is not None else None
         if known is not None and known[0] == self.environ:
             redactor, environ = known[1], known[2]  # a sweep worker's previous child: same env
@@ -443,9 +447,9 @@ class Launch:
         self.redactor = redactor
         live = LiveRun(_path(self.live))
         self.info.update(command=command, environ=environ, params_override=params)
-        if reuse is None:  # (a sweep's child writes run.json once, with its seq, below)
-            live.update_info(**self.info)
-        live.save_before(self.before)
+        if reuse is None:  # (a sweep's child writes run.json once, with all of it, below)
+            live.write_info(self.info)
+            live.save_before(self.before)
         timing("redacted, live info saved")
         repo = self.options.repo or Repo.open_at(self.store, self.root)
         timing("repo open")
@@ -459,7 +463,8 @@ class Launch:
         seq = repo.index.begin_run(run)
         timing("index row")
         self.info.update(seq=seq, child_pid=self.child)
-        live.update_info(**self.info)
+        if reuse is None:
+            live.write_info(self.info)
         cache = reuse.get("statcache") if reuse is not None else None
         if cache is None or cache.conn is not repo.index.conn:
             cache = StatCache(repo.index.conn)
@@ -468,20 +473,39 @@ class Launch:
                 reuse["statcache"] = cache
         self.cache = cache
         self._snapshot(repo, live)
+        if reuse is not None:
+            # A sweep's child: its seq, scan and code in one write, not three files. Each
+            # file a sweep creates and deletes costs more as the churn grows on some
+            # filesystems (ext4 without a journal skips recently freed inodes).
+            from vestige.live import before_record
+
+            self.info["before"] = before_record(self.before)
+            if self.code is not None:
+                self.info["code"] = self.code
+            live.write_info(self.info)
         timing("snapshot stored")
 
     def _snapshot(self, repo: Repo, live: Any) -> None:
         from vestige.capture.code import snapshot
 
         assert self.cache is not None
+        reuse, key = self.options.reuse, self.probe.key
+        memo = reuse.setdefault("snapshots", {}) if reuse is not None and key else None
         try:
-            snap = snapshot(
-                _path(self.root), repo.store.objects, self.cache, self.before,
-                repo.config.keep_code_max_size, self.probe, self.started, self.ignore,
-            )  # fmt: skip
-            self.code = snap.to_dict()
-            self.bg_warnings.extend(snap.warnings)
-            live.save_code(self.code)
+            if memo is not None and key in memo:  # a sweep's child: the tree as the last one
+                self.code = dict(memo[key])
+            else:
+                snap = snapshot(
+                    _path(self.root), repo.store.objects, self.cache, self.before,
+                    repo.config.keep_code_max_size, self.probe, self.started, self.ignore,
+                )  # fmt: skip
+                self.code = snap.to_dict()
+                self.bg_warnings.extend(snap.warnings)
+                if memo is not None and snap.exact and not snap.warnings and self.probe.settled():
+                    memo.clear()  # one tree at a time: the latest
+                    memo[key] = dict(self.code)
+            if reuse is None:
+                live.save_code(self.code)
         except Exception as e:
             self.bg_warnings.append(f"code snapshot failed ({_describe(e)})")
         import vestige.seal  # noqa: F401  (imported here, off the path after the command ends)
@@ -502,9 +526,15 @@ class Launch:
                             self.redactor, self.environ)  # fmt: skip
             if self.options.foreign_writes is not None:
                 sealer.foreign = self.options.foreign_writes()
+            sealer.before, sealer.info = self.before, self.info
             from vestige.live import LiveRun
 
-            self.sealed = sealer.seal(LiveRun(_path(self.live)), seal_input, self.code)
+            live = LiveRun(_path(self.live))
+            if self.options.commit is None:
+                self.sealed = sealer.seal(live, seal_input, self.code)
+            else:
+                self.sealed = sealer.build(live, seal_input, self.code)
+                self.options.commit(self.sealed, live)
         except Exception as e:  # the run happened; only its record failed
             seq = self.info.get("seq", "?")
             warn(f"run #{seq} could not be sealed ({_describe(e)}); the next vestige "

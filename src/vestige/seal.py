@@ -121,12 +121,33 @@ class Sealer:
         #: absolute paths that concurrent runs of the same sweep were seen writing: an
         #: output this run's processes were not seen writing is theirs, not this run's
         self.foreign: set[str] = set()
+        #: the scan taken before the command, when the caller still has it (else read back)
+        self.before: dict[str, Stat] | None = None
+        self.info: dict[str, Any] | None = None  # run.json as its writer last wrote it
 
     def seal(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
-        info = live.info
+        """Build the manifest and commit it: manifest object, ref, index rows, live removed."""
+        run = self.build(live, result, code)
+        digest = self.store.objects.put_json(run.to_dict())
+        timing("seal: manifest stored")
+        self.store.refs.set(run.id, digest)
+        timing("seal: ref written")
+        sealed = Run.from_dict(run.to_dict(), manifest=digest)
+        if self.index is not None:
+            from vestige.annotations import Annotations
+
+            self.index.record_run(Annotations(self.store).apply(sealed))
+        timing("seal: index rows")
+        live.remove()
+        return sealed
+
+    def build(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
+        """Everything of sealing up to the manifest: the run's objects are stored and its
+        record built, but nothing names them yet (`seal`, or `commit_batch` for many)."""
+        info = self.info if self.info is not None else live.info
         self.live_path = live.path
         root = Path(info["root"])
-        before = live.load_before()
+        before = self.before if self.before is not None else live.load_before()
         events = read_events(live.path)
         warnings = list(result.warnings)
         after = Scanner(root, self.config.scan_ignore).scan()
@@ -184,19 +205,8 @@ class Sealer:
             notes=tuple(notes),
             vestige_version=__version__,
         )
-        digest = self.store.objects.put_json(run.to_dict())
-        timing("seal: manifest stored")
-        self.store.refs.set(run.id, digest)
-        timing("seal: ref written")
-        sealed = Run.from_dict(run.to_dict(), manifest=digest)
-        if self.index is not None:
-            from vestige.annotations import Annotations
-
-            self.index.record_run(Annotations(self.store).apply(sealed))
-        timing("seal: index rows")
         self.cache.flush()
-        live.remove()
-        return sealed
+        return run
 
     # -- parts ----------------------------------------------------------------------------
 
@@ -489,6 +499,30 @@ _ENV_CACHE: dict[tuple[Any, ...], str] = {}
 #: {path: hash} of tree objects read in this process (objects never change): a sweep's
 #: children share one snapshot.
 _TREE_CACHE: dict[str, dict[str, str]] = {}
+
+
+def commit_batch(store: Store, index: Index, built: list[tuple[Run, LiveRun]]) -> list[Run]:
+    """Commit many built runs at once, in the write order of docs/format.md, with one
+    durability barrier per step instead of an fsync per file: every manifest object, a
+    barrier, every ref (the runs are sealed), a barrier, every index row in one
+    transaction, then the live directories. A crash at any instant leaves what `seal`
+    would: a run without its ref is sealed again from its live directory by recovery, one
+    with its ref is only tidied. A sweep's children are committed so (sweep/local.py)."""
+    from vestige.annotations import Annotations
+    from vestige.store.layout import sync_filesystem
+
+    digests = [store.objects.put_json(run.to_dict(), sync=False) for run, _live in built]
+    sync_filesystem(str(store.path))
+    for (run, _live), digest in zip(built, digests, strict=True):
+        store.refs.set(run.id, digest, sync=False)
+    sync_filesystem(str(store.path))
+    sealed = [Run.from_dict(run.to_dict(), manifest=digest)
+              for (run, _live), digest in zip(built, digests, strict=True)]  # fmt: skip
+    annotations = Annotations(store)
+    index.record_many([annotations.apply(run) for run in sealed])
+    for _run, live in built:
+        live.remove()
+    return sealed
 
 
 def _python_of(events: RunEvents, runner_pid: int) -> dict[str, Any] | None:

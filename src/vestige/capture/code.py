@@ -35,6 +35,9 @@ class Snapshot(Record):
     git: dict[str, Any] | None
     warnings: list[str] = Factory(list)
     hashes: dict[str, str] = Factory(dict)  # relpath -> hash, for the seal
+    #: every file came with a stat from `before`: the snapshot is a function of that scan
+    #: and git's answers (what a sweep's next child may reuse, runner.Launch._snapshot)
+    exact: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"tree": self.tree, "files": self.files, "size": self.size, "git": self.git}
@@ -67,9 +70,11 @@ def snapshot(
     warnings: list[str] = []
     hashes: dict[str, str] = {}
     total = 0
+    exact = True
     for rel in paths:
         full = base + rel
         st = before.get(rel)
+        exact = exact and st is not None
         digest = cache.get(full, st) if st is not None else None
         keep = st is not None and st.size <= max_size and not is_secret_file(rel)
         if digest is None or (keep and not objects.exists(digest)):
@@ -101,4 +106,4 @@ def snapshot(
         entries.append(TreeEntry(rel, st.mode & 0o777 | 0o100000, st.size, digest, keep))
         total += st.size
     tree = write_tree(objects, entries)
-    return Snapshot(tree, len(entries), total, git, warnings, hashes)
+    return Snapshot(tree, len(entries), total, git, warnings, hashes, exact)

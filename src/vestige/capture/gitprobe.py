@@ -33,9 +33,13 @@ class GitProbe:
     """Two git processes writing into pipes; `result()` collects them."""
 
     def __init__(
-        self, root: str, before: dict[str, Stat] | None = None, store: str | None = None
-    ) -> None:
+        self, root: str, before: dict[str, Stat] | None = None, store: str | None = None,
+        memo: dict[str, tuple[list[str], dict[str, object]]] | None = None,
+    ) -> None:  # fmt: skip
+        """`memo`: answers this process already has, by key (a sweep's consecutive
+        children ask the same question of the same tree)."""
         self.root = root
+        self.memo = memo
         self.procs: list[tuple[int, int]] = []
         self.cached: tuple[list[str], dict[str, object]] | None = None
         self.key: str | None = None
@@ -45,8 +49,13 @@ class GitProbe:
             return
         if before is not None and self.cache_path is not None:
             self.key = self._key(before)
+            if memo is not None and self.key in memo:
+                self.cached = memo[self.key]
+                return
             self.cached = self._load()
             if self.cached is not None:
+                if memo is not None and self.key is not None:
+                    memo[self.key] = self.cached
                 return
         env = dict(os.environ)
         env["GIT_OPTIONAL_LOCKS"] = "0"
@@ -134,12 +143,17 @@ class GitProbe:
             pass
         return None
 
+    def settled(self) -> bool:
+        """Whether nothing the key covers changed within RACY_NS: equal keys then mean equal
+        files, so answers (and a code snapshot) may be reused under this key."""
+        return self.key is not None and time.time_ns() - self.newest_ns >= RACY_NS
+
     def _save(self, files: list[str], state: dict[str, object]) -> None:
         """Remember git's answers, unless something they depend on changed too recently."""
-        if self.key is None or self.cache_path is None:
+        if self.key is None or self.cache_path is None or not self.settled():
             return
-        if time.time_ns() - self.newest_ns < RACY_NS:
-            return
+        if self.memo is not None:
+            self.memo[self.key] = (files, state)
         import json
 
         try:

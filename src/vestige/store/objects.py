@@ -76,16 +76,18 @@ class ObjectStore:
     def exists(self, digest: str) -> bool:
         return os.path.exists(f"{self._dir}/{digest[:2]}/{digest[2:]}")
 
-    def put_bytes(self, data: bytes) -> str:
-        """Store `data`; return its hash. Storing bytes already present costs one stat."""
+    def put_bytes(self, data: bytes, sync: bool = True) -> str:
+        """Store `data`; return its hash. Storing bytes already present costs one stat.
+        `sync=False` skips the fsyncs: the caller makes a batch durable at once
+        (layout.sync_filesystem) before anything names these objects."""
         digest = hash_bytes(data)
         if not self.exists(digest):
-            self._write(digest, lambda f: f.write(data))
+            self._write(digest, lambda f: f.write(data), sync)
         return digest
 
-    def put_json(self, obj: Any) -> str:
+    def put_json(self, obj: Any, sync: bool = True) -> str:
         """Store a record as canonical JSON; equal records get equal hashes."""
-        return self.put_bytes(canonical_json(obj))
+        return self.put_bytes(canonical_json(obj), sync)
 
     def put_file(self, path: Path, digest: str | None = None) -> tuple[str, int]:
         """Store a file's bytes; return (hash, size).
@@ -159,26 +161,28 @@ class ObjectStore:
             tmp.unlink(missing_ok=True)
         return digest, os.stat(self.path(digest)).st_size
 
-    def _write(self, digest: str, fill: Any) -> None:
+    def _write(self, digest: str, fill: Any, sync: bool = True) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as f:
                 fill(f)
-                f.flush()
-                os.fsync(f.fileno())
-            self._install(tmp, digest)
+                if sync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            self._install(tmp, digest, sync)
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _install(self, tmp: Path, digest: str) -> None:
+    def _install(self, tmp: Path, digest: str, sync: bool = True) -> None:
         """Rename a complete, synced temp file into place as a read-only object."""
         os.chmod(tmp, 0o444)
         final = self.path(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)  # a concurrent writer of the same bytes is harmless
-        fsync_dir(final.parent)
+        if sync:
+            fsync_dir(final.parent)
 
     def read_bytes(self, digest: str, verify: bool = False) -> bytes:
         """An object's bytes; `verify` re-hashes them (CorruptObject on mismatch)."""

@@ -40,20 +40,23 @@ class Refs:
         finally:
             os.close(fd)
 
-    def set(self, run_id: str, digest: str) -> None:
-        """Point `run_id` at an object (atomic)."""
+    def set(self, run_id: str, digest: str, sync: bool = True) -> None:
+        """Point `run_id` at an object (atomic); `sync=False` leaves durability to the
+        caller's barrier (layout.sync_filesystem), as for objects."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="ref-")
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(digest + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+                if sync:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, self.dir / run_id)
         finally:
             Path(tmp).unlink(missing_ok=True)
-        fsync_dir(self.dir)
+        if sync:
+            fsync_dir(self.dir)
 
     def get(self, run_id: str) -> str | None:
         """The manifest hash of a sealed run, or None."""
