@@ -373,7 +373,7 @@ class Sealer:
         """Project modules imported from outside the tree (kept), and those inside (listed)."""
         outside: list[dict[str, Any]] = []
         inside: list[str] = []
-        own = str(Path(__file__).resolve().parent) + os.sep  # vestige itself is not the run's code
+        own = _own_dir()  # vestige itself is not the run's code
         for path in sorted(events.modules):
             if path.startswith(own):
                 continue
@@ -468,7 +468,7 @@ class Sealer:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        clean = self.redactor.scrub_bytes(collapse_cr(data))
+        clean = self.redactor.scrub_bytes(collapse_cr(data)) if data else b""
         digest = self.store.objects.put_bytes(clean)
         return {"hash": digest, "size": len(clean), "lines": clean.count(b"\n")}
 
@@ -523,6 +523,13 @@ def commit_batch(store: Store, index: Index, built: list[tuple[Run, LiveRun]]) -
     for _run, live in built:
         live.remove()
     return sealed
+
+
+def _own_dir(cache: list[str] = []) -> str:  # noqa: B006 (the cache)
+    """vestige's own folder, resolved once per process (a sweep seals many runs)."""
+    if not cache:
+        cache.append(str(Path(__file__).resolve().parent) + os.sep)
+    return cache[0]
 
 
 def _python_of(events: RunEvents, runner_pid: int) -> dict[str, Any] | None:

@@ -249,6 +249,9 @@ class Redactor:
         self.known_secrets: set[str] = set()
         self._marks: dict[bytes, str] = {}
         self._snapshot: frozenset[str] = frozenset()
+        #: scrub_text's answers for short texts while the known secrets stay the same (a
+        #: sweep scrubs the same command words and parameter names for every child)
+        self._scrubbed: dict[str, str] = {}
         self._known_text: tuple[str, ...] = ()
         self._known_raw: tuple[bytes, ...] = ()
 
@@ -327,9 +330,19 @@ class Redactor:
         """`text` with known secrets and pattern matches replaced; unchanged text is returned
         as the same object."""
         self._refresh_known()
+        short = len(text) <= 256
+        if short:
+            done = self._scrubbed.get(text)
+            if done is not None:
+                return done
+        original = text
         text = self._scrub_known(text, self._known_text, self._mark_text)
         for regex, back in _passes(False):
             text = _substitute(text, regex, back, self._mark_text, MARKER_RE)
+        if short:
+            if len(self._scrubbed) >= 4096:
+                self._scrubbed.clear()
+            self._scrubbed[original] = text
         return text
 
     def scrub_bytes(self, data: bytes) -> bytes:
@@ -401,6 +414,7 @@ class Redactor:
         self._known_text = tuple(sorted(secrets, key=lambda s: (-len(s), s)))
         self._known_raw = tuple(sorted({_encode(s) for s in secrets}, key=lambda b: (-len(b), b)))
         self._snapshot = snapshot
+        self._scrubbed = {}
 
     def _scrub_known(
         self, data: AnyStr, known: tuple[AnyStr, ...], mark: Callable[[AnyStr], AnyStr]

@@ -284,6 +284,7 @@ class Board:
         self.tail = [""] * len(labels)
         self.runs: list[str] = [""] * len(labels)
         self.lock = threading.Lock()
+        self.finished = 0  # children no longer queued or running
         self.tail_of: Callable[[int], str] | None = None  # a running child's last line
         self.live = None
         if live:
@@ -309,13 +310,15 @@ class Board:
 
     def done(self, i: int, state: str, run: str = "", note: str = "") -> None:
         with self.lock:
+            if self.state[i] in ("queued", "running"):
+                self.finished += 1
             self.state[i] = state
             self.ended[i] = time.monotonic()
             self.runs[i] = run
             if note:
                 self.tail[i] = note
+            n = self.finished
         if self.live is None:
-            n = sum(s not in ("queued", "running") for s in self.state)
             took = self._elapsed(i)
             line = f"[{n}/{len(self.labels)}] {state:11} {self.labels[i]}  {run}  {took}"
             self.say(line + (f"  {note}" if note else ""))
