@@ -315,3 +315,136 @@ def test_a_child_that_edits_code_gives_the_next_child_a_new_snapshot(
         seq = str(by_i[i]["seq"])
         shown = vestige("cat", seq, "helper.py", cwd=sweep_project)
         assert shown.stdout.decode() == f"VERSION = {version}\n", (i, shown.stderr.decode())
+
+
+CLEANUP = """
+import sys, time
+print("ready", flush=True)
+try:
+    time.sleep(30)
+except KeyboardInterrupt:
+    time.sleep(1.0)  # a graceful shutdown: a second Ctrl-C here would cut it short
+    open(f"out/checkpoint-{sys.argv[1]}.txt", "w").write("saved")
+    sys.exit(3)
+"""
+
+
+def test_ctrl_c_on_a_terminal_reaches_each_child_once(sweep_project: Path) -> None:
+    """The terminal sends Ctrl-C to the whole foreground group, children included: the
+    sweep must not send it again (a child's graceful shutdown would be cut short), must
+    wait for them, and must link each to the parent."""
+    import fcntl
+    import termios
+
+    (sweep_project / "clean.py").write_text(CLEANUP)
+    git(sweep_project, "add", "-A")
+    git(sweep_project, "commit", "-qm", "clean")
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vestige", "run", "--each", "i=1,2,3", "-j", "2", "--",
+         "clean.py", "{i}"],
+        cwd=sweep_project, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=controlling_terminal,
+    )  # fmt: skip
+    os.close(slave)
+    live = sweep_project / ".vestige" / "live"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # both children printed "ready"
+        logs = [d / "stdout" for d in live.iterdir()] if live.is_dir() else []
+        if sum(1 for f in logs if f.exists() and b"ready" in f.read_bytes()) >= 2:
+            break
+        time.sleep(0.1)
+    os.write(master, b"\x03")  # Ctrl-C, as typed
+    seen = b""
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            seen += os.read(master, 65536)
+        except OSError:
+            break
+    proc.wait(timeout=60)
+    os.close(master)
+    assert proc.returncode == 130, seen.decode(errors="replace")
+    for i in ("1", "2"):
+        assert (sweep_project / "out" / f"checkpoint-{i}.txt").read_text() == "saved"
+    sweep = manifest(sweep_project, "1")
+    kids = sweep["sweep"]["children"]
+    assert [c["status"] for c in kids] == ["failed", "failed", "interrupted"], kids
+    assert [c["exit_code"] for c in kids[:2]] == [3, 3] and kids[2]["run_id"] is None
+    for c in kids[:2]:
+        assert manifest(sweep_project, c["run_id"])["exit_code"] == 3
+    assert not os.listdir(live)
+    assert vestige("fsck", cwd=sweep_project).returncode == 0
+
+
+def test_a_sweep_killed_hard_is_sealed_with_its_whole_plan(sweep_project: Path) -> None:
+    """kill -9 of the sweep: the next command seals the children first, then the parent
+    with every combination of the plan, each with its values, run and final status."""
+    (sweep_project / "nap.py").write_text(
+        "import sys, time\ntime.sleep(0.05 if int(sys.argv[1]) < 3 else 30)\n"
+    )
+    git(sweep_project, "add", "-A")
+    git(sweep_project, "commit", "-qm", "nap")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vestige", "run", "--each", "i=0,1,2,3,4,5,6", "-j", "2", "--",
+         "nap.py", "{i}"],
+        cwd=sweep_project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    refs = sweep_project / ".vestige" / "refs" / "runs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(os.listdir(refs) if refs.is_dir() else ()) < 3:
+        time.sleep(0.05)  # children 0, 1 and 2 are sealed
+    time.sleep(0.5)  # children 3 and 4 are sleeping now
+    os.killpg(proc.pid, signal.SIGKILL)  # vestige and the children with it
+    proc.wait(timeout=60)
+    done = vestige("fsck", cwd=sweep_project)  # recovers, then checks
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    sweep = manifest(sweep_project, "1")
+    assert sweep["status"] == "interrupted"
+    kids = sweep["sweep"]["children"]
+    assert [c["index"] for c in kids] == list(range(7))
+    assert [c["values"] for c in kids] == [{"i": str(i)} for i in range(7)]
+    assert [c["status"] for c in kids[:3]] == ["ok"] * 3
+    assert {c["status"] for c in kids[3:]} == {"interrupted"}
+    assert all(c["run_id"] for c in kids[:5]) and not any(c["run_id"] for c in kids[5:])
+    for c in kids[:5]:
+        child = manifest(sweep_project, c["run_id"])
+        assert child["parent"] == sweep["id"] and child["status"] == c["status"]
+        assert child["params"]["i"] in (c["values"]["i"], int(c["values"]["i"]))
+    assert "plan" not in sweep["sweep"]
+    assert not os.listdir(sweep_project / ".vestige" / "live")
+
+
+def test_a_child_killed_by_a_crash_is_failed_not_interrupted(sweep_project: Path) -> None:
+    done = vestige("run", "--each", "i=1,2", "--", "sh", "-c",
+                   "test {i} = 1 || kill -SEGV $$", cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 1, done.stdout.decode()
+    kids = manifest(sweep_project, "1")["sweep"]["children"]
+    assert [(c["status"], c["exit_code"]) for c in kids] == [("ok", 0), ("failed", 139)]
+    assert "failed: i=2" in done.stdout.decode()
+
+
+def test_many_quick_concurrent_children_each_keep_only_their_own_file(
+    sweep_project: Path,
+) -> None:
+    """A sibling's file can appear in this child's after-scan at any moment: what the
+    siblings were seen writing is asked after the scan, so none of theirs is taken."""
+    (sweep_project / "w1.py").write_text(
+        "import sys\nopen(f'out/q{sys.argv[1]}.txt', 'w').write(sys.argv[1])\n"
+    )
+    git(sweep_project, "add", "-A")
+    git(sweep_project, "commit", "-qm", "w1")
+    values = ",".join(str(i) for i in range(40))
+    done = vestige("run", "--each", f"i={values}", "-j", "4", "--", "w1.py", "{i}",
+                   cwd=sweep_project)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    wrong = []
+    for child in runs(sweep_project, "--sweep", "1"):
+        outputs = [o["path"] for o in manifest(sweep_project, str(child["seq"]))["outputs"]]
+        if outputs != [f"out/q{child['params']['i']}.txt"]:
+            wrong.append((child["params"]["i"], outputs))
+    assert not wrong, wrong

@@ -86,7 +86,7 @@ def current_python() -> str:
 class RunOptions:
     """What `vestige run` was asked besides the command."""
 
-    __slots__ = ("commit", "cwd", "environ", "foreign_writes", "on_spawn", "params",
+    __slots__ = ("commit", "cwd", "environ", "foreign_writes", "on_live", "on_spawn", "params",
                  "parent", "repo", "rerun_of", "reuse", "root", "store", "terminal")  # fmt: skip
 
     def __init__(
@@ -105,6 +105,9 @@ class RunOptions:
         self.parent: str | None = None
         self.terminal = True
         self.on_spawn: Any = None
+        #: (live directory) -> None, once it exists and before the command starts: a sweep
+        #: reads a running sibling's journal from there (its writes, for the others' seals)
+        self.on_live: Any = None
         self.repo: Any = None
         self.foreign_writes: Any = None  # () -> paths concurrent siblings were seen writing
         #: what consecutive launches from one sweep worker share: its stat cache and its
@@ -272,6 +275,8 @@ class Launch:
             simulated = parse_time(self.environ["VESTIGE_NOW"], "VESTIGE_NOW")
             self.info["clock_shift"] = simulated - self.started
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
+        if self.options.on_live is not None:
+            self.options.on_live(self.live)
         report = self.environ.get("VESTIGE_ID_OUT")
         if report:  # a sweep (vestige/sweep/child.py) learns which run this child is
             try:
@@ -524,8 +529,7 @@ class Launch:
             assert self.cache is not None
             sealer = Sealer(self.repo.store, self.repo.index, self.cache, self.repo.config,
                             self.redactor, self.environ)  # fmt: skip
-            if self.options.foreign_writes is not None:
-                sealer.foreign = self.options.foreign_writes()
+            sealer.foreign_of = self.options.foreign_writes
             sealer.before, sealer.info = self.before, self.info
             from vestige.live import LiveRun
 

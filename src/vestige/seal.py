@@ -31,6 +31,7 @@ from vestige.store.statcache import Stat, StatCache
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 #: Outside the project, reads and writes under these are the machine's or tools' business
@@ -121,6 +122,9 @@ class Sealer:
         #: absolute paths that concurrent runs of the same sweep were seen writing: an
         #: output this run's processes were not seen writing is theirs, not this run's
         self.foreign: set[str] = set()
+        #: where to ask for `foreign` once the tree is scanned (a sibling's journal names a
+        #: file before the file exists, so asking after the scan misses none it shows)
+        self.foreign_of: Callable[[], set[str]] | None = None
         #: the scan taken before the command, when the caller still has it (else read back)
         self.before: dict[str, Stat] | None = None
         self.info: dict[str, Any] | None = None  # run.json as its writer last wrote it
@@ -151,6 +155,8 @@ class Sealer:
         events = read_events(live.path)
         warnings = list(result.warnings)
         after = Scanner(root, self.config.scan_ignore).scan()
+        if self.foreign_of is not None:
+            self.foreign = self.foreign_of()
         timing("seal: events read, tree scanned")
         outputs = _link_figures(self._outputs(root, before, after, events, warnings), root, events)
         inputs = self._inputs(root, before, events, {o.path for o in outputs}, warnings)

@@ -38,8 +38,18 @@ def command(
     if sweep is not None:
         if runs:
             raise UsageError("name runs or give --sweep, not both")
-        parent = f'parent = "{repo.resolve(sweep)}"'  # a ULID: nothing to escape
-        where = f"({where}) and {parent}" if where else parent
+        from vestige.sweep.run import sweep_of
+
+        parent_run = sweep_of(repo, sweep)
+        parent = f'parent = "{parent_run.id}"'  # a ULID: nothing to escape
+        wanted = f"({where}) and {parent}" if where else parent
+        n = len(repo.runs(where=wanted))
+        if n < 2:  # (said here: compare_runs would speak of a --where the user did not give)
+            children = "child" if n == 1 else "children"
+            holds = " for which --where holds" if where else ""
+            raise UsageError(f"compare needs at least 2 runs; sweep #{parent_run.seq} has {n} "
+                             f"recorded {children}{holds}")  # fmt: skip
+        where = wanted
     table = compare_runs(repo, runs, where)
     if as_json:
         print_json(table)

@@ -44,7 +44,9 @@ def command(
     """List runs, newest first."""
     repo = open_repo()
     if sweep is not None:
-        parent = f'parent = "{repo.resolve(sweep)}"'  # a ULID: nothing to escape
+        from vestige.sweep.run import sweep_of
+
+        parent = f'parent = "{sweep_of(repo, sweep).id}"'  # a ULID: nothing to escape
         where = f"({where}) and {parent}" if where else parent
     runs = repo.runs(
         where=where, status=status, limit=limit if limit else (None if as_json else 50)

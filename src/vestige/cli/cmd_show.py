@@ -145,7 +145,8 @@ def _sweep(add: Any, repo: Any, record: Any) -> None:
     for c in children:
         counts[c.get("status")] = counts.get(c.get("status"), 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-    add(f"sweep ({len(children)} children: {summary}; vestige ls --sweep {record.seq})")
+    kids = "child" if len(children) == 1 else "children"
+    add(f"sweep ({len(children)} {kids}: {summary}; vestige ls --sweep {record.seq})")
     for c in children[:200]:
         values = " ".join(f"{k}={v}" for k, v in (c.get("values") or {}).items())
         row = repo.index.run_row(c["run_id"]) if c.get("run_id") else None

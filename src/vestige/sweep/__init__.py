@@ -55,17 +55,22 @@ def parse_each(item: str, cwd: Path) -> tuple[str, list[str]]:
     if not eq or not _NAME.match(name):
         raise UsageError(f"--each {item!r}: write NAME=V1,V2,... (or NAME=glob:PATTERN)")
     if rest.startswith("glob:"):
-        return name, _glob(name, rest[len("glob:") :], cwd)
+        pattern = rest[len("glob:") :]
+        return name, _glob(f"--each {item!r}", f"{name}=glob:'data/*.csv'", pattern, cwd)
     values = [v for v in rest.split(",")]
     if not rest or any(v == "" for v in values):
         raise UsageError(f"--each {item!r}: empty value; write NAME=V1,V2,...")
     return name, values
 
 
-def _glob(name: str, pattern: str, cwd: Path) -> list[str]:
+def _glob(where: str, example: str, pattern: str, cwd: Path) -> list[str]:
+    """The files a `glob:` value names; `where` and `example` shape the error messages."""
+    if not pattern:
+        raise UsageError(f"{where}: the glob pattern is empty; write it after glob:, "
+                         f"e.g. {example}")  # fmt: skip
     matches = sorted(globlib.glob(pattern, root_dir=cwd, recursive=True))
     if not matches:
-        raise UsageError(f"--each {name}=glob:{pattern}: no file matches (in {cwd})")
+        raise UsageError(f"{where}: no file matches (in {cwd})")
     return matches
 
 
@@ -106,11 +111,16 @@ def _grid_values(path: str, name: str, spec: Any, cwd: Path) -> list[str]:
     if isinstance(spec, list) and spec:
         return [_text(v) for v in spec]
     if isinstance(spec, str) and spec.startswith("glob:"):
-        return _glob(name, spec[5:], cwd)
+        return _glob(f"--grid {path}: {name}: {spec!r}", f'"{name}": "glob:data/*.csv"',
+                     spec[5:], cwd)  # fmt: skip
     if isinstance(spec, dict) and set(spec) == {"range"} and isinstance(spec["range"], list):
         args = spec["range"]
         if 1 <= len(args) <= 3 and all(isinstance(a, (int, float)) for a in args):
-            return [_text(v) for v in _frange(*args)]
+            values = _frange(*args)
+            if not values:
+                raise UsageError(f"--grid {path}: {name}: range {args} gives no values (stop "
+                                 "is excluded; a negative step counts down)")  # fmt: skip
+            return [_text(v) for v in values]
     raise UsageError(f"--grid {path}: {name}: expected a non-empty list, 'glob:PATTERN' or "
                      '{"range": [start, stop, step]}')  # fmt: skip
 
@@ -141,6 +151,9 @@ def combinations(axes: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise UsageError(f"--each: {sorted(dup)[0]!r} is given twice")
+    empty = [n for n, values in axes if not values]
+    if empty:  # the product would be empty: a sweep of nothing, recorded as if it ran
+        raise UsageError(f"{empty[0]!r} has no values; give it at least one")
     return [
         dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in axes))
     ]

@@ -48,7 +48,32 @@ def plan(options: SweepOptions, command: list[str], cwd: Path) -> list[dict[str,
         raise UsageError("a sweep needs --each NAME=V1,V2 or --grid FILE")
     combos = combinations(axes)
     check_placeholders(command, [n for n, _ in axes])
+    _check_programs(command, combos)
     return combos
+
+
+def _check_programs(command: list[str], combos: list[dict[str, str]]) -> None:
+    """Each distinct command as a single `vestige run` checks it (a script or notebook that
+    does not exist, a program not on PATH: exit 2), before the parent run is created.
+    The program itself may come from a placeholder, so this is per combination. Relative
+    names are resolved from the current directory, as `main` runs the children in it."""
+    from vestige.errors import VestigeError
+    from vestige.runner import resolve_command
+
+    seen: set[tuple[str, ...]] = set()
+    for values in combos:
+        argv = substitute(command, values)
+        # only the program matters, except for a notebook (its options are checked too)
+        key = tuple(argv) if argv[:1] and argv[0].endswith(".ipynb") else tuple(argv[:1])
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            resolve_command(argv)
+        except VestigeError as e:
+            if argv[0] != command[0]:  # the program came from a placeholder: say which
+                e.message = f"{e.message} (the command for {label(values)})"
+            raise
 
 
 def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
@@ -59,7 +84,9 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
     combos = plan(options, command, cwd)
     executor = _executor(options)
     repo = Repo.open(create=True, notice=True)
-    parent = _begin_parent(repo, argv, options, combos)
+    parent = _begin_parent(
+        repo, argv, options, [(values, substitute(command, values)) for values in combos]
+    )
     env = {"VESTIGE_DIR": str(repo.store.path), "VESTIGE_RUN_ID": parent["id"]}
     jobs = []
     children: list[dict[str, Any]] = []
@@ -85,19 +112,19 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
 
     def on_done(result: dict[str, Any]) -> None:
         c = children[result["index"]]
-        code = result["exit_code"]
-        status = result.get("status")  # as sealed (local); else judged from the exit code
-        if status is None:
-            status = "ok" if code == 0 else ("interrupted" if stop.is_set() else "failed")
-        if code in (130, -2) or (code is not None and code < 0):
-            status = "interrupted"
+        status, code = _judge(result, stop.is_set())
         c.update(run_id=result.get("run_id"), exit_code=code, status=status)
         seq = result.get("seq") or _seq(repo, result.get("run_id"))  # (local: known already)
         c["seq"] = seq
-        note = "" if code == 0 else f"exit {code}: {result.get('tail', '')}"
-        board.done(result["index"], status, f"#{seq}" if seq else "", note)
+        _journal(repo, parent, {"index": c["index"], "run_id": c["run_id"], "status": status,
+                                "exit_code": code})  # fmt: skip
+        tail = result.get("tail", "")
+        note = "" if code == 0 else f"exit {code}: {tail}"
+        board.done(result["index"], status, f"#{seq}" if seq else "", note, last=tail)
 
     interrupted = False
+    if hasattr(executor, "on_run"):  # the parent's journal knows each child's run at once
+        executor.on_run = lambda i, run_id: _journal(repo, parent, {"index": i, "run_id": run_id})
     with board:
         try:
             board.tail_of = getattr(executor, "tail", None)
@@ -106,12 +133,13 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
             interrupted = True
             stop.set()  # nothing new starts; the running children are interrupted and sealed
             interrupt = getattr(executor, "interrupt", None)
-            if interrupt is not None:
-                interrupt()
+            if interrupt is not None and not _terminal_sent_to_group():
+                interrupt()  # (a terminal's Ctrl-C reached the children already: not twice)
             _join(executor)
-    for c in children:
-        if c["status"] == "not started" and interrupted:
-            c["status"] = "interrupted"  # Ctrl-C; after --fail-fast they stay "not started"
+        for c in children:
+            if c["status"] == "not started" and interrupted:
+                c["status"] = "interrupted"  # Ctrl-C; after --fail-fast they stay "not started"
+                board.mark(c["index"], "interrupted")
     status = _parent_status(children, interrupted)
     _seal_parent(repo, parent, children, status, options)
     return _summary(children, status, parent)
@@ -171,15 +199,101 @@ def _done_runs(repo: Repo, children: list[dict[str, Any]], cwd: str) -> dict[int
             (rel,),
         )
     ]
+    named = _NamedFiles(repo, cwd, now)
     found: dict[int, Run] = {}
     for c in children:
         for run_id, argv in ok_runs:
             if _same_command(argv, c["argv"]):
                 run = repo.run(run_id)
-                if not changes_since(repo, run, now):
+                if not changes_since(repo, run, now) and named.unchanged(run, c["argv"]):
                     found[c["index"]] = run
                     break
     return found
+
+
+class _NamedFiles:
+    """--skip-done for what the imports and the recorded inputs do not cover: the project
+    files a command names in its arguments (`bash step.sh`, `wc -c data/a.csv`,
+    `--out=x`). A shell or a compiled program reads them unseen, so the earlier run's
+    record of their bytes (as read, as written, or in its code snapshot) must match the
+    bytes now; no record at all is no proof, so the combination runs again. Each file is
+    hashed once per sweep and each snapshot tree read once."""
+
+    def __init__(self, repo: Repo, cwd: str, now: dict[str, str]) -> None:
+        self.repo = repo
+        self.cwd = cwd
+        self.now = now  # the tree's hashes now (lineage.current_hashes)
+        self.root = os.path.realpath(repo.store.root)
+        self.store = os.path.realpath(repo.store.path)
+        self._files: dict[str, str | None] = {}  # argument text -> path from the root
+        self._hashes: dict[str, str | None] = {}  # files outside `now` (scan-ignored)
+        self._trees: dict[str, dict[str, str]] = {}
+
+    def unchanged(self, run: Run, argv: list[str]) -> bool:
+        files = {f for arg in argv for f in self._named(arg)}
+        if not files:
+            return True
+        for rel in sorted(files):
+            was = self._recorded(run, rel)
+            if was is None or was != self._current(rel):
+                return False
+        return True
+
+    def _named(self, arg: str) -> list[str]:
+        """The project files an argument names: itself, or what follows `=` (`--opt=path`)."""
+        texts = [arg]
+        if "=" in arg:
+            texts.append(arg.partition("=")[2])
+        found = []
+        for text in texts:
+            if text not in self._files:
+                self._files[text] = self._project_file(text)
+            rel = self._files[text]
+            if rel is not None:
+                found.append(rel)
+        return found
+
+    def _project_file(self, text: str) -> str | None:
+        full = os.path.join(self.cwd, text)  # (an absolute path stays as it is)
+        if not text or not os.path.isfile(full):  # (False for any text that is no path)
+            return None
+        real = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
+        if os.path.commonpath([real, self.store]) == self.store:
+            return None  # the store's own files are no input
+        rel = os.path.relpath(real, self.root)
+        if rel == ".." or rel.startswith(".." + os.sep):
+            return None  # outside the project
+        return rel.replace(os.sep, "/")
+
+    def _current(self, rel: str) -> str | None:
+        if rel in self.now:
+            return self.now[rel]
+        if rel not in self._hashes:
+            from vestige.store.hashing import hash_if_file
+
+            self._hashes[rel] = hash_if_file(os.path.join(self.root, rel))
+        return self._hashes[rel]
+
+    def _recorded(self, run: Run, rel: str) -> str | None:
+        """The bytes the run saw at `rel`: read, else written (the file is as the run left
+        it), else in its code snapshot; None when it has no record of them."""
+        for records in (run.inputs, run.outputs):
+            for f in records:
+                if f.path == rel and f.hash:
+                    return f.hash
+        tree = (run.code or {}).get("tree")
+        if not tree:
+            return None
+        if tree not in self._trees:
+            from vestige.errors import VestigeError
+            from vestige.store.tree import read_tree
+
+            try:
+                entries = read_tree(self.repo.store.objects, tree)
+            except (VestigeError, OSError):  # a missing or corrupt tree proves nothing
+                entries = []
+            self._trees[tree] = {e.path: e.hash for e in entries}
+        return self._trees[tree].get(rel)
 
 
 def _same_command(recorded: list[str], wanted: list[str]) -> bool:
@@ -190,9 +304,32 @@ def _same_command(recorded: list[str], wanted: list[str]) -> bool:
             and recorded[1:] == wanted)  # fmt: skip
 
 
+def sweep_of(repo: Repo, ref: str) -> Run:
+    """The sweep `ref` names (`ls --sweep`, `compare --sweep`); a run that is not one is
+    exit 2, rather than an empty list of children. A sweep still running has its `sweep`
+    field in its live directory only."""
+    from vestige.live import LiveRun
+
+    run = repo.run(ref)
+    if run.sweep is not None:
+        return run
+    if run.status == "running" and LiveRun(repo.store.live_dir(run.id)).info.get("sweep"):
+        return run
+    raise UsageError(
+        f"run #{run.seq} is not a sweep (its manifest has no sweep field); "
+        "vestige ls --where 'command ~ \"vestige run*\"' lists the sweeps"
+    )
+
+
 def _begin_parent(
-    repo: Repo, argv: list[str], options: SweepOptions, combos: list[dict[str, str]]
+    repo: Repo,
+    argv: list[str],
+    options: SweepOptions,
+    combos_argv: list[tuple[dict[str, str], list[str]]],
 ) -> dict[str, Any]:
+    """The parent's live directory and index row. Its run.json holds the whole plan (each
+    combination's values and command) and `children.jsonl` is appended as children get a
+    run and end, so a sweep whose vestige died is sealed with every combination."""
     from vestige.capture.redact import Redactor
     from vestige.fastpath import boot_id, hostname, proc_start
     from vestige.ids import new_run_id
@@ -210,7 +347,9 @@ def _begin_parent(
         "cwd": os.path.relpath(os.getcwd(), root), "host": hostname(),
         "runner_pid": os.getpid(), "runner_start": proc_start(os.getpid()),
         "boot_id": boot_id(), "parent": os.environ.get("VESTIGE_RUN_ID") or None,
-        "command": command, "sweep": {"spec": _spec(options), "size": len(combos)},
+        "command": command, "sweep": {"spec": _spec(options), "size": len(combos_argv),
+                                      "plan": [{"index": i, "values": v, "argv": argv}
+                                               for i, (v, argv) in enumerate(combos_argv)]},
     }  # fmt: skip
     live = repo.store.live_dir(run_id)
     live.mkdir(parents=True)
@@ -257,6 +396,7 @@ def _seal_parent(
     ended = time.time()
     failed = [c for c in children if c["status"] == "failed"]
     sweep = dict(info.get("sweep") or {})
+    sweep.pop("plan", None)  # (the live directory's copy, for recovery: `children` says it)
     sweep["children"] = [
         {k: c.get(k) for k in ("index", "values", "run_id", "status", "exit_code")}
         for c in children
@@ -280,25 +420,101 @@ def _seal_parent(
 
 
 def seal_orphan(repo: Repo, info: dict[str, Any]) -> None:
-    """Recovery: a sweep whose vestige died; its children are found through the index."""
+    """Recovery: a sweep whose vestige died. Every combination of its plan is a child; its
+    run comes from the parent's journal, else from the index (a child of this parent with
+    the same command); its status and exit code from that run as sealed (recovery seals
+    the children first). A combination without a run was not started: `interrupted`."""
     import json
 
-    rows = repo.index.conn.execute(
+    sweep = info.get("sweep") or {}
+    plan = sweep.get("plan")
+    rows = {r[0]: r for r in repo.index.conn.execute(
         "SELECT id, status, exit_code, argv FROM runs WHERE parent = ? ORDER BY seq",
         (info["id"],),
-    ).fetchall()
-    children = [
-        {
-            "index": i,
-            "values": {},
-            "run_id": r[0],
-            "status": r[1],
-            "exit_code": r[2],
-            "argv": json.loads(r[3]),
-        }
-        for i, r in enumerate(rows)
-    ]
+    )}  # fmt: skip
+    if not isinstance(plan, list):  # (a sweep started by a vestige without the plan)
+        plan = [{"index": i, "values": {}, "argv": json.loads(r[3])}
+                for i, r in enumerate(rows.values())]  # fmt: skip
+        journal = {i: r[0] for i, r in enumerate(rows.values())}
+    else:
+        journal = {e["index"]: e["run_id"] for e in _read_journal(repo, info["id"])
+                   if e.get("run_id") and e["run_id"] in rows}  # fmt: skip
+    unclaimed = [r for r in rows.values() if r[0] not in set(journal.values())]
+    children = []
+    for entry in plan:
+        i = entry["index"]
+        run_id = journal.get(i)
+        if run_id is None:
+            wanted = list(entry["argv"])
+            match = next((r for r in unclaimed if _same_command(json.loads(r[3]), wanted)), None)
+            if match is not None:
+                unclaimed.remove(match)
+                run_id = match[0]
+        row = rows.get(run_id) if run_id else None
+        status = row[1] if row is not None else "interrupted"
+        children.append({"index": i, "values": entry.get("values") or {}, "run_id": run_id,
+                         "status": "interrupted" if status == "running" else status,
+                         "exit_code": row[2] if row is not None else None,
+                         "argv": list(entry["argv"])})  # fmt: skip
     _seal_parent(repo, info, children, "interrupted", None)
+
+
+def _journal(repo: Repo, parent: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Append one line to the parent's children.jsonl (O_APPEND, one write per line)."""
+    import json
+
+    path = os.path.join(str(repo.store.live_dir(parent["id"])), "children.jsonl")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, (json.dumps(entry) + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # the journal only helps recovery; the sweep goes on without it
+
+
+def _read_journal(repo: Repo, parent_id: str) -> list[dict[str, Any]]:
+    """The parent's journal lines (a torn last line is skipped)."""
+    import json
+
+    path = os.path.join(str(repo.store.live_dir(parent_id)), "children.jsonl")
+    entries = []
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and isinstance(entry.get("index"), int):
+                    entries.append(entry)
+    except OSError:
+        pass
+    return entries
+
+
+def _judge(result: dict[str, Any], stopping: bool) -> tuple[str, int | None]:
+    """(status, exit code as a shell reports it) of an ended child. A local child comes
+    with its sealed status and exit code; a remote one only with the exit code of its
+    `vestige run` process (which ends like its command: a signal's death is negative)."""
+    code = result["exit_code"]
+    if result.get("status") is not None:
+        return result["status"], result.get("recorded_exit", code)
+    if code is None:
+        return ("interrupted" if stopping else "failed"), None
+    if code < 0:
+        sig = -code
+        return ("interrupted" if sig in (1, 2, 15) else "failed"), 128 + sig
+    if code == 130:
+        return "interrupted", code
+    return ("ok" if code == 0 else "failed"), code
+
+
+def _terminal_sent_to_group() -> bool:
+    from vestige.runner import _terminal_sent_to_group as sent
+
+    return sent()
 
 
 def _say(text: str) -> None:
@@ -313,7 +529,8 @@ def _summary(children: list[dict[str, Any]], status: str, parent: dict[str, Any]
         counts[c["status"]] = counts.get(c["status"], 0) + 1
     parts = ", ".join(f"{n} {s}" for s, n in counts.items())
     say = _say
-    say(f"sweep #{parent['seq']}: {len(children)} children: {parts}")
+    n = len(children)
+    say(f"sweep #{parent['seq']}: {n} {'child' if n == 1 else 'children'}: {parts}")
     for c in children:
         if c["status"] == "failed":
             seq = f"#{c.get('seq')}" if c.get("seq") else "not recorded"
