@@ -244,3 +244,16 @@ def test_ls_sweep_of_a_sweep_still_running(proj: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.communicate(timeout=60)
+
+
+def test_doubled_braces_are_literal_braces(proj: Path) -> None:
+    """As in str.format: a shell's ${HOME} is written ${{HOME}}; a single {HOME} is a
+    placeholder without values (exit 2, and the message says how to write a brace)."""
+    bad = vestige("run", "--each", "i=1", "--", "sh", "-c", "echo ${HOME} {i}", cwd=proj)
+    assert bad.returncode == 2 and b"{{HOME}}" in bad.stderr, bad.stderr
+    done = vestige("run", "--each", "i=1,2", "--", "sh", "-c",
+                   "echo ${{HOME}}-{i}-{{i}} > out/b{i}.txt", cwd=proj)  # fmt: skip
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    home = os.environ["HOME"]
+    for i in ("1", "2"):
+        assert (proj / "out" / f"b{i}.txt").read_text() == f"{home}-{i}-{{i}}\n"

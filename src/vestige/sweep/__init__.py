@@ -28,7 +28,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: {name} is a placeholder; {{ and }} are a literal brace (as in str.format), so a shell's
+#: ${HOME} is written ${{HOME}}
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -161,11 +163,12 @@ def combinations(axes: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
 
 def check_placeholders(argv: list[str], names: list[str]) -> None:
     """Every {name} has values and every name is used: else a clear error, before running."""
-    used = {m for arg in argv for m in _PLACEHOLDER.findall(arg)}
+    used = {m for arg in argv for m in _PLACEHOLDER.findall(arg) if m}
     missing = sorted(used - set(names))
     if missing:
-        raise UsageError(f"the command uses {{{missing[0]}}} but no --each/--grid gives "
-                         f"{missing[0]!r} values")  # fmt: skip
+        name = missing[0]
+        raise UsageError(f"the command uses {{{name}}} but no --each/--grid gives {name!r} "
+                         f"values (a literal brace is doubled: {{{{{name}}}}})")  # fmt: skip
     unused = [n for n in names if n not in used]
     if unused:
         raise UsageError(f"--each {unused[0]}=... is not used: put {{{unused[0]}}} in the "
@@ -174,4 +177,9 @@ def check_placeholders(argv: list[str], names: list[str]) -> None:
 
 def substitute(argv: list[str], values: dict[str, str]) -> list[str]:
     """The command for one combination."""
-    return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in argv]
+
+    def one(m: re.Match[str]) -> str:
+        text = m.group(0)
+        return values[m.group(1)] if m.group(1) else text[0]
+
+    return [_PLACEHOLDER.sub(one, arg) for arg in argv]
