@@ -139,7 +139,11 @@ def test_skip_done_reruns_only_what_changed(sweep_project: Path) -> None:
     second = last_sweep(sweep_project)
     statuses = {c["values"]["model"]: c["status"] for c in second["sweep"]["children"]}
     assert statuses == {"resnet": "skipped", "vit": "skipped", "bad": "ok"}
-    assert len(runs(sweep_project, "--sweep", str(second["seq"]))) == 1
+    listed = runs(sweep_project, "--sweep", str(second["seq"]))  # the whole grid: the new
+    assert len(listed) == 3  # child and the two earlier runs this sweep reused
+    assert [r["params"]["model"] for r in listed if r["parent"] == second["id"]] == ["bad"]
+    table = vestige("compare", "--sweep", str(second["seq"]), "--json", cwd=sweep_project)
+    assert table.returncode == 0, table.stderr.decode()
     # a code change makes every child run again
     (sweep_project / "train.py").write_text(textwrap.dedent(TRAIN) + "# edited\n")
     done = vestige(*args, cwd=sweep_project)

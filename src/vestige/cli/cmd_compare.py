@@ -38,11 +38,11 @@ def command(
     if sweep is not None:
         if runs:
             raise UsageError("name runs or give --sweep, not both")
-        from vestige.sweep.run import sweep_of
+        from vestige.sweep.run import sweep_of, sweep_where
 
         parent_run = sweep_of(repo, sweep)
-        parent = f'parent = "{parent_run.id}"'  # a ULID: nothing to escape
-        wanted = f"({where}) and {parent}" if where else parent
+        children = sweep_where(repo, sweep)
+        wanted = f"({where}) and {children}" if where else children
         n = len(repo.runs(where=wanted))
         if n < 2:  # (said here: compare_runs would speak of a --where the user did not give)
             children = "child" if n == 1 else "children"

@@ -44,10 +44,10 @@ def command(
     """List runs, newest first."""
     repo = open_repo()
     if sweep is not None:
-        from vestige.sweep.run import sweep_of
+        from vestige.sweep.run import sweep_where
 
-        parent = f'parent = "{sweep_of(repo, sweep).id}"'  # a ULID: nothing to escape
-        where = f"({where}) and {parent}" if where else parent
+        children = sweep_where(repo, sweep)
+        where = f"({where}) and {children}" if where else children
     runs = repo.runs(
         where=where, status=status, limit=limit if limit else (None if as_json else 50)
     )

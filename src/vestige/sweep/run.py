@@ -321,6 +321,19 @@ def sweep_of(repo: Repo, ref: str) -> Run:
     )
 
 
+def sweep_where(repo: Repo, ref: str) -> str:
+    """The `--where` text of a sweep's children (`ls`/`compare --sweep`): its own runs, and
+    the earlier runs it reused for the combinations --skip-done skipped (the whole grid)."""
+    run = sweep_of(repo, ref)
+    where = f'parent = "{run.id}"'  # ULIDs: nothing to escape
+    reused = [c["run_id"] for c in (run.sweep or {}).get("children") or ()
+              if c.get("status") == "skipped" and isinstance(c.get("run_id"), str)
+              and c["run_id"].isalnum()]  # fmt: skip
+    if reused:
+        where += " or id in (" + ", ".join(f'"{r}"' for r in reused) + ")"
+    return f"({where})"
+
+
 def _begin_parent(
     repo: Repo,
     argv: list[str],
