@@ -1009,7 +1009,7 @@ def test_a_live_run_reads_its_scan_and_code_from_run_json_too(tmp_path: Path) ->
     live = LiveRun(tmp_path / "01TESTRUN")
     live.path.mkdir()
     live.write_info({"id": live.id, "seq": 3})
-    assert live.load_before() == {} and live.code is None and not live.has_code()
+    assert live.load_before() is None and live.code is None and not live.has_code()
     before = {"a.py": Stat(dev=9, inode=3, size=5, mtime_ns=1, ctime_ns=2, mode=0o100644)}
     live.write_info({"id": live.id, "seq": 3, "before": before_record(before),
                      "code": {"tree": "t1", "files": 1}})  # fmt: skip

@@ -452,3 +452,36 @@ def test_many_quick_concurrent_children_each_keep_only_their_own_file(
         if outputs != [f"out/q{child['params']['i']}.txt"]:
             wrong.append((child["params"]["i"], outputs))
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.6, 0.9])
+def test_a_sweep_killed_while_launching_children_records_them_right(
+    sweep_project: Path, delay: float
+) -> None:
+    """kill -9 while children are being started, at -j 4: each child's run.json holds its
+    command and scan before it starts, so none is recovered as an unknown command that
+    made every file of the project, and every child that got a run is linked."""
+    values = ",".join(str(i) for i in range(60))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vestige", "run", "--each", f"i={values}", "-j", "4", "--",
+         sys.executable, "-c", "open('out/s_{i}', 'w').write('{i}')"],
+        cwd=sweep_project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(delay)
+    proc.kill()  # vestige only: children already started finish on their own
+    proc.wait(timeout=60)
+    time.sleep(0.5)
+    done = vestige("fsck", cwd=sweep_project)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    sweep = manifest(sweep_project, "1")
+    linked = {c["run_id"] for c in sweep["sweep"]["children"] if c["run_id"]}
+    for child in runs(sweep_project, "--where", f'parent = "{sweep["id"]}"'):
+        m = manifest(sweep_project, child["id"])
+        assert not m["command"][0].startswith("<unknown"), m["command"]
+        i = str(m["params"]["i"])
+        assert {o["path"] for o in m["outputs"]} <= {f"out/s_{i}"}, (i, m["outputs"])
+        assert child["id"] in linked
+    left = list((sweep_project / ".vestige" / "live").iterdir())
+    # a folder made just before the kill, without run.json: no run started there (it goes
+    # after recover.CREATION_GRACE_S)
+    assert all(not (d / "run.json").exists() for d in left), left

@@ -62,11 +62,14 @@ class LiveRun:
     def save_before(self, before: dict[str, Stat]) -> None:
         write_json(self.path / "before.json", before_record(before))
 
-    def load_before(self) -> dict[str, Stat]:
-        """before.json, or the `before` of run.json (a sweep's child writes one file)."""
+    def load_before(self) -> dict[str, Stat] | None:
+        """before.json, or the `before` of run.json (a sweep's child writes one file);
+        None when the scan was never recorded (vestige died before it)."""
         data = read_json(self.path / "before.json")
         if data is None:
-            data = self.info.get("before") or {}
+            data = self.info.get("before")
+        if not isinstance(data, dict):
+            return None
         return {p: Stat(*v) for p, v in data.items()}
 
     def save_result(self, result: dict[str, Any]) -> None:

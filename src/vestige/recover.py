@@ -102,7 +102,30 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
             warnings=["vestige was stopped while the command ran; captured until then"],
         )
     sealer = Sealer(repo.store, repo.index, StatCache(repo.index.conn), repo.config, redactor)
+    parent = info.get("parent")
+    if isinstance(parent, str):  # a sweep's child: its siblings wrote into the same tree
+        sealer.foreign_of = lambda: _sibling_writes(repo, live, parent)
     sealer.seal(live, seal_input, live.code)
+
+
+def _sibling_writes(repo: Repo, live: LiveRun, parent: str) -> set[str]:
+    """What the other children of `parent` were seen writing: the journals of those still
+    live, the confirmed outputs of those sealed (as the sweep tells a child's seal)."""
+    from vestige.capture.events import read_events
+
+    paths: set[str] = set()
+    for other in repo.store.live.iterdir():
+        if other != live.path and LiveRun(other).info.get("parent") == parent:
+            with contextlib.suppress(Exception):
+                paths |= read_events(other).writes
+    rows = repo.index.conn.execute(
+        "SELECT r.root, f.path FROM files f JOIN runs r ON r.id = f.run_id"
+        " WHERE r.parent = ? AND f.role = 'output' AND f.confirmed = 1",
+        (parent,),
+    )
+    for root, path in rows:
+        paths.add(path if path.startswith("/") else os.path.join(root or "", path))
+    return paths
 
 
 def _last_activity(live: LiveRun) -> float:

@@ -229,6 +229,7 @@ class Launch:
 
     def execute(self) -> int:
         path, argv = resolve_command(self.argv)  # usage errors surface before anything runs
+        self.resolved = argv
         if not self.options.terminal:
             self._prepare()  # a sweep's thread: its executor reports the failure
             return self._run(path, argv)
@@ -274,6 +275,15 @@ class Launch:
 
             simulated = parse_time(self.environ["VESTIGE_NOW"], "VESTIGE_NOW")
             self.info["clock_shift"] = simulated - self.started
+        if self.options.reuse is not None:
+            # A sweep's child: its command and scan are in run.json before it starts, so a
+            # sweep killed at any moment leaves a child that recovery can seal right (the
+            # redactor is the worker's, known from its first child: no cost at start).
+            from vestige.live import before_record
+
+            self.before = Scanner(self.root, self.ignore).scan()
+            self._redact(self.resolved)
+            self.info["before"] = before_record(self.before)
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
         if self.options.on_live is not None:
             self.options.on_live(self.live)
@@ -283,7 +293,8 @@ class Launch:
                 write_file(report, self.run_id)
             except OSError:
                 pass
-        self.before = Scanner(self.root, self.ignore).scan()
+        if self.options.reuse is None:
+            self.before = Scanner(self.root, self.ignore).scan()
 
     def _child_env(self) -> dict[str, str]:
         env = dict(self.environ)
@@ -431,27 +442,16 @@ class Launch:
         memo = reuse.setdefault("git", {}) if reuse is not None else None
         self.probe = GitProbe(self.root, self.before, self.store, memo)  # runs while we import
         timing("git started")
-        from vestige.capture.redact import Redactor
         from vestige.live import LiveRun
         from vestige.records import Run
         from vestige.repo import Repo
-        from vestige.store.local import read_secret_key
         from vestige.store.statcache import StatCache
 
         timing("imported")
-        known = reuse.get("redacted") if reuse is not None else None
-        if known is not None and known[0] == self.environ:
-            redactor, environ = known[1], known[2]  # a sweep worker's previous child: same env
-        else:
-            redactor = Redactor(read_secret_key(self.store))
-            environ = redactor.redact_env(self.environ)  # first: it learns the secrets
-            if reuse is not None:
-                reuse["redacted"] = (dict(self.environ), redactor, environ)
-        command = redactor.scrub_argv(argv)
-        params = redactor.scrub_value(self.options.params)
-        self.redactor = redactor
+        if self.redactor is None:
+            self._redact(argv)
+        command = self.info["command"]
         live = LiveRun(_path(self.live))
-        self.info.update(command=command, environ=environ, params_override=params)
         if reuse is None:  # (a sweep's child writes run.json once, with all of it, below)
             live.write_info(self.info)
             live.save_before(self.before)
@@ -489,6 +489,25 @@ class Launch:
                 self.info["code"] = self.code
             live.write_info(self.info)
         timing("snapshot stored")
+
+    def _redact(self, argv: list[str]) -> None:
+        """The redactor of this environment (a sweep worker's previous one if the same),
+        and the command, environment and params as recorded: into self.info."""
+        from vestige.capture.redact import Redactor
+        from vestige.store.local import read_secret_key
+
+        reuse = self.options.reuse
+        known = reuse.get("redacted") if reuse is not None else None
+        if known is not None and known[0] == self.environ:
+            redactor, environ = known[1], known[2]  # a sweep worker's previous child: same env
+        else:
+            redactor = Redactor(read_secret_key(self.store))
+            environ = redactor.redact_env(self.environ)  # first: it learns the secrets
+            if reuse is not None:
+                reuse["redacted"] = (dict(self.environ), redactor, environ)
+        self.redactor = redactor
+        self.info.update(command=redactor.scrub_argv(argv), environ=environ,
+                         params_override=redactor.scrub_value(self.options.params))  # fmt: skip
 
     def _snapshot(self, repo: Repo, live: Any) -> None:
         from vestige.capture.code import snapshot

@@ -155,6 +155,11 @@ class Sealer:
         events = read_events(live.path)
         warnings = list(result.warnings)
         after = Scanner(root, self.config.scan_ignore).scan()
+        if before is None:  # no scan from before the command: only what it was seen writing
+            seen = set(events.writes)
+            before = {rel: st for rel, st in after.items() if str(root / rel) not in seen}
+            warnings.append("the scan before the command was not recorded: its outputs are "
+                            "the files its Python processes were seen writing")  # fmt: skip
         if self.foreign_of is not None:
             self.foreign = self.foreign_of()
         timing("seal: events read, tree scanned")

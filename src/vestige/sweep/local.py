@@ -136,12 +136,12 @@ class LocalExecutor:
             started: this thread may wait for the GIL while its command already writes)."""
             with self.lock:
                 self.lives[index] = live
+            if self.on_run is not None:  # (its run.json holds its command and scan already)
+                self.on_run(index, launch.run_id)
 
         def spawned(pid: int) -> None:
             with self.lock:
                 self.procs[index] = pid
-            if self.on_run is not None:
-                self.on_run(index, launch.run_id)
             if stop.is_set():  # stopped while it was starting
                 try:
                     os.kill(pid, signal.SIGINT)

@@ -122,7 +122,7 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
         _journal(repo, parent, {"index": c["index"], "run_id": c["run_id"], "status": status,
                                 "exit_code": code})  # fmt: skip
         tail = result.get("tail", "")
-        note = "" if code == 0 else f"exit {code}: {tail}"
+        note = "" if code == 0 else (f"exit {code}: {tail}" if tail else f"exit {code}")
         board.done(result["index"], status, f"#{seq}" if seq else "", note, last=tail)
 
     interrupted = False
