@@ -13,8 +13,6 @@ from vestige.records import Run
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from vestige.repo import Repo
 
 #: A live directory without run.json this young may be a run being created right now.
@@ -28,15 +26,15 @@ def recover_orphans(repo: Repo) -> list[str]:
         entries = sorted(repo.store.live.iterdir())
     except OSError:
         return recovered
+    lives = [(LiveRun(path), LiveRun(path).info) for path in entries]
     # A sweep's parent last: its manifest takes each child's status as sealed.
-    entries.sort(key=_is_sweep)  # (stable: the others keep their order)
-    for path in entries:
-        live = LiveRun(path)
+    lives.sort(key=lambda pair: "sweep" in pair[1])  # (stable: the others keep their order)
+    for live, info in lives:
+        path = live.path
         digest = repo.store.refs.get(live.id)
         if digest is not None and repo.store.objects.exists(digest):
             _finish_index(repo, live, digest)
             continue
-        info = live.info
         if not info:
             with contextlib.suppress(OSError):
                 if time.time() - path.stat().st_mtime > CREATION_GRACE_S:
@@ -48,11 +46,6 @@ def recover_orphans(repo: Repo) -> list[str]:
             _seal_orphan(repo, live, info)
             recovered.append(live.id)
     return recovered
-
-
-def _is_sweep(path: Path) -> bool:
-    """A sweep's parent (its run.json says so): recovered after its children."""
-    return "sweep" in LiveRun(path).info
 
 
 def _finish_index(repo: Repo, live: LiveRun, digest: str) -> None:

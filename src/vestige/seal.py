@@ -119,11 +119,10 @@ class Sealer:
         self.config = config
         self.redactor = redactor
         self.environ = environ
-        #: absolute paths that concurrent runs of the same sweep were seen writing: an
-        #: output this run's processes were not seen writing is theirs, not this run's
-        self.foreign: set[str] = set()
-        #: where to ask for `foreign` once the tree is scanned (a sibling's journal names a
-        #: file before the file exists, so asking after the scan misses none it shows)
+        #: () -> absolute paths that concurrent runs of the same sweep were seen writing: an
+        #: output this run's processes were not seen writing is theirs, not this run's.
+        #: Asked once the tree is scanned (a sibling's journal names a file before the file
+        #: exists, so asking after the scan misses none the scan shows)
         self.foreign_of: Callable[[], set[str]] | None = None
         #: the scan taken before the command, when the caller still has it (else read back)
         self.before: dict[str, Stat] | None = None
@@ -132,18 +131,7 @@ class Sealer:
     def seal(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
         """Build the manifest and commit it: manifest object, ref, index rows, live removed."""
         run = self.build(live, result, code)
-        digest = self.store.objects.put_json(run.to_dict())
-        timing("seal: manifest stored")
-        self.store.refs.set(run.id, digest)
-        timing("seal: ref written")
-        sealed = Run.from_dict(run.to_dict(), manifest=digest)
-        if self.index is not None:
-            from vestige.annotations import Annotations
-
-            self.index.record_run(Annotations(self.store).apply(sealed))
-        timing("seal: index rows")
-        live.remove()
-        return sealed
+        return commit_batch(self.store, self.index, [(run, live)], barrier=False)[0]
 
     def build(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
         """Everything of sealing up to the manifest: the run's objects are stored and its
@@ -160,10 +148,10 @@ class Sealer:
             before = {rel: st for rel, st in after.items() if str(root / rel) not in seen}
             warnings.append("the scan before the command was not recorded: its outputs are "
                             "the files its Python processes were seen writing")  # fmt: skip
-        if self.foreign_of is not None:
-            self.foreign = self.foreign_of()
+        foreign = self.foreign_of() if self.foreign_of is not None else set()
         timing("seal: events read, tree scanned")
-        outputs = _link_figures(self._outputs(root, before, after, events, warnings), root, events)
+        found = self._outputs(root, before, after, events, foreign, warnings)
+        outputs = _link_figures(found, root, events)
         inputs = self._inputs(root, before, events, {o.path for o in outputs}, warnings)
         code = dict(code or {})
         code["modules"], code["imported"] = self._modules(root, events)
@@ -240,6 +228,7 @@ class Sealer:
         before: dict[str, Stat],
         after: dict[str, Stat],
         events: RunEvents,
+        foreign: set[str],
         warnings: list[str],
     ) -> list[FileRecord]:
         modified, _deleted = changed(before, after)
@@ -247,7 +236,7 @@ class Sealer:
         out: list[FileRecord] = []
         for rel in modified:
             full = root / rel
-            if str(full) not in written and str(full) in self.foreign:
+            if str(full) not in written and str(full) in foreign:
                 continue  # seen by the scan, but a concurrent sibling's own write
             record = self._output(full, rel, after[rel], str(full) in written, warnings)
             if record is not None:
@@ -512,25 +501,33 @@ _ENV_CACHE: dict[tuple[Any, ...], str] = {}
 _TREE_CACHE: dict[str, dict[str, str]] = {}
 
 
-def commit_batch(store: Store, index: Index, built: list[tuple[Run, LiveRun]]) -> list[Run]:
-    """Commit many built runs at once, in the write order of docs/format.md, with one
-    durability barrier per step instead of an fsync per file: every manifest object, a
-    barrier, every ref (the runs are sealed), a barrier, every index row in one
-    transaction, then the live directories. A crash at any instant leaves what `seal`
-    would: a run without its ref is sealed again from its live directory by recovery, one
-    with its ref is only tidied. A sweep's children are committed so (sweep/local.py)."""
+def commit_batch(
+    store: Store, index: Index | None, built: list[tuple[Run, LiveRun]], barrier: bool = True
+) -> list[Run]:
+    """Commit built runs in the write order of docs/format.md: every manifest object, every
+    ref (the runs are sealed), every index row in one transaction, then the live
+    directories. With `barrier` (a sweep's batches, sweep/local.py) one durability barrier
+    follows the manifests and one the refs, instead of an fsync per file and folder (one
+    run: `Sealer.seal`). A crash at any instant leaves a run without its ref, sealed again
+    from its live directory by recovery, or one with its ref, only tidied."""
     from vestige.annotations import Annotations
     from vestige.store.layout import sync_filesystem
 
-    digests = [store.objects.put_json(run.to_dict(), sync=False) for run, _live in built]
-    sync_filesystem(str(store.path))
+    digests = [store.objects.put_json(run.to_dict(), sync=not barrier) for run, _live in built]
+    if barrier:
+        sync_filesystem(str(store.path))
+    timing("seal: manifest stored")
     for (run, _live), digest in zip(built, digests, strict=True):
-        store.refs.set(run.id, digest, sync=False)
-    sync_filesystem(str(store.path))
+        store.refs.set(run.id, digest, sync=not barrier)
+    if barrier:
+        sync_filesystem(str(store.path))
+    timing("seal: ref written")
     sealed = [Run.from_dict(run.to_dict(), manifest=digest)
               for (run, _live), digest in zip(built, digests, strict=True)]  # fmt: skip
-    annotations = Annotations(store)
-    index.record_many([annotations.apply(run) for run in sealed])
+    if index is not None:
+        annotations = Annotations(store)
+        index.record_many([annotations.apply(run) for run in sealed])
+    timing("seal: index rows")
     for _run, live in built:
         live.remove()
     return sealed

@@ -4,7 +4,7 @@ Each child is launched from a worker thread of the sweep's own process (a `Launc
 no terminal: no signal handlers, no ptys, its output to its log and the board), so the
 interpreter, vestige's imports, an index connection per worker and the environment record
 are shared instead of paid again per child, and a committer thread writes the finished
-children's manifests, refs and index rows in batches (6.8x -> ~1.55x a bare loop for
+children's manifests, refs and index rows in batches (6.8x -> ~1.6x a bare loop for
 no-op children, docs/benchmarks.md). Each child is still a complete, ordinary run.
 
 A child's stdout and stderr go straight to its live log files. While the sweep runs, one

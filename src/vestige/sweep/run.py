@@ -135,6 +135,8 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
         except KeyboardInterrupt:
             interrupted = True
             stop.set()  # nothing new starts; the running children are interrupted and sealed
+            from vestige.runner import _terminal_sent_to_group
+
             interrupt = getattr(executor, "interrupt", None)
             if interrupt is not None and not _terminal_sent_to_group():
                 interrupt()  # (a terminal's Ctrl-C reached the children already: not twice)
@@ -394,24 +396,18 @@ def _read_journal(repo: Repo, parent_id: str) -> list[dict[str, Any]]:
 def _judge(result: dict[str, Any], stopping: bool) -> tuple[str, int | None]:
     """(status, exit code as a shell reports it) of an ended child. A local child comes
     with its sealed status and exit code; a remote one only with the exit code of its
-    `vestige run` process (which ends like its command: a signal's death is negative)."""
+    `vestige run` process, which ends like its command (runner._classify reads it)."""
+    from vestige.runner import _classify
+
     code = result["exit_code"]
     if result.get("status") is not None:
         return result["status"], result.get("recorded_exit", code)
     if code is None:
         return ("interrupted" if stopping else "failed"), None
-    if code < 0:
-        sig = -code
-        return ("interrupted" if sig in (1, 2, 15) else "failed"), 128 + sig
-    if code == 130:
+    if code == 130:  # a shell's "ended by Ctrl-C"
         return "interrupted", code
-    return ("ok" if code == 0 else "failed"), code
-
-
-def _terminal_sent_to_group() -> bool:
-    from vestige.runner import _terminal_sent_to_group as sent
-
-    return sent()
+    status, exit_code, _signal = _classify(code, None)
+    return status, exit_code
 
 
 def _say(text: str) -> None:
