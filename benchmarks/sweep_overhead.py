@@ -8,17 +8,21 @@ Goal: the sweep within 1.3x of the loop.
 Two more rows say where the time goes: the same loop with the capture shim's
 environment (each child records itself as under vestige, but nothing is sealed: the
 floor of any sweep that captures its children), and a second table with children that
-compute for ~0.1 s each, as a small real analysis does.
+compute for ~0.1 s each, as a small real analysis does. The CPU column is the user+system
+time of every process of a row: with 2 commands at a time on 2 cores, wall time follows
+it, so its excess over the loop, per command, is what a sweep costs.
 
 Usage: .venv/bin/python benchmarks/sweep_overhead.py [--quick] [--markdown] [--runs N]
 """
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _bench import (
@@ -84,22 +88,38 @@ def _noop_table(report: Report, runs: int, n: int, project: Path, work: Path,
              "noop.py", "--i", "{i}"]  # fmt: skip
     loop = ["sh", "-c", f"seq 0 {n - 1} | xargs -P 2 -I{{}} {PYTHON} noop.py --i {{}}"]
     loops, shims, sweeps = [], [], []
+    cpu: dict[str, list[float]] = {"loop": [], "shim": [], "sweep": []}
     for r in range(runs):
         progress(f"run {r + 1} of {runs}: {n} no-op commands, 2 at a time")
-        loops.append(time_command(loop, project, env))
-        shims.append(time_command(loop, project, shim_env))
-        sweeps.append(_time_sweep(sweep, project, env))  # (the shim's journals stay: one
-        # deletion per file would churn the disk the sweep then allocates inodes on)
+        loops.append(_cpu(cpu["loop"], lambda: time_command(loop, project, env)))
+        shims.append(_cpu(cpu["shim"], lambda: time_command(loop, project, shim_env)))
+        sweeps.append(_cpu(cpu["sweep"], lambda: _time_sweep(sweep, project, env)))
+        # (the shim's journals stay: one deletion per file would churn the disk the sweep
+        # then allocates inodes on)
     lo, sh, sw = median(loops), median(shims), median(sweeps)
+    c_lo, c_sh, c_sw = (median(cpu[k]) for k in ("loop", "shim", "sweep"))
     table = Table(f"{n} children of a no-op script, 2 at a time (median of {runs})",
-                  ["how", "seconds", "per command", "ratio"], right=(1, 2, 3))  # fmt: skip
-    table.add("plain loop (xargs -P 2)", secs(lo), f"{1000 * lo / n:.1f} ms", "1.00x")
+                  ["how", "seconds", "per command", "ratio", "CPU s", "CPU over the loop"],
+                  right=(1, 2, 3, 4, 5))  # fmt: skip
+    table.add("plain loop (xargs -P 2)", secs(lo), f"{1000 * lo / n:.1f} ms", "1.00x",
+              f"{c_lo:.2f}", "")  # fmt: skip
     table.add("the loop, each child with the capture shim", secs(sh),
-              f"{1000 * sh / n:.1f} ms", f"{sh / lo:.2f}x")  # fmt: skip
+              f"{1000 * sh / n:.1f} ms", f"{sh / lo:.2f}x", f"{c_sh:.2f}",
+              f"{1000 * (c_sh - c_lo) / n:.1f} ms per command")  # fmt: skip
     table.add("vestige run --each ... -j 2", secs(sw), f"{1000 * sw / n:.1f} ms",
-              f"{sw / lo:.2f}x")  # fmt: skip
+              f"{sw / lo:.2f}x", f"{c_sw:.2f}",
+              f"{1000 * (c_sw - c_lo) / n:.1f} ms per command")  # fmt: skip
     report.table(table)
     return sw / lo
+
+
+def _cpu(samples: list[float], timed: Callable[[], float]) -> float:
+    """Run `timed`; add the CPU time (user+system) of the processes it waited for."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    samples.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return wall
 
 
 def _work_table(report: Report, runs: int, n: int, project: Path,

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from _json import encode_basestring_ascii as _encode_str
+from _json import make_encoder as _make_encoder
 
 _T0 = time.perf_counter()
 _TIMING = bool(os.environ.get("VESTIGE_TIMING"))
@@ -24,8 +25,25 @@ def timing(label: str) -> None:
         sys.stderr.write(f"vestige: {1000 * (time.perf_counter() - _T0):7.1f} ms  {label}\n")
 
 
+def _unknown(obj: object) -> object:
+    raise TypeError(type(obj).__name__)
+
+
+#: `_json`'s C encoder, strict: no NaN or infinity, no unknown types (compact, in order).
+_C_ENCODE = _make_encoder(None, _unknown, _encode_str, None, ":", ",", False, False, False)
+
+
 def dumps(obj: object) -> str:
-    """JSON for plain data (dict, list, str, int, float, bool, None), without `json`."""
+    """JSON for plain data (dict, list, str, int, float, bool, None), without `json`:
+    `_json`'s C encoder (~4x faster), or where it refuses (NaN, odd types) `_dumps`."""
+    try:
+        return "".join(_C_ENCODE(obj, 0))
+    except (TypeError, ValueError, RecursionError):
+        return _dumps(obj)
+
+
+def _dumps(obj: object) -> str:
+    """dumps in Python: NaN and infinity are null, other types their str()."""
     if isinstance(obj, str):
         return _encode_str(obj)
     if obj is None:
@@ -39,9 +57,9 @@ def dumps(obj: object) -> str:
     if isinstance(obj, float):
         return repr(obj) if obj == obj and obj not in (float("inf"), float("-inf")) else "null"
     if isinstance(obj, dict):
-        return "{" + ",".join(f"{_encode_str(str(k))}:{dumps(v)}" for k, v in obj.items()) + "}"
+        return "{" + ",".join(f"{_encode_str(str(k))}:{_dumps(v)}" for k, v in obj.items()) + "}"
     if isinstance(obj, list | tuple):
-        return "[" + ",".join(dumps(v) for v in obj) + "]"
+        return "[" + ",".join(_dumps(v) for v in obj) + "]"
     return _encode_str(str(obj))
 
 

@@ -480,8 +480,7 @@ class Sealer:
         environ = self.environ if self.environ is not None else info.get("environ") or {}
         import json
 
-        key = (json.dumps(python, sort_keys=True, default=str),
-               frozenset(kv for kv in environ.items() if not kv[0].startswith("VESTIGE_")),
+        key = (json.dumps(python, sort_keys=True, default=str), _variables(environ),
                self.config.capture_gpu, str(self.store.path))  # fmt: skip
         cached = _ENV_CACHE.get(key)
         if cached is not None and self.store.objects.exists(cached):
@@ -492,6 +491,20 @@ class Sealer:
         return digest
 
 
+def _variables(environ: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    """The variables an environment record depends on; a sweep's worker passes the same
+    (never changed) dict for each child, so its set is made once (os.environ may change)."""
+    known = _VARIABLES.get(id(environ))
+    if known is not None and known[0] is environ and environ is not os.environ:
+        return known[1]
+    variables = frozenset(kv for kv in environ.items() if not kv[0].startswith("VESTIGE_"))
+    if len(_VARIABLES) > 16:
+        _VARIABLES.clear()
+    _VARIABLES[id(environ)] = (environ, variables)  # (holding it: its id is not reused)
+    return variables
+
+
+_VARIABLES: dict[int, tuple[Mapping[str, str], frozenset[tuple[str, str]]]] = {}
 #: Environment records computed in this process, by what they were computed from: a
 #: sweep's children (and repeated in-process runs) share one instead of re-listing the
 #: installed packages each time.
