@@ -485,3 +485,47 @@ def test_a_sweep_killed_while_launching_children_records_them_right(
     # a folder made just before the kill, without run.json: no run started there (it goes
     # after recover.CREATION_GRACE_S)
     assert all(not (d / "run.json").exists() for d in left), left
+
+
+def test_diff_of_two_sweeps_matches_children_by_their_values(sweep_project: Path) -> None:
+    """A fixed input between two sweeps: each combination's child is compared with its
+    counterpart (status, metrics, outputs), the new combination is `added`."""
+    py = sys.executable
+    first = vestige("run", "--each", "model=resnet,bad", "--", py, "train.py", "--model",
+                    "{model}", cwd=sweep_project)  # fmt: skip
+    assert first.returncode == 1  # `bad` failed
+    (sweep_project / "data" / "bad.txt").write_text("fixed now")
+    second = vestige("run", "--each", "model=resnet,bad,vit", "--", py, "train.py", "--model",
+                     "{model}", cwd=sweep_project)  # fmt: skip
+    assert second.returncode == 0, second.stderr.decode()
+    sweeps = [r for r in runs(sweep_project) if r["command"][:2] == ["vestige", "run"]]
+    b, a = (str(r["seq"]) for r in sweeps[:2])
+
+    done = vestige("diff", a, b, "--json", cwd=sweep_project)
+    assert done.returncode == 0, done.stderr.decode()
+    d = json.loads(done.stdout)
+    assert "children" in d["differ"]
+    rows = {r["values"]["model"]: r for r in d["children"]}
+    assert [r["values"]["model"] for r in d["children"]] == ["resnet", "bad", "vit"]
+    assert rows["resnet"]["status"] == "same" and rows["resnet"]["differ"] == []
+    bad = rows["bad"]
+    assert bad["status"] == "changed"
+    assert (bad["a"]["status"], bad["a"]["exit_code"]) == ("failed", 3)
+    assert (bad["b"]["status"], bad["b"]["exit_code"]) == ("ok", 0)
+    assert {"inputs", "outputs", "metrics"} <= set(bad["differ"])
+    assert bad["metrics"]["loss"]["a"] == 6 and bad["metrics"]["loss"]["b"] == 9
+    assert [f["path"] for f in bad["outputs"]] == ["out/bad-0.txt"]
+    assert rows["vit"]["status"] == "added" and rows["vit"]["a"] is None
+    assert rows["vit"]["b"]["status"] == "ok" and isinstance(rows["vit"]["b"]["seq"], int)
+
+    text = vestige("diff", a, b, cwd=sweep_project).stdout.decode()
+    assert "children (1 changed, 1 added, 1 same)" in text
+    line = next(x for x in text.splitlines() if "model=bad" in x)
+    assert "failed (exit 3) -> " in line and "ok" in line and "loss 6 -> 9" in line
+    assert "model=vit" in text and "(only in B)" in text
+    assert not [x for x in text.splitlines() if x.startswith("  ~ model=resnet")]  # the same
+
+    # a sweep and a plain run: compared as two runs, without a children section
+    plain = next(str(r["seq"]) for r in runs(sweep_project) if r["command"][0] == py)
+    d = json.loads(vestige("diff", a, plain, "--json", cwd=sweep_project).stdout)
+    assert "children" not in d and "children" not in d["differ"]

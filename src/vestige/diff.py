@@ -70,8 +70,71 @@ def diff_runs(
         "metrics": _metrics(a.metrics, b.metrics),
         "artefacts": compare.files(_artefact_files(a), _artefact_files(b)),
     }
-    out["differ"] = [s for s in SECTIONS if _section_differs(s, out[s])]
+    sections = SECTIONS
+    if a.sweep is not None and b.sweep is not None:
+        out["children"] = _children(repo, a, b, (rtol, atol))
+        sections = (*SECTIONS, "children")
+    out["differ"] = [s for s in sections if _section_differs(s, out[s])]
     return out
+
+
+#: A sweep child's files are compared by content up to this size, by hash beyond it (a
+#: diff of two sweeps compares every pair of children).
+CHILD_COMPARE_MAX_SIZE = 4 * 1024 * 1024
+
+
+def _children(repo: Repo, a: Run, b: Run, tolerance: tuple[float, float]) -> list[dict[str, Any]]:
+    """Two sweeps, combination by combination (matched by their values, in A's order then
+    B's new ones): each child's run and status on both sides, and for a pair of runs the
+    sections in which B's child differs from A's, its changed metrics and files."""
+    from vestige.errors import VestigeError
+
+    def by_values(sweep: Run) -> dict[tuple[tuple[str, str], ...], dict[str, Any]]:
+        children = (sweep.sweep or {}).get("children") or []
+        return {tuple(sorted((c.get("values") or {}).items())): c for c in children}
+
+    side_a, side_b = by_values(a), by_values(b)
+    runs: dict[str, Run | None] = {}
+
+    def run_of(child: dict[str, Any] | None) -> Run | None:
+        run_id = (child or {}).get("run_id")
+        if not isinstance(run_id, str):
+            return None
+        if run_id not in runs:
+            try:
+                runs[run_id] = repo.run(run_id)
+            except VestigeError:  # gone (gc'd record, another store): compared by status
+                runs[run_id] = None
+        return runs[run_id]
+
+    rows = []
+    for key in dict.fromkeys([*side_a, *side_b]):
+        ca, cb = side_a.get(key), side_b.get(key)
+        ra, rb = run_of(ca), run_of(cb)
+        row: dict[str, Any] = {"values": dict(key), "a": _child(ca, ra), "b": _child(cb, rb),
+                               "differ": [], "metrics": {}, "outputs": []}  # fmt: skip
+        if ca is None or cb is None:
+            row["status"] = "added" if ca is None else "removed"
+        else:
+            if ra is not None and rb is not None and ra.id != rb.id:
+                d = diff_runs(repo, ra, rb, code_diffs=False, rtol=tolerance[0],
+                              atol=tolerance[1], max_size=CHILD_COMPARE_MAX_SIZE)  # fmt: skip
+                row["differ"] = d["differ"]
+                row["metrics"] = {k: m for k, m in d["metrics"].items() if m["status"] != "same"}
+                row["outputs"] = [f for f in d["outputs"] if f["status"] != "same"]
+            ended = ("status", "exit_code")
+            same_end = [row["a"][k] for k in ended] == [row["b"][k] for k in ended]
+            row["status"] = "same" if same_end and not row["differ"] else "changed"
+        rows.append(row)
+    return rows
+
+
+def _child(child: dict[str, Any] | None, run: Run | None) -> dict[str, Any] | None:
+    """A sweep child as a diff shows it: its run (if it got one) and how it ended."""
+    if child is None:
+        return None
+    return {"id": child.get("run_id"), "seq": run.seq if run is not None else None,
+            "status": child.get("status"), "exit_code": child.get("exit_code")}  # fmt: skip
 
 
 def _identity(run: Run) -> dict[str, Any]:

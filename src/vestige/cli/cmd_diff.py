@@ -17,7 +17,7 @@ Shows only what differs: command, params, code (as a unified diff), environment,
 inputs, outputs and artefacts (changed files compared by content: shape and largest
 difference for CSV, JSON, .npy, .npz and parquet; pixels for images), metrics.
 A and B are runs: a number (42 or #42), @last, -1 (the newest), -2, ..., or an id
-prefix.
+prefix. Two sweeps are also compared child by child, matched by their values.
 Examples:
   vestige diff 41 42
   vestige diff -2 -1 --no-code
@@ -43,7 +43,8 @@ def command(run_a: str, run_b: str, as_json: bool, no_code: bool) -> None:
     for name in d["differ"]:
         add(click.style(_title(name, d[name]), bold=True))
         SHOW[name](add, d[name])
-    same = [s for s in SECTIONS if s not in d["differ"]]
+    sections = (*SECTIONS, "children") if "children" in d else SECTIONS
+    same = [s for s in sections if s not in d["differ"]]
     if same:
         add(f"runs #{a.seq} and #{b.seq} do not differ in {', '.join(same)}")
     click.echo("\n".join(lines))
@@ -58,7 +59,7 @@ def _title(name: str, section: Any) -> str:
     if name == "code":
         n = len(section["files"])
         return f"code ({n} file{'s' if n != 1 else ''} changed)"
-    if name in ("inputs", "outputs", "artefacts"):
+    if name in ("inputs", "outputs", "artefacts", "children"):
         counts: dict[str, int] = {}
         for f in section:
             counts[f["status"]] = counts.get(f["status"], 0) + 1
@@ -184,6 +185,40 @@ def _metrics(add: Any, section: dict[str, Any]) -> None:
         add(f"  ... and {len(rows) - 200} more (--json for all)")
 
 
+def _children(add: Any, section: list[dict[str, Any]]) -> None:
+    """A line per combination that differs: its values, its run on each side, and what
+    changed (sections, up to 3 metrics `a -> b`)."""
+    rows = [r for r in section if r["status"] != "same"]
+    labels = [" ".join(f"{k}={v}" for k, v in r["values"].items()) or "(no values)" for r in rows]
+    width = min(max((len(label) for label in labels), default=0), 40)
+    for r, label in list(zip(rows, labels, strict=True))[:200]:
+        name = label.ljust(width)
+        if r["status"] == "added":
+            add(_plus(f"  + {name}  {_child(r['b'])}") + "  (only in B)")
+            continue
+        if r["status"] == "removed":
+            add(_minus(f"  - {name}  {_child(r['a'])}") + "  (only in A)")
+            continue
+        what = [s for s in r["differ"] if s != "metrics"]
+        for k, m in list(r["metrics"].items())[:3]:
+            what.append(f"{k} {fmt_number(m['a']) if m['a'] is not None else '-'} -> "
+                        f"{fmt_number(m['b']) if m['b'] is not None else '-'}")  # fmt: skip
+        if len(r["metrics"]) > 3:
+            what.append(f"{len(r['metrics']) - 3} more metrics")
+        change = f"  {', '.join(what)}" if what else ""
+        add(_tilde(f"  ~ {name}  {_child(r['a'])} -> {_child(r['b'])}") + change)
+    if len(rows) > 200:
+        add(f"  ... and {len(rows) - 200} more (--json for all)")
+
+
+def _child(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "-"
+    run = f"#{c['seq']} " if c.get("seq") is not None else ""
+    exit_code = f" (exit {c['exit_code']})" if c.get("exit_code") not in (None, 0) else ""
+    return f"{run}{c.get('status')}{exit_code}"
+
+
 SHOW = {
     "command": _command,
     "params": _params,
@@ -193,4 +228,5 @@ SHOW = {
     "outputs": _files,
     "metrics": _metrics,
     "artefacts": _files,
+    "children": _children,
 }
