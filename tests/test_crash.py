@@ -220,6 +220,8 @@ def test_vestige_sigkilled_while_the_command_runs(
     os.kill(proc.pid, signal.SIGKILL)  # vestige only: its command goes on sleeping
     assert proc.wait(HANG_GUARD_S) == -signal.SIGKILL
     assert proc_state(child) not in (None, "Z"), "the command outlives vestige"
+    killed = time.time()
+    time.sleep(1.0)  # recovery comes later: the run ends when it was last seen working
 
     runs = ls_json(project)  # the next command seals the orphan
     assert len(runs) == 1
@@ -234,6 +236,7 @@ def test_vestige_sigkilled_while_the_command_runs(
     manifest = show_json(project, str(run["id"]))
     assert manifest["status"] == "interrupted"
     assert manifest["manifest"] == run["manifest"]
+    assert manifest["started"] < manifest["ended"] <= killed  # (not the recovery's claim)
     outputs = {f["path"]: f for f in manifest["outputs"]}
     assert "before_kill.txt" in outputs
     assert outputs["before_kill.txt"]["hash"] == b3(b"written before the kill\n")

@@ -405,10 +405,14 @@ def test_a_sweep_killed_hard_is_sealed_with_its_whole_plan(sweep_project: Path) 
     time.sleep(0.5)  # children 3 and 4 are sleeping now
     os.killpg(proc.pid, signal.SIGKILL)  # vestige and the children with it
     proc.wait(timeout=60)
+    killed = time.time()
+    time.sleep(1.5)  # recovery comes later: the sweep ended when it died, not then
     done = vestige("fsck", cwd=sweep_project)  # recovers, then checks
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     sweep = manifest(sweep_project, "1")
     assert sweep["status"] == "interrupted"
+    assert sweep["started"] < sweep["ended"] <= killed + 0.2
+    assert sweep["duration"] == pytest.approx(sweep["ended"] - sweep["started"], abs=1e-3)
     kids = sweep["sweep"]["children"]
     assert [c["index"] for c in kids] == list(range(7))
     assert [c["values"] for c in kids] == [{"i": str(i)} for i in range(7)]

@@ -71,6 +71,7 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
 
         seal_orphan(repo, dict(info))
         return
+    last = _last_activity(live)  # (before this recovery writes into the live directory)
     if "command" not in info:
         info["command"] = ["<unknown: vestige stopped before recording the command>"]
         live.update_info(command=info["command"])
@@ -78,7 +79,7 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
         start = Run(
             id=live.id, seq=0, status="running", command=list(info["command"]),  # type: ignore[arg-type]
             cwd=str(info.get("cwd", "")), root=str(info.get("root", "")),
-            started=float(info.get("started") or _last_activity(live)),  # type: ignore[arg-type]
+            started=float(info.get("started") or last),  # type: ignore[arg-type]
         )  # fmt: skip
         live.update_info(seq=repo.index.begin_run(start))
     result = live.result
@@ -91,7 +92,7 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
             status="interrupted",
             exit_code=None,
             signal=None,
-            ended=_last_activity(live),
+            ended=last,
             warnings=["vestige was stopped while the command ran; captured until then"],
         )
     sealer = Sealer(repo.store, repo.index, StatCache(repo.index.conn), repo.config, redactor)
@@ -122,10 +123,13 @@ def _sibling_writes(repo: Repo, live: LiveRun, parent: str) -> set[str]:
 
 
 def _last_activity(live: LiveRun) -> float:
-    """When the run was last seen doing something (its newest live file)."""
+    """When the run was last seen doing something (its newest live file; not the claim
+    of the recovery that is sealing it now)."""
     latest = 0.0
     for root, _dirs, files in os.walk(live.path):
         for name in files:
+            if name == "sealing" and root == str(live.path):
+                continue
             with contextlib.suppress(OSError):
                 latest = max(latest, os.stat(os.path.join(root, name)).st_mtime)
     return latest or time.time()

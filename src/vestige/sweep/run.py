@@ -9,6 +9,7 @@ exit code (`skipped` when --skip-done found an identical `ok` run: sweep/skip.py
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -289,14 +290,15 @@ def _parent_status(children: list[dict[str, Any]], interrupted: bool) -> str:
 
 def _seal_parent(
     repo: Repo, info: dict[str, Any], children: list[dict[str, Any]], status: str,
-    options: SweepOptions | None,
+    options: SweepOptions | None, ended: float | None = None,
 ) -> Run:  # fmt: skip
-    """Manifest, ref, index row, then the live directory goes (the usual write order)."""
+    """Manifest, ref, index row, then the live directory goes (the usual write order).
+    `ended` is now unless recovery knows when the sweep was last seen working."""
     from vestige._version import __version__
     from vestige.live import LiveRun
     from vestige.records import Run
 
-    ended = time.time()
+    ended = time.time() if ended is None else max(ended, float(info["started"]))
     failed = [c for c in children if c["status"] == "failed"]
     sweep = dict(info.get("sweep") or {})
     sweep.pop("plan", None)  # (the live directory's copy, for recovery: `children` says it)
@@ -334,7 +336,7 @@ def seal_orphan(repo: Repo, info: dict[str, Any]) -> None:
     sweep = info.get("sweep") or {}
     plan = sweep.get("plan")
     rows = {r[0]: r for r in repo.index.conn.execute(
-        "SELECT id, status, exit_code, argv FROM runs WHERE parent = ? ORDER BY seq",
+        "SELECT id, status, exit_code, argv, ended FROM runs WHERE parent = ? ORDER BY seq",
         (info["id"],),
     )}  # fmt: skip
     if not isinstance(plan, list):  # (a sweep started by a vestige without the plan)
@@ -361,7 +363,13 @@ def seal_orphan(repo: Repo, info: dict[str, Any]) -> None:
                          "status": "interrupted" if status == "running" else status,
                          "exit_code": row[2] if row is not None else None,
                          "argv": list(entry["argv"])})  # fmt: skip
-    _seal_parent(repo, info, children, "interrupted", None)
+    # It ended when it was last seen working (its journal, its children's ends; those
+    # recovery sealed end at their last activity), not now: recovery may come days later.
+    seen = [r[4] for r in rows.values() if isinstance(r[4], int | float)]
+    for name in ("children.jsonl", "run.json"):
+        with contextlib.suppress(OSError):
+            seen.append(os.stat(os.path.join(str(repo.store.live_dir(info["id"])), name)).st_mtime)
+    _seal_parent(repo, info, children, "interrupted", None, max(seen) if seen else None)
 
 
 def _journal(repo: Repo, parent: dict[str, Any], entry: dict[str, Any]) -> None:
