@@ -498,3 +498,72 @@ def test_gc_racing_concurrent_runs_loses_nothing(tmp_path: Path) -> None:
                 assert h in have, (m["seq"], h)  # a new run: nothing of it may be gone
     done = vestige("fsck", cwd=root)
     assert done.returncode == 0, done.stderr.decode()
+
+
+DIES_IN_QUARANTINE = textwrap.dedent("""\
+    import os, sys
+    from vestige.gc import Item, _quarantine, freed_dir
+    from vestige.repo import Repo
+    repo = Repo.open_at(sys.argv[1], sys.argv[2])
+    freed_dir(repo.store).mkdir(parents=True, exist_ok=True)  # (as gc's collect does)
+    digest, size, run = sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    item = Item(digest, size, run, "out/result.txt", "output", run, "out/result.txt", "output")
+    _quarantine(repo, item, 0.0)  # the record written, the object moved aside...
+    os._exit(9)  # ...and gc dies before it put back or deleted anything
+""")
+
+
+def test_objects_a_dead_gc_moved_aside_are_put_back(tmp_path: Path) -> None:
+    """gc moves an object aside before deciding (a run sealed meanwhile may name it). A
+    gc that died there left a run's output in tmp/: the next command puts it back."""
+    root = real_project(tmp_path)
+    assert vestige("run", sys.executable, "keeper.py", "2", cwd=root).returncode == 0
+    show = json.loads(vestige("show", "1", "--json", cwd=root).stdout)
+    out = next(f for f in show["outputs"] if f["path"] == "out/result.txt")
+    store = root / ".vestige"
+    script = tmp_path / "dies.py"
+    script.write_text(DIES_IN_QUARANTINE)
+    done = subprocess.run([sys.executable, str(script), str(store), str(root), out["hash"],
+                           str(out["size"]), show["id"]], capture_output=True)  # fmt: skip
+    assert done.returncode == 9, done.stderr.decode()
+    aside = [n for n in os.listdir(store / "tmp") if n.startswith("gc-")]
+    assert len(aside) == 1 and aside[0].endswith(f"-{out['hash']}")
+    assert (store / "refs" / "freed" / out["hash"]).exists()
+    # a half-written freed record under the same kind of name, and a live gc's file
+    dead = aside[0].split("-")[1]
+    other = "ab" * 32
+    (store / "tmp" / f"gc-{dead}-{other}").write_text('{"by":"gc","hash":"' + other + '"')
+    (store / "tmp" / f"gc-{os.getpid()}-{'cd' * 32}").write_bytes(b"a gc at work")
+
+    cat = vestige("cat", "1", "out/result.txt", cwd=root)  # any command recovers first
+    assert cat.returncode == 0, cat.stderr.decode()
+    assert cat.stdout == b"A,B\n1,2\n" * 2
+    assert not (store / "refs" / "freed" / out["hash"]).exists()
+    assert sorted(os.listdir(store / "tmp")) == [f"gc-{os.getpid()}-{'cd' * 32}"]
+    assert not (store / "objects" / other[:2] / other[2:]).exists()
+    (store / "tmp" / f"gc-{os.getpid()}-{'cd' * 32}").unlink()
+    fsck = vestige("fsck", cwd=root)
+    assert fsck.returncode == 0 and b"X1" not in fsck.stdout, fsck.stdout.decode()
+
+
+def test_gc_removes_what_dead_writers_left_in_tmp(tmp_path: Path) -> None:
+    root = real_project(tmp_path)
+    assert vestige("run", sys.executable, "keeper.py", "1", cwd=root).returncode == 0
+    tmp = root / ".vestige" / "tmp"
+    tmp.mkdir(exist_ok=True)
+    hour_ago = time.time() - 3700
+    (tmp / "obj-dead1234").write_bytes(b"x" * 1000)  # a half-written object, kill -9
+    os.utime(tmp / "obj-dead1234", (hour_ago, hour_ago))
+    (tmp / "old-folder").mkdir()
+    (tmp / "old-folder" / "part").write_bytes(b"y")
+    os.utime(tmp / "old-folder", (hour_ago, hour_ago))
+    (tmp / "obj-writing").write_bytes(b"z" * 10)  # a write in progress: touched just now
+    fsck = vestige("fsck", cwd=root).stdout.decode()
+    assert "tmp/obj-dead1234 (vestige gc removes it once an hour old)" in fsck
+
+    plan = run_gc(root, "--keep-last", "100", "--dry-run", now=time.time())
+    assert plan["temporary"] == {"files": 2, "bytes": 1000}
+    assert sorted(os.listdir(tmp)) == ["obj-dead1234", "obj-writing", "old-folder"]
+    text = vestige("gc", "--keep-last", "100", cwd=root).stdout.decode()
+    assert "removed 2 leftover temporary file(s) of processes that died" in text
+    assert os.listdir(tmp) == ["obj-writing"]

@@ -197,11 +197,16 @@ class Plan(Record):
     kept: dict[str, list[int]] = Factory(dict)  # reason -> [objects, bytes]
     stored_before: int = 0
     stale_records: list[str] = Factory(list)  # freed records whose object is back
+    temporary: list[tuple[str, int]] = Factory(list)  # (tmp/ path, bytes) of dead writers
     done: bool = False
 
     @property
     def freed_bytes(self) -> int:
         return sum(i.size for i in self.items)
+
+    @property
+    def temporary_bytes(self) -> int:
+        return sum(size for _path, size in self.temporary)
 
     def to_dict(self, seqs: dict[str, int]) -> dict[str, Any]:
         runs = sorted({i.run for i in self.items}, key=lambda r: seqs.get(r, 0))
@@ -216,6 +221,7 @@ class Plan(Record):
             "stored_after": self.stored_before - self.freed_bytes,
             "kept": {k: {"objects": v[0], "bytes": v[1]} for k, v in sorted(self.kept.items())},
             "items": [{**i.to_dict(), "seq": seqs.get(i.run)} for i in self.items],
+            "temporary": {"files": len(self.temporary), "bytes": self.temporary_bytes},
         }
 
 
@@ -381,6 +387,7 @@ def plan(repo: Repo, policy: Policy, now: float, grace: float = GRACE_S,
     view = _view(repo)
     guard = (time.time() if clock is None else clock) - grace
     result = Plan(now=now, stored_before=sum(s for s, _m in view.present.values()))
+    result.temporary = stale_temporaries(repo.store, time.time() if clock is None else clock)
     old = {h for h in freed_records(repo.store) if h in view.present}
     result.stale_records = sorted(old)
     pinned = set(_pins_of(repo))
@@ -512,9 +519,51 @@ def collect(repo: Repo, policy: Policy, now: float, dry_run: bool = False,
                 done.append(item)
         _sync(repo.store, folder, done)
         result.items = done
+        result.temporary = _remove_temporaries(repo.store, result.temporary)
         result.done = True
         repo.index.set_freed(add=[_record(i, now) for i in done], drop=result.stale_records)
     return result
+
+
+#: A file in the store's tmp/ untouched this long was left by a process that died (a
+#: write in progress touches its file as it goes). gc's own aside files (gc-<pid>-...)
+#: are not counted: recovery puts those objects back (recover.restore_quarantined).
+STALE_TEMP_S = 3600.0
+
+
+def stale_temporaries(store: Store, clock: float) -> list[tuple[str, int]]:
+    """(path, bytes) of tmp/ entries untouched for STALE_TEMP_S at `clock` (real time)."""
+    out: list[tuple[str, int]] = []
+    try:
+        entries = list(os.scandir(store.path / "tmp"))
+    except OSError:
+        return out
+    for entry in entries:
+        if entry.name.startswith("gc-"):
+            continue
+        with contextlib.suppress(OSError):
+            st = entry.stat(follow_symlinks=False)
+            if clock - st.st_mtime > STALE_TEMP_S:
+                out.append((entry.path, st.st_size if entry.is_file(follow_symlinks=False) else 0))
+    return sorted(out)
+
+
+def _remove_temporaries(store: Store, stale: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Remove what is still stale now (a writer may have come back to it); return those."""
+    import shutil
+
+    again = {p for p, _b in stale_temporaries(store, time.time())}
+    removed = []
+    for path, size in stale:
+        if path not in again:
+            continue
+        with contextlib.suppress(OSError):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed.append((path, size))
+    return removed
 
 
 def _record(item: Item, now: float) -> dict[str, Any]:

@@ -122,6 +122,45 @@ def _sibling_writes(repo: Repo, live: LiveRun, parent: str) -> set[str]:
     return paths
 
 
+def restore_quarantined(repo: Repo, names: list[str]) -> list[str]:
+    """Put back the objects a `vestige gc` that died had moved aside (tmp/gc-<pid>-<hash>):
+    one a run sealed meanwhile may name, and gc decides again at its next pass. A file of
+    that name may also be gc's freed record half written: it is kept only when its bytes
+    have the object's hash. Returns the hashes put back."""
+    from vestige.gc import freed_dir
+    from vestige.store.hashing import hash_file, is_hash
+
+    tmp = repo.store.path / "tmp"
+    objects = repo.store.objects
+    restored = []
+    for name in names:
+        _gc, _sep, rest = name.partition("-")
+        pid, _sep, digest = rest.partition("-")
+        if not pid.isdigit() or not is_hash(digest) or _alive(int(pid)):
+            continue  # not gc's, or a gc still at work
+        path = tmp / name
+        with contextlib.suppress(OSError):
+            if objects.exists(digest) or hash_file(path) != digest:
+                path.unlink()  # a copy, or the record that gc wrote first
+                continue
+            dest = objects.path(digest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            (freed_dir(repo.store) / digest).unlink(missing_ok=True)
+            restored.append(digest)
+    return restored
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # (another user's process: alive)
+    return True
+
+
 def _last_activity(live: LiveRun) -> float:
     """When the run was last seen doing something (its newest live file; not the claim
     of the recovery that is sealing it now)."""

@@ -94,7 +94,16 @@ class Repo:
     # -- crash recovery -------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """Seal every live run whose vestige is gone; return their ids."""
+        """Seal every live run whose vestige is gone; return their ids. First put back the
+        objects a gc that died had moved aside (one listdir of tmp/, usually empty)."""
+        try:
+            leftovers = [n for n in os.listdir(self.store.path / "tmp") if n.startswith("gc-")]
+        except OSError:
+            leftovers = []
+        if leftovers:
+            from vestige.recover import restore_quarantined
+
+            restore_quarantined(self, leftovers)
         if not self.store.live.is_dir():
             return []
         from vestige.recover import recover_orphans

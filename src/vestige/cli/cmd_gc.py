@@ -58,6 +58,11 @@ def command(
         shown = " ".join(f"#{r['seq']}" for r in data["runs"][:30])
         more = f" and {len(data['runs']) - 30} more" if len(data["runs"]) > 30 else ""
         click.echo(f"  runs touched: {shown}{more}")
+    temporary = data["temporary"]
+    if temporary["files"]:
+        click.echo(f"  {'would remove' if dry_run else 'removed'} {temporary['files']} "
+                   f"leftover temporary file(s) of processes that died, "
+                   f"{size(temporary['bytes'])}")  # fmt: skip
     for reason, n in data["kept"].items():
         click.echo(f"  kept {n['objects']} objects, {size(n['bytes'])}: {reason}")
     if data["objects"] and not dry_run:

@@ -83,7 +83,8 @@ def fsck(repo: Repo) -> list[Problem]:
     tmp = store.path / "tmp"
     if tmp.is_dir():
         for name in sorted(os.listdir(tmp)):
-            problems.append(Problem("X1", "should", f"leftover temporary file tmp/{name}"))
+            problems.append(Problem("X1", "should", f"leftover temporary file tmp/{name} "
+                                    "(vestige gc removes it once an hour old)"))  # fmt: skip
     return problems
 
 
