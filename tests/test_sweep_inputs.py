@@ -257,3 +257,14 @@ def test_doubled_braces_are_literal_braces(proj: Path) -> None:
     home = os.environ["HOME"]
     for i in ("1", "2"):
         assert (proj / "out" / f"b{i}.txt").read_text() == f"{home}-{i}-{{i}}\n"
+
+
+def test_a_backslash_escapes_a_comma_in_each_values(proj: Path) -> None:
+    """`--each shape=3\\,4,5\\,6` gives two values, `3,4` and `5,6`; a backslash before
+    anything else is kept (a regex `\\d+` stays as written)."""
+    done = vestige("run", "--each", "shape=3\\,4,5\\,6", "--each", "pat=\\d+", "--",
+                   "sh", "-c", "echo '{shape} {pat}' > 'out/{shape}.txt'", cwd=proj)  # fmt: skip
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert (proj / "out" / "3,4.txt").read_text() == "3,4 \\d+\n"
+    assert (proj / "out" / "5,6.txt").read_text() == "5,6 \\d+\n"
+    assert last_statuses(proj) == {"pat=\\d+ shape=3,4": "ok", "pat=\\d+ shape=5,6": "ok"}

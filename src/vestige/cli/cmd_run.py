@@ -38,7 +38,8 @@ Examples:
     "--each",
     multiple=True,
     metavar="NAME=V1,V2",
-    help="Sweep: run once per value (or NAME=glob:PATTERN); repeat for a grid.",
+    help="Sweep: run once per value (\\, is a comma in a value; or NAME=glob:PATTERN); "
+    "repeat for a grid.",
 )
 @click.option("--grid", metavar="FILE", help="Sweep over a JSON/YAML grid of values.")
 @click.option("-j", "--jobs", metavar="N", help="Sweep: children at once (default 1).")

@@ -59,10 +59,30 @@ def parse_each(item: str, cwd: Path) -> tuple[str, list[str]]:
     if rest.startswith("glob:"):
         pattern = rest[len("glob:") :]
         return name, _glob(f"--each {item!r}", f"{name}=glob:'data/*.csv'", pattern, cwd)
-    values = [v for v in rest.split(",")]
+    values = _split_values(rest)
     if not rest or any(v == "" for v in values):
         raise UsageError(f"--each {item!r}: empty value; write NAME=V1,V2,...")
     return name, values
+
+
+def _split_values(text: str) -> list[str]:
+    """`a,b\\,c` -> ["a", "b,c"]: a comma is escaped by a backslash, a backslash before a
+    comma or a backslash by another; any other backslash is kept (`\\d+` stays)."""
+    values, current, i = [], [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and text[i + 1 : i + 2] in (",", "\\"):
+            current.append(text[i + 1])
+            i += 2
+            continue
+        if c == ",":
+            values.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    values.append("".join(current))
+    return values
 
 
 def _glob(where: str, example: str, pattern: str, cwd: Path) -> list[str]:
