@@ -33,6 +33,7 @@ class LocalExecutor:
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = max(1, jobs)
         self.procs: dict[int, int] = {}  # job index -> pid of its running command
+        self.launches: dict[int, Any] = {}  # job index -> its Launch, while it runs
         self.lives: dict[int, str] = {}  # job index -> live directory, while it runs
         self.ended: list[tuple[float, set[str]]] = []  # (end, paths it was seen writing)
         self.lock = threading.Lock()
@@ -46,10 +47,17 @@ class LocalExecutor:
         #: (index, run id) as soon as a child's run exists: the parent's journal
         self.on_run: Callable[[int, str], None] | None = None
 
-    def interrupt(self) -> None:
-        """Ctrl-C reached us: pass it on to the children still running."""
+    def interrupt(self, forward: bool = True) -> None:
+        """Ctrl-C (or --fail-fast): the children still running end because of it, as a
+        single run's command does (a non-zero exit is `interrupted`, runner._classify);
+        `forward` passes SIGINT on (not when the terminal sent it to them already)."""
         with self.lock:
             procs = list(self.procs.values())
+            for launch in self.launches.values():
+                if launch.received is None:
+                    launch.received = signal.SIGINT
+        if not forward:
+            return
         for pid in procs:
             try:
                 os.kill(pid, signal.SIGINT)
@@ -82,6 +90,7 @@ class LocalExecutor:
                     result = self._launch(job, repo, reuse, stop)
                     with self.lock:
                         self.procs.pop(job["index"], None)
+                        self.launches.pop(job["index"], None)
                     on_done(result)
                     if fail_fast and result["exit_code"] not in (0, None):
                         stop.set()
@@ -136,6 +145,7 @@ class LocalExecutor:
             started: this thread may wait for the GIL while its command already writes)."""
             with self.lock:
                 self.lives[index] = live
+                self.launches[index] = launch
             if self.on_run is not None:  # (its run.json holds its command and scan already)
                 self.on_run(index, launch.run_id)
 

@@ -145,8 +145,8 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
             from vestige.runner import _terminal_sent_to_group
 
             interrupt = getattr(executor, "interrupt", None)
-            if interrupt is not None and not _terminal_sent_to_group():
-                interrupt()  # (a terminal's Ctrl-C reached the children already: not twice)
+            if interrupt is not None:  # (a terminal's Ctrl-C reached them already: not twice)
+                interrupt(forward=not _terminal_sent_to_group())
             _join(executor)
         for c in children:
             if c["status"] == "not started" and interrupted:
