@@ -559,11 +559,17 @@ def test_gc_removes_what_dead_writers_left_in_tmp(tmp_path: Path) -> None:
     os.utime(tmp / "old-folder", (hour_ago, hour_ago))
     (tmp / "obj-writing").write_bytes(b"z" * 10)  # a write in progress: touched just now
     fsck = vestige("fsck", cwd=root).stdout.decode()
-    assert "tmp/obj-dead1234 (vestige gc removes it once an hour old)" in fsck
+    assert "tmp/obj-dead1234 (vestige gc removes it when no write has touched it" in fsck
+    (tmp / "w-1-abc").write_bytes(b"w" * 24)  # layout.write_atomic's, dead an hour ago
+    os.utime(tmp / "w-1-abc", (hour_ago, hour_ago))
+    (tmp / "notes.txt").write_bytes(b"not a store write's")  # someone else's: stays
+    os.utime(tmp / "notes.txt", (hour_ago, hour_ago))
 
     plan = run_gc(root, "--keep-last", "100", "--dry-run", now=time.time())
-    assert plan["temporary"] == {"files": 2, "bytes": 1000}
-    assert sorted(os.listdir(tmp)) == ["obj-dead1234", "obj-writing", "old-folder"]
+    assert plan["temporary"] == {"files": 2, "bytes": 1024}
+    assert len(os.listdir(tmp)) == 5
     text = vestige("gc", "--keep-last", "100", cwd=root).stdout.decode()
     assert "removed 2 leftover temporary file(s) of processes that died" in text
-    assert os.listdir(tmp) == ["obj-writing"]
+    # a folder (a Slurm sweep's job folder, whose top level a long job may not touch
+    # for hours) is never removed, however old
+    assert sorted(os.listdir(tmp)) == ["notes.txt", "obj-writing", "old-folder"]

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat as stat_mod
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -525,44 +526,41 @@ def collect(repo: Repo, policy: Policy, now: float, dry_run: bool = False,
     return result
 
 
-#: A file in the store's tmp/ untouched this long was left by a process that died (a
-#: write in progress touches its file as it goes). gc's own aside files (gc-<pid>-...)
-#: are not counted: recovery puts those objects back (recover.restore_quarantined).
+#: A store write's temp file (objects.py `obj-`, refs.py `ref-`, layout.write_atomic
+#: `w-<pid>-`) untouched this long was left by a process that died: a write in progress
+#: touches its file as it goes. Nothing else in tmp/ is touched: gc's own aside files
+#: (`gc-<pid>-`) are put back by recovery (recover.restore_quarantined), and folders (a
+#: Slurm sweep's job folder, tmp/slurm) may belong to something still running.
 STALE_TEMP_S = 3600.0
+TEMP_PREFIXES = ("obj-", "ref-", "w-")
 
 
 def stale_temporaries(store: Store, clock: float) -> list[tuple[str, int]]:
-    """(path, bytes) of tmp/ entries untouched for STALE_TEMP_S at `clock` (real time)."""
+    """(path, bytes) of the store's temp files untouched for STALE_TEMP_S at `clock`."""
     out: list[tuple[str, int]] = []
     try:
         entries = list(os.scandir(store.path / "tmp"))
     except OSError:
         return out
     for entry in entries:
-        if entry.name.startswith("gc-"):
+        if not entry.name.startswith(TEMP_PREFIXES):
             continue
         with contextlib.suppress(OSError):
             st = entry.stat(follow_symlinks=False)
-            if clock - st.st_mtime > STALE_TEMP_S:
-                out.append((entry.path, st.st_size if entry.is_file(follow_symlinks=False) else 0))
+            if stat_mod.S_ISREG(st.st_mode) and clock - st.st_mtime > STALE_TEMP_S:
+                out.append((entry.path, st.st_size))
     return sorted(out)
 
 
 def _remove_temporaries(store: Store, stale: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """Remove what is still stale now (a writer may have come back to it); return those."""
-    import shutil
-
     again = {p for p, _b in stale_temporaries(store, time.time())}
     removed = []
     for path, size in stale:
-        if path not in again:
-            continue
-        with contextlib.suppress(OSError):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
+        if path in again:
+            with contextlib.suppress(OSError):
                 os.unlink(path)
-            removed.append((path, size))
+                removed.append((path, size))
     return removed
 
 

@@ -83,8 +83,10 @@ def fsck(repo: Repo) -> list[Problem]:
     tmp = store.path / "tmp"
     if tmp.is_dir():
         for name in sorted(os.listdir(tmp)):
-            problems.append(Problem("X1", "should", f"leftover temporary file tmp/{name} "
-                                    "(vestige gc removes it once an hour old)"))  # fmt: skip
+            hint = ""
+            if name.startswith(("obj-", "ref-", "w-")):  # (gc.TEMP_PREFIXES)
+                hint = " (vestige gc removes it when no write has touched it for an hour)"
+            problems.append(Problem("X1", "should", f"leftover temporary file tmp/{name}{hint}"))
     return problems
 
 
