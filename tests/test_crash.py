@@ -206,8 +206,9 @@ def live_entries(root: Path) -> list[str]:
 
 
 def test_vestige_sigkilled_while_the_command_runs(
-    project: Path, cleanup: list[Callable[[], None]]
+    project: Path, cleanup: list[Callable[[], None]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("VESTIGE_HEARTBEAT_S", "0.2")  # (5 s unless told)
     (project / "slow.py").write_text(SLOW)
     proc = start_run(project, "python", "slow.py")
     cleanup.append(lambda: stop(proc))
@@ -216,6 +217,7 @@ def test_vestige_sigkilled_while_the_command_runs(
     child = child_pid_of(live)
     cleanup.append(lambda: kill_pid(child))
     wait_for_capture(live)
+    time.sleep(1.5)  # the command computes silently: only the heartbeat says it is alive
 
     os.kill(proc.pid, signal.SIGKILL)  # vestige only: its command goes on sleeping
     assert proc.wait(HANG_GUARD_S) == -signal.SIGKILL
@@ -236,7 +238,8 @@ def test_vestige_sigkilled_while_the_command_runs(
     manifest = show_json(project, str(run["id"]))
     assert manifest["status"] == "interrupted"
     assert manifest["manifest"] == run["manifest"]
-    assert manifest["started"] < manifest["ended"] <= killed  # (not the recovery's claim)
+    # it ended when vestige died (its heartbeat), not at its last output nor at recovery
+    assert killed - 0.7 < manifest["ended"] <= killed
     outputs = {f["path"]: f for f in manifest["outputs"]}
     assert "before_kill.txt" in outputs
     assert outputs["before_kill.txt"]["hash"] == b3(b"written before the kill\n")

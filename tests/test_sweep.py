@@ -387,9 +387,12 @@ def test_ctrl_c_on_a_terminal_reaches_each_child_once(sweep_project: Path) -> No
     assert vestige("fsck", cwd=sweep_project).returncode == 0
 
 
-def test_a_sweep_killed_hard_is_sealed_with_its_whole_plan(sweep_project: Path) -> None:
+def test_a_sweep_killed_hard_is_sealed_with_its_whole_plan(
+    sweep_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """kill -9 of the sweep: the next command seals the children first, then the parent
     with every combination of the plan, each with its values, run and final status."""
+    monkeypatch.setenv("VESTIGE_HEARTBEAT_S", "0.2")  # (5 s unless told)
     (sweep_project / "nap.py").write_text(
         "import sys, time\ntime.sleep(0.05 if int(sys.argv[1]) < 3 else 30)\n"
     )
@@ -405,7 +408,7 @@ def test_a_sweep_killed_hard_is_sealed_with_its_whole_plan(sweep_project: Path) 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(os.listdir(refs) if refs.is_dir() else ()) < 3:
         time.sleep(0.05)  # children 0, 1 and 2 are sealed
-    time.sleep(0.5)  # children 3 and 4 are sleeping now
+    time.sleep(1.5)  # children 3 and 4 are sleeping now, silently
     os.killpg(proc.pid, signal.SIGKILL)  # vestige and the children with it
     proc.wait(timeout=60)
     killed = time.time()
@@ -414,7 +417,10 @@ def test_a_sweep_killed_hard_is_sealed_with_its_whole_plan(sweep_project: Path) 
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     sweep = manifest(sweep_project, "1")
     assert sweep["status"] == "interrupted"
-    assert sweep["started"] < sweep["ended"] <= killed + 0.2
+    assert sweep["exit_code"] is None  # (not 130: no Ctrl-C ended it)
+    assert sweep["warnings"][0].startswith("vestige was stopped while the sweep ran")
+    # it and its sleeping children ended at the kill (their heartbeats), not at recovery
+    assert killed - 0.7 < sweep["ended"] <= killed
     assert sweep["duration"] == pytest.approx(sweep["ended"] - sweep["started"], abs=1e-3)
     kids = sweep["sweep"]["children"]
     assert [c["index"] for c in kids] == list(range(7))
@@ -425,6 +431,8 @@ def test_a_sweep_killed_hard_is_sealed_with_its_whole_plan(sweep_project: Path) 
     for c in kids[:5]:
         child = manifest(sweep_project, c["run_id"])
         assert child["parent"] == sweep["id"] and child["status"] == c["status"]
+        if c["status"] == "interrupted":
+            assert killed - 0.7 < child["ended"] <= killed
         assert child["params"]["i"] in (c["values"]["i"], int(c["values"]["i"]))
     assert "plan" not in sweep["sweep"]
     assert not os.listdir(sweep_project / ".vestige" / "live")
@@ -536,3 +544,14 @@ def test_diff_of_two_sweeps_matches_children_by_their_values(sweep_project: Path
     plain = next(str(r["seq"]) for r in runs(sweep_project) if r["command"][0] == py)
     d = json.loads(vestige("diff", a, plain, "--json", cwd=sweep_project).stdout)
     assert "children" not in d and "children" not in d["differ"]
+    text = vestige("diff", a, plain, cwd=sweep_project).stdout.decode()
+    assert f"(#{a} is a sweep and #{plain} is not" in text.splitlines()[1]
+
+    # --skip-done reuses B's runs: the same run on both sides is `same`, not ok -> skipped
+    third = vestige("run", "--each", "model=resnet,bad,vit", "--skip-done", "--", py,
+                    "train.py", "--model", "{model}", cwd=sweep_project)  # fmt: skip
+    assert third.returncode == 0, third.stderr.decode()
+    c = str(next(r["seq"] for r in runs(sweep_project) if r["command"][:2] == ["vestige", "run"]))
+    d = json.loads(vestige("diff", b, c, "--json", cwd=sweep_project).stdout)
+    assert {r["b"]["status"] for r in d["children"]} == {"skipped"}
+    assert {r["status"] for r in d["children"]} == {"same"} and "children" not in d["differ"]

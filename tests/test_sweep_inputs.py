@@ -268,3 +268,14 @@ def test_a_backslash_escapes_a_comma_in_each_values(proj: Path) -> None:
     assert (proj / "out" / "3,4.txt").read_text() == "3,4 \\d+\n"
     assert (proj / "out" / "5,6.txt").read_text() == "5,6 \\d+\n"
     assert last_statuses(proj) == {"pat=\\d+ shape=3,4": "ok", "pat=\\d+ shape=5,6": "ok"}
+
+
+def test_each_backslash_rules(tmp_path: Path) -> None:
+    """`\\,` is a comma, `\\\\` one backslash, any other backslash stays (docs/cli.md)."""
+    from vestige.sweep import parse_each
+
+    assert parse_each("v=3\\,4,5", tmp_path) == ("v", ["3,4", "5"])
+    assert parse_each("v=a\\\\,b", tmp_path) == ("v", ["a\\", "b"])
+    assert parse_each("v=\\d+,x\\y,end\\", tmp_path) == ("v", ["\\d+", "x\\y", "end\\"])
+    with pytest.raises(UsageError, match="empty value"):
+        parse_each("v=a,\\,,", tmp_path)

@@ -124,6 +124,8 @@ def _children(repo: Repo, a: Run, b: Run, tolerance: tuple[float, float]) -> lis
                 row["outputs"] = [f for f in d["outputs"] if f["status"] != "same"]
             ended = ("status", "exit_code")
             same_end = [row["a"][k] for k in ended] == [row["b"][k] for k in ended]
+            if ra is not None and rb is not None and ra.id == rb.id:
+                same_end = True  # one run on both sides (--skip-done reused it): `skipped`
             row["status"] = "same" if same_end and not row["differ"] else "changed"
         rows.append(row)
     return rows

@@ -34,6 +34,28 @@ SHIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim")
 #: After the command exits, how long its output pipes may stay open (a background
 #: grandchild holding them) before the run is sealed without waiting for them.
 DRAIN_GRACE_S = 1.0
+
+
+def heartbeat_interval() -> float:
+    """While a command runs, its run.json is touched this often (VESTIGE_HEARTBEAT_S for
+    tests): if vestige dies with it, recovery dates the end by that, not by its last
+    output (a silent computation killed after hours would have "taken" a second)."""
+    try:
+        return max(0.05, float(os.environ.get("VESTIGE_HEARTBEAT_S") or 5.0))
+    except ValueError:
+        return 5.0
+
+
+def _heartbeat(path: str, stop: Any) -> None:
+    """Touch `path` every heartbeat_interval() until `stop` (a held lock) is released."""
+    every = heartbeat_interval()
+    while not stop.acquire(timeout=every):
+        try:
+            os.utime(path)
+        except OSError:
+            return
+
+
 SIGINT, SIGTERM, SIGHUP, SIGQUIT = _signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, 3
 INTERRUPT_SIGNALS = frozenset({SIGINT, SIGTERM, SIGHUP, SIGQUIT})
 _SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS",
@@ -369,9 +391,13 @@ class Launch:
         bg_done = _thread.allocate_lock()
         bg_done.acquire()
         _thread.start_new_thread(self._background, (argv, bg_done))
+        beat = _thread.allocate_lock()
+        beat.acquire()
+        _thread.start_new_thread(_heartbeat, (os.path.join(self.live, "run.json"), beat))
 
         timing("command started")
         _pid, status, usage = _wait4(self.child)
+        beat.release()
         timing("command ended")
         code = os.waitstatus_to_exitcode(status)
         ended = time.time()

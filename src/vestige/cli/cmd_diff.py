@@ -40,6 +40,11 @@ def command(run_a: str, run_b: str, as_json: bool, no_code: bool) -> None:
     lines: list[str] = []
     add = lines.append
     add(f"{_run(d['a'])} -> {_run(d['b'])}")
+    if (a.sweep is None) != (b.sweep is None):
+        sweep, plain = (a, b) if a.sweep is not None else (b, a)
+        add(f"  (#{sweep.seq} is a sweep and #{plain.seq} is not: a sweep has no code or "
+            f"environment of its own; diff one of its children, vestige ls --sweep "
+            f"{sweep.seq})")  # fmt: skip
     for name in d["differ"]:
         add(click.style(_title(name, d[name]), bold=True))
         SHOW[name](add, d[name])

@@ -107,9 +107,25 @@ class LocalExecutor:
         self.workers = len(self.threads)
         for t in self.threads:
             t.start()
-        while not self.finished.wait(0.2):  # short waits: Ctrl-C reaches the main thread
-            pass
+        from vestige.runner import heartbeat_interval
+
+        every, beat = heartbeat_interval(), time.monotonic()
+        while not self.finished.wait(min(0.2, every)):  # short: Ctrl-C reaches this thread
+            if time.monotonic() - beat >= every:  # the running children's heartbeats
+                beat = time.monotonic()
+                self._touch_running()
         self._close_committer()
+
+    def _touch_running(self) -> None:
+        """Touch each running child's run.json (runner._heartbeat): if the sweep dies with
+        them, recovery dates their end by it."""
+        with self.lock:
+            lives = list(self.lives.values())
+        for live in lives:
+            try:
+                os.utime(os.path.join(live, "run.json"))
+            except OSError:
+                pass
 
     def tail(self, index: int) -> str:
         """The last line a running child printed (read from its live logs), or ''."""

@@ -290,10 +290,11 @@ def _parent_status(children: list[dict[str, Any]], interrupted: bool) -> str:
 
 def _seal_parent(
     repo: Repo, info: dict[str, Any], children: list[dict[str, Any]], status: str,
-    options: SweepOptions | None, ended: float | None = None,
+    options: SweepOptions | None, ended: float | None = None, recovered: bool = False,
 ) -> Run:  # fmt: skip
     """Manifest, ref, index row, then the live directory goes (the usual write order).
-    `ended` is now unless recovery knows when the sweep was last seen working."""
+    `ended` is now unless recovery knows when the sweep was last seen working; a sweep
+    sealed by recovery has no exit code of its own (nothing ended it with one)."""
     from vestige._version import __version__
     from vestige.live import LiveRun
     from vestige.records import Run
@@ -310,11 +311,14 @@ def _seal_parent(
         id=info["id"], seq=int(info["seq"]), status=status, command=list(info["command"]),
         cwd=info["cwd"], root=info["root"], started=float(info["started"]), host=info["host"],
         pid=info.get("runner_pid"), ended=ended, duration=round(ended - info["started"], 6),
-        exit_code=0 if status == "ok" else (130 if status == "interrupted" else 1),
+        exit_code=None if recovered else (0 if status == "ok" else
+                                          (130 if status == "interrupted" else 1)),
         params=dict(options.params) if options else {}, parent=info.get("parent"),
         sweep=sweep, vestige_version=__version__,
-        warnings=tuple(f"child {c['index']} ({label(c['values'])}) failed with exit "
-                       f"{c['exit_code']}" for c in failed),
+        warnings=(("vestige was stopped while the sweep ran; sealed later with what its "
+                   "children recorded",) if recovered else ())
+        + tuple(f"child {label(c['values'])} failed with exit {c['exit_code']}"
+                for c in failed),
     )  # fmt: skip
     digest = repo.store.objects.put_json(run.to_dict())
     repo.store.refs.set(run.id, digest)
@@ -369,7 +373,9 @@ def seal_orphan(repo: Repo, info: dict[str, Any]) -> None:
     for name in ("children.jsonl", "run.json"):
         with contextlib.suppress(OSError):
             seen.append(os.stat(os.path.join(str(repo.store.live_dir(info["id"])), name)).st_mtime)
-    _seal_parent(repo, info, children, "interrupted", None, max(seen) if seen else None)
+    _seal_parent(
+        repo, info, children, "interrupted", None, max(seen) if seen else None, recovered=True
+    )
 
 
 def _journal(repo: Repo, parent: dict[str, Any], entry: dict[str, Any]) -> None:
