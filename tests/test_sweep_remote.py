@@ -244,6 +244,9 @@ def test_slurm_local_runs_every_child_and_the_store_records_them(
     assert {r["id"] for r in listing} == {r["run_id"] for r in children}
     assert {r["status"] for r in listing} == {"ok"}
     assert sorted(r["params"]["value"] for r in listing) == ["x", "y", "z"]
+    # submitit's files of the ok children are gone; the failed one's stay (its log)
+    logs = [p for p in (tmp_path / "slurm").iterdir() if p.name.endswith("_log.err")]
+    assert len(logs) == 1 and "KeyError" in logs[0].read_text()
 
 
 def test_slurm_local_fail_fast_returns_at_the_first_failure(
@@ -342,3 +345,4 @@ def test_cli_sweep_through_submitit_local(sweep_project: tuple[Path, Path]) -> N
     assert done.returncode == 0, done.stderr.decode() + done.stdout.decode()
     assert "2 children: 2 ok" in done.stdout.decode()
     assert ran(marks) == {"x", "y"}
+    assert not (project / ".vestige" / "tmp" / "slurm").exists()  # all ok: tidied away

@@ -17,7 +17,9 @@ when an executor is made, never at `import vestige`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import queue
 import shutil
 import uuid
@@ -245,6 +247,7 @@ class SlurmExecutor:
         except Exception as e:  # sbatch refused (partition, limits): its message says why
             raise UsageError(f"{self.cluster} refused the sweep: {_one_line(e)}") from e
         pending = {job["index"]: (sjob, job) for sjob, job in zip(submitted, jobs, strict=True)}
+        ok: list[Any] = []  # the jobs whose child ended ok: their files are tidied away
         try:
             while pending and not stop.is_set():
                 for index, (sjob, job) in list(pending.items()):
@@ -253,6 +256,8 @@ class SlurmExecutor:
                         result = _slurm_result(sjob, job)
                         start(index)
                         on_done(result)
+                        if result["exit_code"] == 0:
+                            ok.append(sjob)
                         if fail_fast and result["exit_code"] != 0:
                             return
                     elif str(sjob.state).upper().startswith(_STARTED):
@@ -263,6 +268,26 @@ class SlurmExecutor:
             for index, (sjob, _) in pending.items():
                 if index not in start.seen:
                     sjob.cancel(check=False)
+            if not pending:  # (jobs still running may share a file with the ended ones)
+                _tidy(ok, everything=len(ok) == len(submitted))
+
+
+def _tidy(ok: list[Any], everything: bool) -> None:
+    """Remove submitit's files of the jobs whose child ended ok (each child's run keeps its
+    output; they would stay in the store's tmp/ forever), and the array's script and the
+    folder when every job was ok. A failed job's files stay: its Slurm log says why."""
+    paths = [sjob.paths for sjob in ok]
+    names = ["stdout", "stderr", "submitted_pickle", "result_pickle"]
+    if everything:
+        names.append("submission_file")
+    for p in paths:
+        for name in names:
+            with contextlib.suppress(OSError, AttributeError):
+                os.unlink(getattr(p, name))
+    if everything:
+        for folder in {str(p.folder) for p in paths}:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # (only if nothing else is in it)
 
 
 def _slurm_result(sjob: Any, job: dict[str, Any]) -> dict[str, Any]:
