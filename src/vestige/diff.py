@@ -95,6 +95,13 @@ def _children(repo: Repo, a: Run, b: Run, tolerance: tuple[float, float]) -> lis
 
     side_a, side_b = by_values(a), by_values(b)
     runs: dict[str, Run | None] = {}
+    axes = [
+        e.partition("=")[0]
+        for s in (a, b)
+        for e in ((s.sweep or {}).get("spec") or {}).get("each") or ()
+        if isinstance(e, str)
+    ]
+    rank = {name: i for i, name in enumerate(dict.fromkeys(axes))}  # (--each order)
 
     def run_of(child: dict[str, Any] | None) -> Run | None:
         run_id = (child or {}).get("run_id")
@@ -111,7 +118,8 @@ def _children(repo: Repo, a: Run, b: Run, tolerance: tuple[float, float]) -> lis
     for key in dict.fromkeys([*side_a, *side_b]):
         ca, cb = side_a.get(key), side_b.get(key)
         ra, rb = run_of(ca), run_of(cb)
-        row: dict[str, Any] = {"values": dict(key), "a": _child(ca, ra), "b": _child(cb, rb),
+        values = dict(sorted(key, key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+        row: dict[str, Any] = {"values": values, "a": _child(ca, ra), "b": _child(cb, rb),
                                "differ": [], "metrics": {}, "outputs": []}  # fmt: skip
         if ca is None or cb is None:
             row["status"] = "added" if ca is None else "removed"

@@ -57,7 +57,9 @@ def command(run: str, as_json: bool) -> None:
         add(f"  code      {snap}")
         if git:
             dirty = " (uncommitted changes included)" if git.get("dirty") else ""
-            add(f"  git       {str(git.get('commit'))[:12]} on {git.get('branch')}{dirty}")
+            commit = str(git["commit"])[:12] if git.get("commit") else "no commit yet"
+            branch = f" on {git['branch']}" if git.get("branch") else ""
+            add(f"  git       {commit}{branch}{dirty}")
         for m in code.get("modules", []):
             add(f"  module    {m['path']} (outside the project)")
     _notebook(add, record)
