@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -121,26 +122,32 @@ def test_a_program_from_a_placeholder_runs_when_every_one_exists(proj: Path) -> 
 # -- --skip-done and the files a command names -----------------------------------------------
 
 
+def done_then(proj: Path, args: list[str], edit: Callable[[], object]) -> dict[str, str]:
+    """Sweep twice (the second skips every combination), `edit`, sweep again: that last
+    sweep's statuses, over the same combinations."""
+    assert sweep(proj, *args).returncode == 0
+    assert sweep(proj, *args).returncode == 0
+    done = last_statuses(proj)
+    assert set(done.values()) == {"skipped"}, done
+    edit()
+    assert sweep(proj, *args).returncode == 0
+    after = last_statuses(proj)
+    assert set(after) == set(done)
+    return after
+
+
 def test_skip_done_sees_an_edited_shell_script(proj: Path) -> None:
     args = ["--each", "i=1,2", "--skip-done", "--", "bash", "step.sh", "{i}"]
-    assert sweep(proj, *args).returncode == 0
-    assert sweep(proj, *args).returncode == 0
-    assert last_statuses(proj) == {"i=1": "skipped", "i=2": "skipped"}
-    (proj / "step.sh").write_text('echo "step $1, edited"\n')
-    assert sweep(proj, *args).returncode == 0
-    assert last_statuses(proj) == {"i=1": "ok", "i=2": "ok"}
+    edited = done_then(proj, args, lambda: (proj / "step.sh").write_text('echo "step $1, e"\n'))
+    assert edited == {"i=1": "ok", "i=2": "ok"}
     assert sweep(proj, *args).returncode == 0  # the edited script ran: done now
     assert last_statuses(proj) == {"i=1": "skipped", "i=2": "skipped"}
 
 
 def test_skip_done_sees_a_changed_data_file_a_glob_named(proj: Path) -> None:
     args = ["--each", "f=glob:data/*.csv", "--skip-done", "--", "wc", "-c", "{f}"]
-    assert sweep(proj, *args).returncode == 0
-    assert sweep(proj, *args).returncode == 0
-    assert last_statuses(proj) == {"f=data/a.csv": "skipped", "f=data/b.csv": "skipped"}
-    (proj / "data" / "a.csv").write_text("1,2\n10,20\n")
-    assert sweep(proj, *args).returncode == 0
-    assert last_statuses(proj) == {"f=data/a.csv": "ok", "f=data/b.csv": "skipped"}
+    edited = done_then(proj, args, lambda: (proj / "data" / "a.csv").write_text("1,2\n10,20\n"))
+    assert edited == {"f=data/a.csv": "ok", "f=data/b.csv": "skipped"}
 
 
 def test_skip_done_sees_a_file_named_as_an_option_value(proj: Path) -> None:
@@ -162,24 +169,16 @@ def test_skip_done_reruns_when_the_earlier_run_has_no_record_of_the_bytes(proj: 
 
 def test_skip_done_checks_a_python_scripts_file_arguments_too(proj: Path) -> None:
     args = ["--each", "f=a,b", "--skip-done", "--", "count.py", "data/{f}.csv"]
-    assert sweep(proj, *args).returncode == 0
-    assert sweep(proj, *args).returncode == 0
-    assert last_statuses(proj) == {"f=a": "skipped", "f=b": "skipped"}
-    (proj / "data" / "a.csv").write_text("1,2,3\n")
-    assert sweep(proj, *args).returncode == 0
-    assert last_statuses(proj) == {"f=a": "ok", "f=b": "skipped"}
+    edited = done_then(proj, args, lambda: (proj / "data" / "a.csv").write_text("1,2,3\n"))
+    assert edited == {"f=a": "ok", "f=b": "skipped"}
 
 
 def test_skip_done_takes_an_output_as_the_run_left_it(proj: Path) -> None:
     """A file the command wrote is recorded with the bytes it left: unchanged since, the
     combination is done; edited since, it runs again."""
     args = ["--each", "i=1,2", "--skip-done", "--", "bash", "write.sh", "out/{i}.txt"]
-    assert sweep(proj, *args).returncode == 0
-    assert sweep(proj, *args).returncode == 0
-    assert last_statuses(proj) == {"i=1": "skipped", "i=2": "skipped"}
-    (proj / "out" / "2.txt").write_text("edited by hand\n")
-    assert sweep(proj, *args).returncode == 0
-    assert last_statuses(proj) == {"i=1": "skipped", "i=2": "ok"}
+    edited = done_then(proj, args, lambda: (proj / "out" / "2.txt").write_text("edited\n"))
+    assert edited == {"i=1": "skipped", "i=2": "ok"}
     assert (proj / "out" / "2.txt").read_text() == "made out/2.txt\n"
 
 

@@ -124,16 +124,15 @@ def _children(repo: Repo, a: Run, b: Run, tolerance: tuple[float, float]) -> lis
         if ca is None or cb is None:
             row["status"] = "added" if ca is None else "removed"
         else:
-            if ra is not None and rb is not None and ra.id != rb.id:
+            same_run = ra is not None and rb is not None and ra.id == rb.id  # (--skip-done)
+            if ra is not None and rb is not None and not same_run:
                 d = diff_runs(repo, ra, rb, code_diffs=False, rtol=tolerance[0],
                               atol=tolerance[1], max_size=CHILD_COMPARE_MAX_SIZE)  # fmt: skip
                 row["differ"] = d["differ"]
                 row["metrics"] = {k: m for k, m in d["metrics"].items() if m["status"] != "same"}
                 row["outputs"] = [f for f in d["outputs"] if f["status"] != "same"]
-            ended = ("status", "exit_code")
-            same_end = [row["a"][k] for k in ended] == [row["b"][k] for k in ended]
-            if ra is not None and rb is not None and ra.id == rb.id:
-                same_end = True  # one run on both sides (--skip-done reused it): `skipped`
+            ended = ("status", "exit_code")  # (one run on both sides: `ok` here, `skipped` there)
+            same_end = same_run or [row["a"][k] for k in ended] == [row["b"][k] for k in ended]
             row["status"] = "same" if same_end and not row["differ"] else "changed"
         rows.append(row)
     return rows

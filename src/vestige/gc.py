@@ -386,9 +386,10 @@ def plan(repo: Repo, policy: Policy, now: float, grace: float = GRACE_S,
     policy.check()
     unknown = ensure_index(repo)
     view = _view(repo)
-    guard = (time.time() if clock is None else clock) - grace
+    real = time.time() if clock is None else clock
+    guard = real - grace
     result = Plan(now=now, stored_before=sum(s for s, _m in view.present.values()))
-    result.temporary = stale_temporaries(repo.store, time.time() if clock is None else clock)
+    result.temporary = stale_temporaries(repo.store, real)
     old = {h for h in freed_records(repo.store) if h in view.present}
     result.stale_records = sorted(old)
     pinned = set(_pins_of(repo))

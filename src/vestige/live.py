@@ -107,13 +107,7 @@ class LiveRun:
         start = _proc_start(pid)
         if start is not None:
             return start == info.get("runner_start")
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)
 
     def claim(self) -> bool:
         """Take the right to seal this run after a crash (one process wins)."""
@@ -139,6 +133,17 @@ class LiveRun:
             _remove_tree(str(self.path))
         except OSError:
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that pid exists (another user's counts: it cannot be asked)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_tree(path: str) -> None:

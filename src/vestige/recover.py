@@ -7,7 +7,7 @@ import contextlib
 import os
 import time
 
-from vestige.live import LiveRun
+from vestige.live import LiveRun, pid_alive
 from vestige.records import Run
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
@@ -136,7 +136,7 @@ def restore_quarantined(repo: Repo, names: list[str]) -> list[str]:
     for name in names:
         _gc, _sep, rest = name.partition("-")
         pid, _sep, digest = rest.partition("-")
-        if not pid.isdigit() or not is_hash(digest) or _alive(int(pid)):
+        if not pid.isdigit() or not is_hash(digest) or pid_alive(int(pid)):
             continue  # not gc's, or a gc still at work
         path = tmp / name
         with contextlib.suppress(OSError):
@@ -149,16 +149,6 @@ def restore_quarantined(repo: Repo, names: list[str]) -> list[str]:
             (freed_dir(repo.store) / digest).unlink(missing_ok=True)
             restored.append(digest)
     return restored
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # (another user's process: alive)
-    return True
 
 
 def _last_activity(live: LiveRun) -> float:

@@ -35,27 +35,6 @@ SHIM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim")
 #: grandchild holding them) before the run is sealed without waiting for them.
 DRAIN_GRACE_S = 1.0
 
-
-def heartbeat_interval() -> float:
-    """While a command runs, its run.json is touched this often (VESTIGE_HEARTBEAT_S for
-    tests): if vestige dies with it, recovery dates the end by that, not by its last
-    output (a silent computation killed after hours would have "taken" a second)."""
-    try:
-        return max(0.05, float(os.environ.get("VESTIGE_HEARTBEAT_S") or 5.0))
-    except ValueError:
-        return 5.0
-
-
-def _heartbeat(path: str, stop: Any) -> None:
-    """Touch `path` every heartbeat_interval() until `stop` (a held lock) is released."""
-    every = heartbeat_interval()
-    while not stop.acquire(timeout=every):
-        try:
-            os.utime(path)
-        except OSError:
-            return
-
-
 SIGINT, SIGTERM, SIGHUP, SIGQUIT = _signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, 3
 INTERRUPT_SIGNALS = frozenset({SIGINT, SIGTERM, SIGHUP, SIGQUIT})
 _SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS",
@@ -92,6 +71,26 @@ def resolve_command(argv: list[str]) -> tuple[str, list[str]]:
             raise PathMissing(f"command not found or not executable: {first}")
         raise PathMissing(f"command not found: {first} (is it on PATH?)")
     return path, list(argv)
+
+
+def heartbeat_interval() -> float:
+    """While a command runs, its run.json is touched this often (VESTIGE_HEARTBEAT_S for
+    tests): if vestige dies with it, recovery dates the end by that, not by its last
+    output (a silent computation killed after hours would have "taken" a second)."""
+    try:
+        return max(0.05, float(os.environ.get("VESTIGE_HEARTBEAT_S") or 5.0))
+    except ValueError:
+        return 5.0
+
+
+def _heartbeat(path: str, stop: Any) -> None:
+    """Touch `path` every heartbeat_interval() until `stop` (a held lock) is released."""
+    every = heartbeat_interval()
+    while not stop.acquire(timeout=every):
+        try:
+            os.utime(path)
+        except OSError:
+            return
 
 
 def current_python() -> str:

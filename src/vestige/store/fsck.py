@@ -70,7 +70,7 @@ def fsck(repo: Repo) -> list[Problem]:
             continue
         problems += _check_manifest(run_id, manifest)
         manifests[run_id] = manifest
-    from vestige.gc import freed_records
+    from vestige.gc import TEMP_PREFIXES, freed_records
 
     freed = freed_records(store)  # payloads gc freed on purpose (F1): absent, not lost
     for run_id, manifest in manifests.items():
@@ -84,7 +84,7 @@ def fsck(repo: Repo) -> list[Problem]:
     if tmp.is_dir():
         for name in sorted(os.listdir(tmp)):
             hint = ""
-            if name.startswith(("obj-", "ref-", "w-")):  # (gc.TEMP_PREFIXES)
+            if name.startswith(TEMP_PREFIXES):
                 hint = " (vestige gc removes it when no write has touched it for an hour)"
             problems.append(Problem("X1", "should", f"leftover temporary file tmp/{name}{hint}"))
     return problems
