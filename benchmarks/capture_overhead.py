@@ -166,7 +166,7 @@ def phase_breakdown(project: Path, runs: int) -> Table:
                 phases.setdefault(parts[3], []).append(float(parts[1]))
     table = Table(
         f"where the time goes: VESTIGE_TIMING=1, warm, {project.name} project, median of {runs} "
-        "(ms since vestige.runner was imported; lines from the background thread interleave)",
+        "(ms since vestige started; lines from the background thread interleave)",
         ["step", "at ms"],
         right=(1,),
     )

@@ -67,9 +67,9 @@ def synthetic_history(repo: Any, n_runs: int, n_units: int, days: float = 120.0,
     ones unused for months), versions changing over their lifetime; a fifth of the
     scripts read the latest output of another script; a tenth of the units share a block
     of code with another; a few outputs are published."""
-    from vestige import publish
     from vestige.ids import new_run_id
     from vestige.records import FileRecord, Run
+    from vestige.upkeep import publish
 
     rng = random.Random(seed)
     n_scripts = max(2, n_units // 3)
@@ -177,7 +177,7 @@ def _time_debt(project: Path, env: dict[str, str]) -> float:
 def bench_debt(n_runs: int = 10000, n_units: int = 300, runs: int = 5) -> dict[str, float]:
     """Seconds of `vestige debt --json`: building the store, the first call (shingles not
     cached yet) and the median of `runs` warm calls."""
-    from vestige.debt import interest  # noqa: F401 - fail early if the library is broken
+    from vestige.history.debt import interest  # noqa: F401 - fail early if the library is broken
 
     work = Path(tempfile.mkdtemp(prefix="vestige-bench-debt-"))
     try:

@@ -35,7 +35,7 @@ from _bench import (
     vestige_script,
 )
 
-from vestige.runner import SHIM_DIR
+from vestige.recording.process import SHIM_DIR
 
 HELP_GOAL_MS = 60.0
 HEAVY = ("rich", "click", "fsspec", "numpy", "pandas")

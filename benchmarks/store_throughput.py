@@ -49,8 +49,8 @@ from _bench import (
 )
 from blake3 import blake3
 
-from vestige.capture.scan import Stat
 from vestige.store.objects import ObjectStore
+from vestige.store.stat import Stat
 from vestige.store.statcache import DDL, RACY_NS, StatCache
 
 MiB = 1 << 20

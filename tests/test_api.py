@@ -348,7 +348,7 @@ def test_exit_builtin_and_bad_finish_status(project: Path) -> None:
 def test_disabled_logging_does_not_grow_memory(project: Path) -> None:
     done = plain_python(project, """
         import vestige
-        from vestige import _log
+        from vestige.api import log as _log
         for i in range(300_000):
             vestige.log(loss=1.0)
         print(len(_log._buf) <= 4 * _log.FLUSH_POINTS)

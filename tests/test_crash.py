@@ -22,7 +22,7 @@ import blake3
 import pytest
 from conftest import vestige
 
-from vestige.live import LiveRun
+from vestige.store.live import LiveRun
 
 pytestmark = pytest.mark.timeout(120)
 

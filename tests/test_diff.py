@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import clean_environment, git, vestige
 
-from vestige.filediff import FileDiff, compare_bytes, compare_hashes, kind_of
+from vestige.history.filediff import FileDiff, compare_bytes, compare_hashes, kind_of
 
 # -- filediff: one format at a time ----------------------------------------------------------
 
@@ -205,7 +205,7 @@ def test_csv_and_json_need_no_numpy_and_nothing_heavy_is_imported(tmp_path: Path
         import sys
         for name in ("numpy", "pandas", "pyarrow", "PIL"):
             sys.modules[name] = None  # importing them now fails
-        from vestige.filediff import compare_bytes
+        from vestige.history.filediff import compare_bytes
         a = b"x,y\\n1,2.5\\n"
         print(compare_bytes("t.csv", a, b"x,y\\n1,2.5000000000001\\n").verdict)
         print(compare_bytes("t.json", b'{"a": [1, 2.5]}', b'{"a": [1, 3]}').verdict)
@@ -217,7 +217,7 @@ def test_csv_and_json_need_no_numpy_and_nothing_heavy_is_imported(tmp_path: Path
     assert done.stdout.splitlines() == ["close", "differs", "numpy is not installed: not "
                                         "compared as npy"]  # fmt: skip
     heavy = subprocess.run(
-        [sys.executable, "-c", "import sys, vestige.filediff, vestige.diff; "
+        [sys.executable, "-c", "import sys, vestige.history.filediff, vestige.history.diff; "
          "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'PIL') if m in sys.modules))"],
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -283,7 +283,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def _diff(lab: Lab, ref_a: str, ref_b: str) -> dict:
-    from vestige.diff import diff_runs
+    from vestige.history.diff import diff_runs
     from vestige.repo import Repo
 
     repo = Repo.open(lab.root)
@@ -337,7 +337,7 @@ def test_diff_runs_with_the_same_code(lab: Lab) -> None:
 
 
 def test_diff_tolerance_from_arguments_and_config(lab: Lab) -> None:
-    from vestige.diff import diff_runs
+    from vestige.history.diff import diff_runs
     from vestige.repo import Repo
 
     def table_verdict(**tol: float) -> str:

@@ -502,7 +502,8 @@ def test_gc_racing_concurrent_runs_loses_nothing(tmp_path: Path) -> None:
 
 DIES_IN_QUARANTINE = textwrap.dedent("""\
     import os, sys
-    from vestige.gc import Item, _quarantine, freed_dir
+    from vestige.store.freed import freed_dir
+    from vestige.upkeep.gc import Item, _quarantine
     from vestige.repo import Repo
     repo = Repo.open_at(sys.argv[1], sys.argv[2])
     freed_dir(repo.store).mkdir(parents=True, exist_ok=True)  # (as gc's collect does)

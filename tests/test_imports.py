@@ -93,7 +93,8 @@ def test_vestige_run_path_imports_no_cli_framework(project: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     names = imported(done.stderr)
-    assert {"vestige.runner", "vestige.seal"} <= names  # the run was really recorded
+    recorded = {"vestige.recording.runner", "vestige.recording.seal"}
+    assert recorded <= names  # the run was really recorded
     assert top_level(names) & NOT_ON_RUN_PATH == set(), sorted(
         n for n in names if n.split(".", 1)[0] in NOT_ON_RUN_PATH
     )

@@ -247,7 +247,7 @@ def test_metrics_object_format(tmp_path: Path) -> None:
     """The sealed object reads back exactly, NaN and inf included, one key at a time."""
     from array import array
 
-    from vestige.metrics import MetricsObject, Series, encode
+    from vestige.store.metrics import MetricsObject, Series, encode
 
     series = [
         Series("b", array("d", [0, 1]), array("d", [1.0, 2.0]), array("d", [math.nan, math.inf])),

@@ -23,7 +23,7 @@ import pytest
 from conftest import clean_environment, git, vestige
 from PIL import Image, ImageDraw, ImageOps
 
-from vestige import similar
+from vestige.history import similar
 
 PLOTTING = """\
 import matplotlib
@@ -69,7 +69,7 @@ with open("notes.txt", "w") as f:
 """
 BROKEN = 'open("broken.png", "wb").write(b"not an image at all\\n" * 10)\n'
 
-#: Bounds for copies of fig.png, from vestige/similar.py's measurements on 257 figures
+#: Bounds for copies of fig.png, from vestige/history/similar.py's measurements on 257 figures
 #: (resized 30-70% as JPEG: within 38 bits; cropped 4 px: within 66). This figure, measured:
 #: 7 (70% JPEG), 28 (crop 4 px), 47 (7 px on one side), 45 (the screenshot).
 RESIZE_JPEG_MAX = 40

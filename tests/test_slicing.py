@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from vestige.errors import UsageError
-from vestige.notebook.slicing import (
-    Slice,
-    Step,
-    backward_slice,
-    to_script,
+from vestige.notebook.analysis import Step
+from vestige.notebook.slicing import Slice, backward_slice, to_script
+from vestige.notebook.translate import (
+    _ipython_syntax,
+    expand,
+    fallback_syntax,
     translate,
     translate_cell,
 )
-from vestige.notebook.translate import _ipython_syntax, expand, fallback_syntax
 
 #: Runs a history as a kernel did: every cell in order in one namespace, errors caught,
 #: figures closed at the end of each cell (the inline backend), up to the target step.

@@ -33,7 +33,8 @@ from vestige.store.layout import locate
 from vestige.store.local import Store
 from vestige.store.objects import ObjectStore, canonical_json
 from vestige.store.refs import Refs
-from vestige.store.statcache import RACY_NS, Stat, StatCache
+from vestige.store.stat import Stat
+from vestige.store.statcache import RACY_NS, StatCache
 from vestige.store.tree import TreeEntry, read_tree, write_tree
 
 pytestmark = pytest.mark.timeout(120)
@@ -1004,7 +1005,7 @@ def test_unsynced_writes_then_one_barrier(
 def test_a_live_run_reads_its_scan_and_code_from_run_json_too(tmp_path: Path) -> None:
     """A sweep's child writes its scan and code snapshot into run.json (one file, not
     three): recovery and gc read them there as from before.json and code.json."""
-    from vestige.live import LiveRun, before_record
+    from vestige.store.live import LiveRun, before_record
 
     live = LiveRun(tmp_path / "01TESTRUN")
     live.path.mkdir()

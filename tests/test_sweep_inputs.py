@@ -18,7 +18,7 @@ import pytest
 from conftest import git, vestige
 
 from vestige.errors import UsageError
-from vestige.sweep import combinations
+from vestige.sweep.spec import combinations
 
 
 @pytest.fixture
@@ -271,7 +271,7 @@ def test_a_backslash_escapes_a_comma_in_each_values(proj: Path) -> None:
 
 def test_each_backslash_rules(tmp_path: Path) -> None:
     """`\\,` is a comma, `\\\\` one backslash, any other backslash stays (docs/cli.md)."""
-    from vestige.sweep import parse_each
+    from vestige.sweep.spec import parse_each
 
     assert parse_each("v=3\\,4,5", tmp_path) == ("v", ["3,4", "5"])
     assert parse_each("v=a\\\\,b", tmp_path) == ("v", ["a\\", "b"])

@@ -31,17 +31,17 @@ __all__ = [
 ]
 
 _API = {
-    "log": "vestige._log",
-    "finish": "vestige.api",
-    "flush": "vestige.api",
-    "keep": "vestige.api",
-    "note": "vestige.api",
-    "param": "vestige.api",
-    "params": "vestige.api",
-    "run": "vestige.api",
-    "run_id": "vestige.api",
-    "start": "vestige.api",
-    "tag": "vestige.api",
+    "log": "vestige.api.log",
+    "finish": "vestige.api.calls",
+    "flush": "vestige.api.calls",
+    "keep": "vestige.api.calls",
+    "note": "vestige.api.calls",
+    "param": "vestige.api.calls",
+    "params": "vestige.api.calls",
+    "run": "vestige.api.calls",
+    "run_id": "vestige.api.calls",
+    "start": "vestige.api.calls",
+    "tag": "vestige.api.calls",
 }
 
 

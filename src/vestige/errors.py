@@ -8,6 +8,7 @@
     │   ├── AmbiguousRun                   a prefix matches several runs
     │   ├── FileNotInRun                   a path that a run neither read, wrote nor kept
     │   ├── NotKept                        a file the run saw but did not keep a copy of
+    │   │   └── Freed                      ... or kept, until gc freed it (re-make it)
     │   ├── NoStore                        no store where one is needed
     │   └── PathMissing                    a file argument that does not exist
     ├── StoreError                exit 2   the store cannot be used as asked
@@ -65,6 +66,10 @@ class FileNotInRun(UsageError):
 
 class NotKept(UsageError):
     """The run saw the file (its hash is known) but kept no copy of its bytes."""
+
+
+class Freed(NotKept):
+    """A file whose bytes gc freed: re-make them with `vestige rerun` (exit 2)."""
 
 
 class NoStore(UsageError):

@@ -119,3 +119,19 @@ def boot_id() -> str | None:
 
 def hostname() -> str:
     return os.uname().nodename
+
+
+def block_signals() -> None:
+    """Run in vestige's own threads: process signals (Ctrl-C, SIGTERM...) then go to the
+    program's main thread, as if the thread did not exist. Python runs handlers in the main
+    thread only, but the kernel may deliver a signal to any thread that does not block it,
+    leaving a main thread blocked in a read uninterrupted (a worker that never dies)."""
+    try:
+        import _signal
+
+        names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+                 "SIGCHLD", "SIGWINCH")  # fmt: skip
+        sigs = {getattr(_signal, n) for n in names if hasattr(_signal, n)}
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, sigs)
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass

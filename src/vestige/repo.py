@@ -1,7 +1,9 @@
-"""Repo: the one facade over a store and its index that the CLI (and later the UI) call.
+"""Repo: a store opened for use, with its config and its index; what every verb takes.
 
-Opening a Repo also seals runs left behind by a vestige that was killed: the first
-command after a crash marks them `interrupted`, keeping what they captured.
+It resolves run references and reads runs, their files, logs, metrics and environment,
+keeping the store (the truth) and the index (a cache) consistent where both change.
+Opening one rebuilds a lost index; sealing the runs a killed vestige left behind is the
+run path's job (`vestige.recording.recover.recover`), done by the shells as they open.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from vestige._record import Record
 from vestige.config import Config, load_config
 from vestige.errors import (
     AmbiguousRun,
@@ -24,14 +25,15 @@ from vestige.errors import (
     StoreLocked,
 )
 from vestige.index.db import Index
-from vestige.records import FileRecord, Run
+from vestige.records import FileRecord, Record, Run
 from vestige.store.local import Store
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
     from typing import Any
 
-    from vestige.metrics import Series
+    from vestige.errors import Freed
+    from vestige.store.metrics import Series
 
 
 class Maker(Record):
@@ -49,6 +51,21 @@ class Maker(Record):
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Maker:
+        """From an index row of `makers_of` / `readers_of`."""
+        keys = row.keys()
+        return cls(
+            run_id=row["id"],
+            seq=row["seq"],
+            path=row["file_path"],
+            started=row["started"],
+            command=row["command"],
+            status=row["status"],
+            confirmed=bool(row["confirmed"]) if "confirmed" in keys else True,
+            kept=bool(row["kept"]) if "kept" in keys else True,
+        )
+
 
 class Repo:
     """A store, its config and its index."""
@@ -60,7 +77,7 @@ class Repo:
 
     @classmethod
     def open(cls, cwd: Path | None = None, create: bool = False, notice: bool = False) -> Repo:
-        """Open (or create) the store for `cwd`, rebuild a missing index, seal orphans."""
+        """Open (or create) the store for `cwd`; rebuild its index if it was lost."""
         store, created = Store.open(cwd, create=create)
         if created and notice:
             import sys
@@ -82,33 +99,11 @@ class Repo:
             raise StoreLocked(f"cannot open the index {store.index_path}: {e}") from None
         repo = cls(store, config, index)
         if fresh and any(True for _ in store.refs):
-            from vestige.index.rebuild import rebuild
-
-            rebuild(repo)
-        repo.recover()
+            repo.reindex()
         return repo
 
     def close(self) -> None:
         self.index.close()
-
-    # -- crash recovery -------------------------------------------------------------------
-
-    def recover(self) -> list[str]:
-        """Seal every live run whose vestige is gone; return their ids. First put back the
-        objects a gc that died had moved aside (one listdir of tmp/, usually empty)."""
-        try:
-            leftovers = [n for n in os.listdir(self.store.path / "tmp") if n.startswith("gc-")]
-        except OSError:
-            leftovers = []
-        if leftovers:
-            from vestige.recover import restore_quarantined
-
-            restore_quarantined(self, leftovers)
-        if not self.store.live.is_dir():
-            return []
-        from vestige.recover import recover_orphans
-
-        return recover_orphans(self)
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -152,7 +147,7 @@ class Repo:
             if row is None:
                 raise RunNotFound(f"run {run_id} is gone from the index; run `vestige reindex`")
             run = _run_from_row(row)
-        from vestige.annotations import Annotations
+        from vestige.store.annotations import Annotations
 
         return Annotations(self.store).apply(run)
 
@@ -181,7 +176,7 @@ class Repo:
 
     def metrics(self, run: Run) -> dict[str, Series]:
         """Every metric series of a run: from its sealed object, or its live journals."""
-        from vestige import metrics
+        from vestige.store import metrics
 
         if run.status == "running":
             return metrics.read_journals(self.store.live_dir(run.id))
@@ -198,9 +193,15 @@ class Repo:
         note: str | None = None,
     ) -> Run:  # fmt: skip
         """Add/remove tags or add a note to a run (sealed or running); the run as it is now."""
-        from vestige.annotations import Annotations
+        from vestige.store.annotations import Annotations
 
         run_id = self.resolve(ref)
+        if note is not None:  # a note typed in the shell is redacted like vestige.note's
+            from vestige.capture.redact import Redactor
+
+            redactor = Redactor(self.store.secret_key())
+            redactor.redact_env(os.environ)  # learns this user's secret values
+            note = redactor.scrub_text(note)
         Annotations(self.store).update(run_id, add=add, remove=remove, note=note)
         run = self.run(run_id)
         self.index.set_tags(run_id, run.tags)
@@ -244,9 +245,7 @@ class Repo:
             why = record.note or "it was over the size limit"
             raise NotKept(f"{path}: run #{run.seq} recorded its hash but kept no copy ({why})")
         if not self.store.objects.exists(digest):
-            from vestige.gc import freed_error
-
-            freed = freed_error(self, path, digest)  # gc freed it: say how to re-make it
+            freed = self.freed_error(path, digest)  # gc freed it: say how to re-make it
             if freed is not None:
                 raise freed
             raise NotKept(f"{path}: the object {digest[:12]} of run #{run.seq} is missing from "
@@ -274,9 +273,19 @@ class Repo:
         from vestige.store.hashing import hash_file
 
         digest = hash_file(path)
-        makers = [_maker(r) for r in self.index.makers_of(digest)]
-        readers = [_maker(r) for r in self.index.readers_of(digest)]
-        return digest, _dedupe(makers), _dedupe(readers)
+        makers = [Maker.from_row(r) for r in self.index.makers_of(digest)]
+        readers = [Maker.from_row(r) for r in self.index.readers_of(digest)]
+        return digest, dedupe(makers), dedupe(readers)
+
+    def producer(self, digest: str, before: float | None = None) -> sqlite3.Row | None:
+        """The run that made these bytes: the latest maker started before `before`
+        (confirmed writers preferred over scan-only ones), or None."""
+        rows = [r for r in self.index.makers_of(digest)
+                if before is None or r["started"] < before]  # fmt: skip
+        if not rows:
+            return None
+        confirmed = [r for r in rows if r["confirmed"]]
+        return max(confirmed or rows, key=lambda r: (r["started"], r["seq"]))
 
     def environment(self, run: Run) -> dict[str, Any] | None:
         if not run.env:
@@ -287,17 +296,44 @@ class Repo:
             return None
         return env if isinstance(env, dict) else None
 
-    # -- maintenance ----------------------------------------------------------------------
+    # -- freed bytes (vestige gc) ---------------------------------------------------------
+
+    def freed_error(self, path: str, digest: str) -> Freed | None:
+        """The error naming how to get freed bytes back, or None when they were not freed."""
+        import time
+
+        from vestige.errors import Freed
+        from vestige.store.freed import freed_record
+
+        record = freed_record(self.store, digest)
+        if record is None:
+            return None
+        seq = self.index.seq_of(record["run"])
+        day = time.strftime("%Y-%m-%d", time.localtime(record["t"]))
+        ref = str(seq) if seq else record["run"]
+        return Freed(f"{path}: freed by gc on {day}; re-make it with `vestige rerun {ref}` "
+                     f"(it makes {record['path']})")  # fmt: skip
+
+    def unfree(self, digests: list[str]) -> list[str]:
+        """Drop the freed records of objects that are back in the store (a rerun re-made
+        them), in the store then in the index; return their hashes."""
+        from vestige.store.freed import freed_dir, freed_record
+
+        objects = self.store.objects
+        back = [d for d in digests if freed_record(self.store, d) and objects.exists(d)]
+        for digest in back:
+            (freed_dir(self.store) / digest).unlink(missing_ok=True)
+        if back:
+            self.index.set_freed(drop=back)
+        return back
+
+    # -- the index ------------------------------------------------------------------------
 
     def reindex(self) -> int:
+        """Rebuild the index from the store alone; the number of runs indexed."""
         from vestige.index.rebuild import rebuild
 
-        return rebuild(self)
-
-    def fsck(self) -> list[str]:
-        from vestige.store.fsck import fsck
-
-        return fsck(self)
+        return rebuild(self.store, self.index)
 
 
 def _artefact_file(run: Run, path: str) -> FileRecord | None:
@@ -325,21 +361,8 @@ def _artefact_record(run: Run, f: dict[str, Any]) -> FileRecord:
     return FileRecord(str(f["path"]), f["hash"], int(f.get("size") or 0), kept, note=f.get("note"))
 
 
-def _maker(row: sqlite3.Row) -> Maker:
-    keys = row.keys()
-    return Maker(
-        run_id=row["id"],
-        seq=row["seq"],
-        path=row["file_path"],
-        started=row["started"],
-        command=row["command"],
-        status=row["status"],
-        confirmed=bool(row["confirmed"]) if "confirmed" in keys else True,
-        kept=bool(row["kept"]) if "kept" in keys else True,
-    )
-
-
-def _dedupe(makers: list[Maker]) -> list[Maker]:
+def dedupe(makers: list[Maker]) -> list[Maker]:
+    """Each (run, path) once, in order."""
     seen: set[tuple[str, str]] = set()
     out = []
     for m in makers:
@@ -370,7 +393,7 @@ def summary(
     """The stable `ls --json` record of a run (docs/cli.md)."""
     import json
 
-    from vestige.metrics import to_json_number
+    from vestige.store.metrics import to_json_number
 
     return {
         "id": row["id"],

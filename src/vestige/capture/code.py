@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vestige._record import Factory, Record
 from vestige.capture.gitprobe import GitProbe
 from vestige.capture.redact import is_secret_file
-from vestige.capture.scan import Stat, is_ignored, is_regular
+from vestige.capture.scan import is_ignored, is_regular
+from vestige.records import Factory, Record
 from vestige.store.objects import ObjectStore
+from vestige.store.stat import Stat
 from vestige.store.statcache import StatCache
 from vestige.store.tree import TreeEntry, write_tree
 

@@ -19,7 +19,7 @@ import math
 import os
 from pathlib import Path
 
-from vestige._record import Factory, Record
+from vestige.records import Factory, Record
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from vestige.fastpath import write_file
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
-    from vestige.capture.scan import Stat
+    from vestige.store.stat import Stat
 
 RACY_NS = 2_000_000_000
 CACHE = ("cache", "git.json")

@@ -14,8 +14,13 @@ RUN_ARG_SETTINGS = {"ignore_unknown_options": True, "help_option_names": ["-h", 
 
 
 def open_repo() -> Repo:
-    """The repo for the current directory; a missing store is a usage error (exit 2)."""
-    return Repo.open()
+    """The repo for the current directory, runs a killed vestige left behind sealed
+    first; a missing store is a usage error (exit 2)."""
+    from vestige.recording.recover import recover
+
+    repo = Repo.open()
+    recover(repo)
+    return repo
 
 
 def print_json(obj: Any) -> None:

@@ -96,7 +96,8 @@ def fast_run(args: list[str]) -> int | None:
     params, command, sweep = parsed
     if sweep:
         return _sweep(params, command, sweep, args)
-    from vestige.runner import Launch, RunOptions, die_like
+    from vestige.recording.process import die_like
+    from vestige.recording.runner import Launch, RunOptions
 
     code = Launch(command, RunOptions(params=params)).execute()
     return die_like(code)
@@ -105,8 +106,8 @@ def fast_run(args: list[str]) -> int | None:
 def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],
            args: list[str]) -> int:  # fmt: skip
     """A sweep (--each, --grid): not on the fast path, it may import what it needs."""
-    from vestige.sweep import SweepOptions
     from vestige.sweep.run import main
+    from vestige.sweep.spec import SweepOptions
 
     if not sweep.get("each") and not sweep.get("grid"):
         given = ", ".join(sorted(sweep))

@@ -34,7 +34,7 @@ def command(
 ) -> None:
     """List the runs that used a version of a code file, an input or a package, and all
     that was made from them."""
-    from vestige import affected
+    from vestige.history import affected
 
     repo = open_repo()
     what, items = affected.find(repo, code=code, input=input_, package=package)
@@ -76,7 +76,7 @@ def _line(a: Any) -> None:
 def _rerun(repo: Any, items: list[Any], code: str | None, input_: str | None,
            quiet: bool) -> list[dict[str, Any]]:  # fmt: skip
     """Rerun every affected run in time order, chaining re-made outputs downstream."""
-    from vestige import rerun as rr
+    from vestige.history import rerun as rr
 
     fixed: Path | None = None
     fixed_rel = None

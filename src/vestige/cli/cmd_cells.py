@@ -25,11 +25,11 @@ Examples:
 @click.option("--cell", "step", type=int, metavar="N", help="Show cell N in full.")
 def command(run: str, as_json: bool, source: bool, step: int | None) -> None:
     """Show the cells a notebook or IPython session executed: order, count, time, status."""
-    from vestige.notebook import cells as cells_mod
+    from vestige.recording.cells import of_run
 
     repo = open_repo()
     record = repo.run(run)
-    data = cells_mod.of_run(repo, record)
+    data = of_run(repo, record)
     cells: list[dict[str, Any]] = data["cells"]
     if step is not None:
         if not 1 <= step <= len(cells):

@@ -32,7 +32,7 @@ def command(
     runs: tuple[str, ...], where: str | None, sweep: str | None, show_all: bool, as_json: bool
 ) -> None:
     """Compare the params and metrics of several runs in one table."""
-    from vestige.diff import compare_runs
+    from vestige.history.diff import compare_runs
 
     repo = open_repo()
     if sweep is not None:

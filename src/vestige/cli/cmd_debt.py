@@ -1,4 +1,4 @@
-"""`vestige debt [UNIT]`: the debt ledger (vestige/debt.py) -- which code proved long-lived
+"""`vestige debt [UNIT]`: the debt ledger (vestige/history/debt.py) -- which code proved long-lived
 and should be rewritten, which may stay sloppy, and which can go."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import time
 import click
 
 from vestige.cli._common import duration, open_repo, print_json
-from vestige.debt import VERDICTS
+from vestige.history.debt import VERDICTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from vestige.debt import Detail, Ledger, Unit
+    from vestige.history.debt import Detail, Ledger, Unit
 
 
 @click.command("debt", context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
@@ -38,7 +38,8 @@ Examples:
 def command(unit: str | None, since: str | None, only: str | None, as_json: bool) -> None:
     """List the code units by the interest their sloppiness costs, each with a verdict
     (consolidate, fine sloppy, archive) and its reasons; with UNIT, that unit in full."""
-    from vestige import clock, debt
+    from vestige import clock
+    from vestige.history import debt
 
     now = clock.now()
     start = clock.parse_since(since, now) if since is not None else None

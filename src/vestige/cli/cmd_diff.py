@@ -29,7 +29,7 @@ Examples:
 @click.option("--no-code", is_flag=True, help="List changed code files without their diffs.")
 def command(run_a: str, run_b: str, as_json: bool, no_code: bool) -> None:
     """Show how run B differs from run A: code, params, environment, files, metrics."""
-    from vestige.diff import SECTIONS, diff_runs
+    from vestige.history.diff import SECTIONS, diff_runs
 
     repo = open_repo()
     a, b = repo.run(run_a), repo.run(run_b)

@@ -24,7 +24,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def command(run: str, to: Path, as_json: bool) -> None:
     """Write RUN as a self-contained folder: code, inputs, outputs, metrics, README."""
-    from vestige.export import export
+    from vestige.history.export import export
 
     repo = open_repo()
     record = repo.run(run)

@@ -6,6 +6,7 @@ import click
 
 from vestige.cli._common import open_repo
 from vestige.errors import FsckFailed
+from vestige.upkeep.fsck import fsck
 
 
 @click.command(
@@ -24,7 +25,7 @@ Examples:
 def command() -> None:
     """Re-hash every object and check every manifest, tree and ref."""
     repo = open_repo()
-    problems = repo.fsck()
+    problems = fsck(repo)
     must = [p for p in problems if p.severity == "must"]
     for p in problems:
         click.echo(f"{'error' if p.severity == 'must' else 'note'}: {p}", err=p.severity == "must")

@@ -32,7 +32,7 @@ def command(
 ) -> None:  # fmt: skip
     """Free kept files of old runs that can be re-made; keep what kept runs need."""
     from vestige import clock
-    from vestige.gc import Policy, collect
+    from vestige.upkeep.gc import Policy, collect
 
     policy = Policy(
         keep_last=keep_last,

@@ -30,7 +30,7 @@ def command(file: Path, as_json: bool, as_dot: bool) -> None:
         raise UsageError("choose one of --json and --dot")
     if not file.is_file():
         raise PathMissing(f"no such file: {file}")
-    from vestige import lineage
+    from vestige.history import lineage
     from vestige.store.hashing import hash_file
 
     repo = open_repo()

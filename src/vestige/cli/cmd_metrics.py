@@ -43,7 +43,7 @@ def command(run: str, keys: tuple[str, ...], as_csv: bool, as_json: bool) -> Non
         else:
             _csv(series, chosen)
         return
-    from vestige import metrics
+    from vestige.store import metrics
 
     if as_json:
         print_json({k: metrics.summary_json(series[k]) for k in sorted(series)})
@@ -76,7 +76,7 @@ def _csv(series: dict[str, Any], keys: list[str]) -> None:
 
 
 def _series_json(s: Any) -> dict[str, list[Any]]:
-    from vestige.metrics import int_if_whole, to_json_number
+    from vestige.store.metrics import int_if_whole, to_json_number
 
     return {
         "step": [int_if_whole(x) for x in s.steps],

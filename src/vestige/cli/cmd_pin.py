@@ -17,7 +17,7 @@ Examples:
 
 def _pin(runs: tuple[str, ...], on: bool) -> None:
     from vestige import clock
-    from vestige.pins import pin
+    from vestige.upkeep.pin import pin
 
     repo = open_repo()
     for seq, _run_id, changed in pin(repo, list(runs), clock.now(), on=on):

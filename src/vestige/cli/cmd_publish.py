@@ -1,5 +1,5 @@
 """`vestige publish SRC DEST`: copy bytes a run made out of the project, and record that
-they left (vestige/publish.py; the debt ledger counts them)."""
+they left (vestige/upkeep/publish.py; the debt ledger counts them)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")
 def command(src: str, dest: str, force: bool, as_json: bool) -> None:
     """Copy SRC (bytes a run made) to DEST and record that it left the project."""
-    from vestige import clock, publish
+    from vestige import clock
+    from vestige.upkeep import publish
 
     now = clock.now()
     repo = open_repo()

@@ -38,7 +38,7 @@ def command(
     rtol: float | None, atol: float | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Re-make RUN from its kept snapshot and inputs; say which outputs reproduced."""
-    from vestige import rerun as rr
+    from vestige.history import rerun as rr
 
     if directory is not None and in_place:
         raise UsageError("choose one of --dir and --in-place")

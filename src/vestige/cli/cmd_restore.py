@@ -36,7 +36,7 @@ def command(
     outputs: bool, artefacts: bool, all_: bool, force: bool, dry_run: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Write RUN's kept files back: its code (default), inputs, outputs or artefacts."""
-    from vestige import restore
+    from vestige.history import restore
 
     roles = {r for r, on in zip(restore.ROLES, (code, inputs, outputs, artefacts), strict=True)
              if on}  # fmt: skip

@@ -19,7 +19,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def command(as_json: bool) -> None:
     """List the runs whose outputs no longer follow from the project, in rerun order."""
-    from vestige import lineage
+    from vestige.history import lineage
 
     repo = open_repo()
     items = lineage.stale(repo)

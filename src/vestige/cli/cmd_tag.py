@@ -21,7 +21,7 @@ Examples:
 @click.option("--rm", "remove", multiple=True, metavar="TAG", help="Remove this tag (repeatable).")
 def command(run: str, tags: tuple[str, ...], remove: tuple[str, ...]) -> None:
     """Add tags to a run, remove them with --rm, or list them."""
-    from vestige.api import check_tag
+    from vestige.api.calls import check_tag
 
     for t in (*tags, *remove):
         try:

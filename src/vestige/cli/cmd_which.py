@@ -1,5 +1,5 @@
 """`vestige which FILE`: the runs that wrote these exact bytes, wherever the file is now;
-with --similar, the kept images that look like FILE (vestige/similar.py)."""
+with --similar, the kept images that look like FILE (vestige/history/similar.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from vestige.history.similar import Lookup
     from vestige.repo import Maker, Repo
-    from vestige.similar import Lookup
 
 #: `which --similar` says on stderr that it is hashing when there are at least this many.
 HASHING_NOTICE = 20
@@ -98,16 +98,16 @@ def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json
 
 
 def _published(repo: Repo, file: Path, digest: str, makers: list[Maker]) -> list[dict[str, Any]]:
-    """The debt ledger's hook (vestige/publish.py, docs/debt.md): a run's bytes found
+    """The debt ledger's hook (vestige/upkeep/publish.py, docs/debt.md): a run's bytes found
     outside the project are recorded as having left it; every such record is shown."""
     from vestige.clock import now
-    from vestige.publish import note_which
+    from vestige.upkeep.publish import note_which
 
     return note_which(repo, file, digest, makers, now())
 
 
 def _similar(repo: Repo, file: Path, limit: int, as_json: bool) -> None:
-    from vestige import similar
+    from vestige.history import similar
 
     def notice(count: int) -> None:
         if count >= HASHING_NOTICE:

@@ -327,7 +327,7 @@ class Index:
             (digest,),
         ).fetchall()
 
-    # -- the debt ledger (vestige/debt.py) and published copies (vestige/publish.py) ------
+    # -- the debt ledger (history/debt.py) and published copies (upkeep/publish.py) ------------
     # A code unit is a project file the run imported (files role 'code', the entry script
     # included) or a project notebook it read; every query takes `now` (a simulated clock
     # hides later runs) and groups by the unit's path over the files_code index.
@@ -491,7 +491,7 @@ class Index:
             ).fetchall()
         return sorted(out, key=lambda r: r["t"])
 
-    # -- gc, du, pins (vestige/gc.py, vestige/pins.py) -----------------------------------
+    # -- gc, du, pins (upkeep/gc.py, store/pins.py) --------------------------------------------
     # `blobs` rows: the objects a run names besides its files rows (kinds manifest, code:
     # the tree with the snapshot's size, log, metrics, env, notebook: the cells object);
     # `pins` and `freed` mirror

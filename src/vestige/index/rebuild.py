@@ -1,32 +1,37 @@
-"""Rebuild the index from the store alone: sealed manifests through their refs, plus the
-start records of runs still live. `reindex` gives the same `ls --json` as before."""
+"""Rebuild the index from the store alone: sealed manifests through their refs, the start
+records of runs still live, and the store's other refs (annotations, published, freed,
+pins). `reindex` gives the same `ls --json` as before."""
 
 from __future__ import annotations
 
 import contextlib
 
 from vestige.errors import CorruptObject
-from vestige.live import LiveRun
 from vestige.records import Run
+from vestige.store.annotations import Annotations
+from vestige.store.freed import freed_records
+from vestige.store.live import LiveRun
+from vestige.store.pins import Pins
+from vestige.store.published import index_rows
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
-
 if TYPE_CHECKING:
-    from vestige.repo import Repo
+    from vestige.index.db import Index
+    from vestige.store.local import Store
 
 
-def rebuild(repo: Repo) -> int:
+def rebuild(store: Store, index: Index) -> int:
     """Drop and refill every derived table; return the number of runs indexed."""
     runs: list[Run] = []
-    for run_id in repo.store.refs:
-        digest = repo.store.refs.get(run_id)
+    for run_id in store.refs:
+        digest = store.refs.get(run_id)
         if digest is None:
             continue
         with contextlib.suppress(CorruptObject, KeyError, TypeError, ValueError):
-            runs.append(Run.from_dict(repo.store.objects.read_json(digest), manifest=digest))
+            runs.append(Run.from_dict(store.objects.read_json(digest), manifest=digest))
     sealed = {r.id for r in runs}
-    if repo.store.live.is_dir():
-        for path in sorted(repo.store.live.iterdir()):
+    if store.live.is_dir():
+        for path in sorted(store.live.iterdir()):
             info = LiveRun(path).info
             if path.name in sealed or not info.get("seq"):
                 continue
@@ -44,19 +49,12 @@ def rebuild(repo: Repo) -> int:
                     parent=info.get("parent"),
                 )
             )
-    from vestige.annotations import Annotations
-
-    annotations = Annotations(repo.store)
+    annotations = Annotations(store)
     runs = [annotations.apply(r) for r in runs]
     runs.sort(key=lambda r: (r.seq, r.id))
-    repo.index.clear()
-    repo.index.record_many(runs)
-    from vestige.publish import index_rows  # refs/published: what left the project
-
-    repo.index.add_published(index_rows(repo.store))
-    from vestige.gc import freed_records  # refs/freed and refs/pins (vestige gc, pin)
-    from vestige.pins import Pins
-
-    repo.index.set_freed(add=freed_records(repo.store).values(), replace_all=True)
-    repo.index.set_pins(dict(Pins(repo.store).all()), replace_all=True)
+    index.clear()
+    index.record_many(runs)
+    index.add_published(index_rows(store))  # refs/published: what left the project
+    index.set_freed(add=freed_records(store).values(), replace_all=True)  # refs/freed (gc)
+    index.set_pins(dict(Pins(store).all()), replace_all=True)  # refs/pins (vestige pin)
     return len(runs)

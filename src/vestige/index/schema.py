@@ -75,7 +75,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
     (
         # Perceptual hashes of kept images by object hash, for `which --similar`
-        # (vestige/similar.py): filled on lookup, never at run time. IF NOT EXISTS: a
+        # (vestige/history/similar.py): filled on lookup, never at run time. IF NOT EXISTS: a
         # cache that drop_all may one day spare, like the stat cache.
         "0002_phash",
         """
@@ -88,7 +88,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        # The debt ledger (vestige/debt.py, vestige/publish.py): `published` mirrors the
+        # The debt ledger (history/debt.py, upkeep/publish.py): `published` mirrors the
         # refs/published/<hash> records (rebuilt by reindex); `debt_shingles` caches the
         # token shingles of a code version by its object hash (never stale, like phash);
         # files_code serves the ledger's GROUP BY over code rows.
@@ -116,7 +116,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        # gc (vestige/gc.py, vestige/pins.py): `pins` and `freed` mirror refs/pins/<run-id>
+        # gc (upkeep/gc.py, store/pins.py): `pins` and `freed` mirror refs/pins/<run-id>
         # and refs/freed/<hash> (rebuilt by reindex); `blobs` lists the objects a run names
         # besides its files (manifest, code tree with the snapshot's size, logs, metrics,
         # environment), so gc and du need not read manifests; `objsize` caches the size of

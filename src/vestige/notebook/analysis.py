@@ -26,7 +26,6 @@ import ast
 import posixpath
 import re
 
-from vestige._record import Record
 from vestige.notebook.rules import (
     MUTATING_METHODS,
     NOT_GLOBAL_DRAWS,
@@ -42,6 +41,7 @@ from vestige.notebook.rules import (
     TORCH_DRAWS,
 )
 from vestige.notebook.translate import translate_cell
+from vestige.records import Record
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -625,7 +625,7 @@ class _Scope:
         return False
 
 
-class _Info:
+class Info:
     """What one step defines and uses, after translation."""
 
     __slots__ = ("defs", "ok", "parsed", "reasons", "uses", "uses_all", "wildcard")
@@ -650,9 +650,9 @@ def _closure(start: Iterable[str], step: Callable[[str], Iterable[str]]) -> set[
     return out
 
 
-def _analyze(step: Step, tr: Translation, env: _Env) -> _Info:
+def _analyze(step: Step, tr: Translation, env: _Env) -> Info:
     """One step's definitions and uses, given what the history established before it."""
-    info = _Info(step.ok, tr.parsed)
+    info = Info(step.ok, tr.parsed)
     if tr.parsed:
         # the script's head imports what the translation uses (os for %cd, ...)
         provided = {m for m in tr.modules if m not in env.defined}
@@ -702,7 +702,7 @@ def _file(path: str) -> str:
     return f"<file {posixpath.normpath(path)}>"
 
 
-def _analyze_history(history: Sequence[Step]) -> tuple[list[_Info], list[Translation]]:
+def analyze_history(history: Sequence[Step]) -> tuple[list[Info], list[Translation]]:
     env = _Env()
     cache: dict[str, Translation] = {}
     infos, translations = [], []

@@ -1,9 +1,9 @@
 """`vestige run x.ipynb -p k=v`: execute a notebook headless, parameterised, recorded.
 
 `vestige run` turns a command whose first word ends in `.ipynb` into
-`python -m vestige.notebook.execute x.ipynb ...` (`launch_argv`, called by the runner
-before anything starts, so a missing notebook or a bad `-p` is exit 2 with no run), and
-the rest is an ordinary recorded run: sweeps and rerun work unchanged.
+`python -m vestige.notebook.execute x.ipynb ...` (vestige/recording/notebooks.py, before
+anything starts, so a missing notebook or a bad `-p` is exit 2 with no run), and the
+rest is an ordinary recorded run: sweeps and rerun work unchanged.
 
 This module, in that process: reads the notebook, injects the `-p` values as a new cell
 after the cell tagged `parameters` (papermill's convention: `metadata.tags`), or first
@@ -23,150 +23,12 @@ from __future__ import annotations
 import os
 import sys
 
-from vestige.errors import PathMissing, UsageError
+from vestige.errors import UsageError
+from vestige.recording.notebooks import EXTRA_HINT, Options, check_notebook, parse_args
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-USAGE = "vestige run NOTEBOOK.ipynb [-p NAME=VALUE]... [-o OUT.ipynb] [--kernel NAME] [--timeout S]"
-EXTRA_HINT = "pip install 'vestige[notebook]'"
-_EXTRAS = ("nbclient", "nbformat", "ipykernel")
-
-
-class Options:
-    """What follows the notebook on the command line."""
-
-    def __init__(self, notebook: str) -> None:
-        self.notebook = notebook
-        self.params: dict[str, Any] = {}
-        self.output: str | None = None
-        self.kernel: str | None = None
-        self.timeout: int | None = None
-
-
-def parse_args(argv: list[str]) -> Options:
-    """`x.ipynb [-p NAME=VALUE | -p NAME VALUE]... [-o OUT] [--kernel K] [--timeout S]`."""
-    if not argv or not argv[0].endswith(".ipynb"):
-        raise UsageError(f"no notebook given; usage: {USAGE}")
-    opts = Options(argv[0])
-    args = argv[1:]
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name not in ("-p", "--param", "-o", "--output", "--kernel", "--timeout"):
-            raise UsageError(f"{arg!r}: not an option of a notebook run; usage: {USAGE}")
-        if eq:
-            value = inline
-        elif i + 1 < len(args):
-            i += 1
-            value = args[i]
-        else:
-            raise UsageError(f"{arg} needs a value; usage: {USAGE}")
-        if name in ("-p", "--param"):
-            if "=" not in value and i + 1 < len(args) and not eq:  # papermill's `-p name value`
-                i += 1
-                value = f"{value}={args[i]}"
-            key, parsed = parse_param(value)
-            opts.params[key] = parsed
-        elif name in ("-o", "--output"):
-            opts.output = value
-        elif name == "--kernel":
-            opts.kernel = value
-        else:
-            try:
-                opts.timeout = int(value)
-            except ValueError:
-                raise UsageError(f"--timeout {value!r}: expected whole seconds") from None
-            if opts.timeout < 1:
-                raise UsageError(f"--timeout {value!r}: expected 1 or more seconds")
-        i += 1
-    return opts
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """`lr=0.1` -> ("lr", 0.1): typed like papermill (int, float, bool, None), then JSON
-    (`[1,2]`, `{"a":1}`, `"007"`), else the text itself. The name must be a Python name:
-    it is assigned in the notebook."""
-    name, eq, raw = text.partition("=")
-    name = name.strip()
-    if not eq or not name:
-        raise UsageError(f"-p {text!r} is not NAME=VALUE; write e.g. -p lr=0.1")
-    import keyword
-
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise UsageError(f"-p {text!r}: {name!r} is not a Python variable name")
-    return name, typed(raw)
-
-
-def typed(raw: str) -> Any:
-    """The value of a `-p` (see parse_param)."""
-    import json
-    import re
-
-    if raw in ("True", "true"):
-        return True
-    if raw in ("False", "false"):
-        return False
-    if raw in ("None", "none", "null"):
-        return None
-    if re.fullmatch(r"[-+]?\d+", raw):
-        return int(raw)
-    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", raw):
-        return float(raw)
-    if raw[:1] in ("[", "{", '"'):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            pass
-    return raw
-
-
-def launch_argv(argv: list[str]) -> tuple[str, list[str]]:
-    """For the runner: (program, argv) running this module on the notebook. Bad input
-    (no such notebook, not a notebook, a bad -p, a missing extra) raises before any run."""
-    from vestige.runner import current_python
-
-    opts = parse_args(argv)
-    check_notebook(opts)
-    python = current_python()
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
-        missing_extras()  # (another interpreter reports its own, in the run)
-    return python, [python, "-m", "vestige.notebook.execute", *argv]
-
-
-def check_notebook(opts: Options) -> None:
-    if not os.path.isfile(opts.notebook):
-        raise PathMissing(f"notebook not found: {opts.notebook}")
-    import json
-
-    try:
-        with open(opts.notebook, "rb") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{opts.notebook} is not a notebook (not JSON: {e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise UsageError(f"{opts.notebook} is not a notebook (no cells)")
-    if opts.output is not None:
-        if not opts.output.endswith(".ipynb"):
-            raise UsageError(f"-o {opts.output!r}: the executed notebook is written as .ipynb")
-        if os.path.abspath(opts.output) == os.path.abspath(opts.notebook):
-            raise UsageError("-o names the notebook itself; vestige never overwrites it")
-
-
-def missing_extras() -> None:
-    """Raise when a package of the `notebook` extra is not installed."""
-    from importlib.util import find_spec
-
-    for name in _EXTRAS:
-        try:
-            found = find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise UsageError(f"running notebooks needs {name}: {EXTRA_HINT}")
-
 
 # -- in the run -------------------------------------------------------------------------------
 
@@ -208,12 +70,13 @@ def execute(opts: Options) -> int:
     language, ipykernel = _language(kernel)
     if opts.params and language != "python":
         raise UsageError(f"-p needs a Python kernel; {kernel!r} runs {language}")
-    from vestige import api
+    from vestige.api import calls as api
+    from vestige.api.session import live_dir
 
-    live = api.live_dir(start=False)  # the run `vestige run` made (None: not recorded)
+    live = live_dir(start=False)  # the run `vestige run` made (None: not recorded)
     journal = None
     if live is not None:
-        from vestige.notebook.cells import Journal
+        from vestige.store.cells import Journal
 
         journal = Journal(live)
         journal.append("notebook", t=_now(), path=path, params=opts.params,
@@ -311,7 +174,7 @@ def _keep_executed(nb: Any, path: str, opts: Options, journal: Any, failed: int 
             f.write(data)
     if journal is None:
         return
-    from vestige import api
+    from vestige.api import calls as api
 
     stem = os.path.basename(path)[: -len(".ipynb")] or "notebook"
     record = api.keep(data, f"{stem}.executed.ipynb")

@@ -20,7 +20,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from vestige.notebook.slicing import Slice, Step
+    from vestige.notebook.analysis import Step
+    from vestige.notebook.slicing import Slice
     from vestige.records import Run
     from vestige.repo import Repo
 
@@ -104,7 +105,7 @@ def _artefact_cell(run: Run, cells: list[dict[str, Any]], name: str) -> tuple[in
 
 def history(cells: list[dict[str, Any]]) -> list[Step]:
     """The cells as the slicer's steps (reads/writes as the run recorded them)."""
-    from vestige.notebook.slicing import Step
+    from vestige.notebook.analysis import Step
 
     return [
         Step(
@@ -123,8 +124,8 @@ def extract(
     cell: int | None = None, names: list[str] | None = None, cwd: Path | None = None,
 ) -> Extraction:  # fmt: skip
     """The script that recomputes one target of a notebook run."""
-    from vestige.notebook.cells import of_run
     from vestige.notebook.slicing import backward_slice, to_script
+    from vestige.recording.cells import of_run
 
     cells: list[dict[str, Any]] = of_run(repo, run)["cells"]
     target, what = find_target(run, cells, output=output, artefact=artefact, cell=cell, cwd=cwd)

@@ -1,9 +1,9 @@
 """The IPython extension: `%load_ext vestige` makes this kernel session a run, cell by cell.
 
 Loading it attaches to `vestige run`'s run (a headless `vestige run x.ipynb`) or starts a
-run of this process (Jupyter, IPython: vestige/inprocess.py), then records every cell
+run of this process (Jupyter, IPython: vestige/recording/inprocess.py), then records every cell
 the user executes, in execution order, into `live/<run-id>/cells/<pid>.jsonl`
-(vestige/notebook/cells.py): the raw source as typed (magics included), the execution
+(vestige/store/cells.py): the raw source as typed (magics included), the execution
 count, start and end times, ok or error (type, message, traceback), what the cell
 printed, its rich outputs (text/plain kept; PNG, JPEG and SVG images kept as artefacts
 named `cell-<n>/output-<k>`), and the files it read, wrote and removed.
@@ -31,13 +31,13 @@ import os
 import sys
 import time
 
-from vestige.notebook.cells import OUTPUT_TEXT_MAX, SOURCE_MAX, STREAM_MAX, TRACEBACK_MAX, clip
+from vestige.store.cells import OUTPUT_TEXT_MAX, SOURCE_MAX, STREAM_MAX, TRACEBACK_MAX, clip
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from vestige.notebook.cells import Journal
+    from vestige.store.cells import Journal
 
 _IO_EVENTS = frozenset(("open", "os.rename", "os.remove"))
 _WMASK = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -57,7 +57,7 @@ def load_ipython_extension(shell: Any) -> None:
     if _RECORDER is not None and _RECORDER.shell is shell:
         return  # already recording (a second %load_ext, or vestige.start() after it)
     recorder = CellRecorder(shell)
-    _RECORDER = recorder  # first: starting the run calls back into record_session()
+    _RECORDER = recorder  # first: starting the run loads this extension again (a no-op)
     try:
         recorder.install()
     except Exception as e:
@@ -76,32 +76,9 @@ def unload_ipython_extension(shell: Any) -> None:
     recorder.finish_cell()  # this very cell (`%unload_ext vestige`) is the last recorded
     recorder.uninstall()
     recorder.end_session()
-    from vestige import api
+    from vestige.api.calls import finish
 
-    api.finish()
-
-
-def record_session() -> None:
-    """A run just started in this process: when it is an IPython session, record its
-    cells too (`vestige.start()` or any API call in a notebook)."""
-    if "IPython" not in sys.modules:
-        return
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except Exception:
-        return
-    if shell is None or not hasattr(shell, "events"):
-        return
-    manager = getattr(shell, "extension_manager", None)
-    if manager is not None and _RECORDER is None:
-        try:
-            manager.load_extension("vestige")  # as %load_ext: %unload_ext then works
-            return
-        except Exception:
-            pass
-    load_ipython_extension(shell)
+    finish()
 
 
 def _warn(message: str) -> None:
@@ -182,9 +159,9 @@ class CellRecorder:
     # -- install --------------------------------------------------------------------------
 
     def install(self) -> None:
-        from vestige import api
+        from vestige.api.session import live_dir
 
-        live = api.live_dir()
+        live = live_dir()
         if live is None:  # recording is off (VESTIGE_DISABLE) or failed (warned already)
             return
         shell = self.shell
@@ -204,7 +181,7 @@ class CellRecorder:
 
     def _target(self, live: str) -> None:
         """Record into this live directory (at install, and when a new run started)."""
-        from vestige.notebook.cells import Journal
+        from vestige.store.cells import Journal
 
         if self.journal is not None:
             self.journal.close()
@@ -313,9 +290,9 @@ class CellRecorder:
 
     def _ensure_live(self) -> bool:
         """The run to record into: the current one, or a new one after vestige.finish()."""
-        from vestige import api
+        from vestige.api.session import live_dir
 
-        live = api.live_dir()
+        live = live_dir()
         if live is None:
             return False
         if live != self.live:
@@ -422,7 +399,7 @@ class CellRecorder:
                 payloads.append((f"{name}.{ext}", blob))
         if not payloads or self.live is None:
             return []
-        from vestige import keeping
+        from vestige.api import keeping
 
         item = keeping.Item(name, "image")
         item.payloads = payloads
@@ -432,7 +409,8 @@ class CellRecorder:
     def _keep(self, item: Any) -> dict[str, Any]:
         """Store a prepared artefact into the live run (our own file writes are not the
         cell's: `busy`) and journal it as `vestige.keep` does."""
-        from vestige import api, keeping
+        from vestige.api import keeping
+        from vestige.api.session import event
 
         assert self.live is not None
         self.busy = True
@@ -440,7 +418,7 @@ class CellRecorder:
             record = keeping.store(item, self.live)
         finally:
             self.busy = False
-        api._event("keep", **record)
+        event("keep", **record)
         return record
 
     # -- files --------------------------------------------------------------------------------
@@ -540,7 +518,7 @@ class CellRecorder:
         path = self.notebook
         if path is None or self.live is None or not os.path.isfile(path):
             return None
-        from vestige import keeping
+        from vestige.api import keeping
 
         stem = os.path.basename(path)[: -len(".ipynb")] or "notebook"
         try:

@@ -24,16 +24,16 @@ import re
 import textwrap
 import tokenize
 
-from vestige._record import Record
 from vestige.errors import UsageError
-from vestige.notebook.analysis import Step, _analyze_history
+from vestige.notebook.analysis import Step, analyze_history
 from vestige.notebook.translate import Translation, translate, translate_cell
+from vestige.records import Record
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from vestige.notebook.analysis import _Info
+    from vestige.notebook.analysis import Info
 
 __all__ = [
     "Slice",
@@ -76,7 +76,7 @@ def _label(history: Sequence[Step], i: int) -> str:
 class _Walk:
     """Backwards from the target: the latest earlier definer of each needed name, kept."""
 
-    def __init__(self, history: Sequence[Step], infos: list[_Info]) -> None:
+    def __init__(self, history: Sequence[Step], infos: list[Info]) -> None:
         self.history, self.infos = history, infos
         self.definers: dict[str, list[int]] = {}
         self.wild: list[int] = []
@@ -148,7 +148,7 @@ def backward_slice(
     for name in wanted or ():
         if not isinstance(name, str) or not name.isidentifier():
             raise UsageError(f"{name!r} is not a Python name: give variable names")
-    infos, translations = _analyze_history(history)
+    infos, translations = analyze_history(history)
     walk = _Walk(history, infos)
     if wanted is None:
         walk.keep(target, None)
@@ -170,7 +170,7 @@ def _is_need(name: str) -> bool:
 
 def _warnings(
     history: Sequence[Step],
-    infos: list[_Info],
+    infos: list[Info],
     translations: list[Translation],
     walk: _Walk,
     target: int,

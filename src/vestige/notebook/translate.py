@@ -13,7 +13,7 @@ import keyword
 import re
 import shlex
 
-from vestige._record import Record
+from vestige.records import Record
 
 
 class Translation(Record):

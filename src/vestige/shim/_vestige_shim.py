@@ -1225,7 +1225,7 @@ def _configure():
     here = os.path.dirname(os.path.abspath(__file__))
     always = _dirs(_env.get("VESTIGE_STORE"), _LIVE, here, _env.get("VESTIGE_SHIM"))
     package = os.path.dirname(here)
-    if os.path.basename(package) == "vestige" and os.path.isfile(package + "/_log.py"):
+    if os.path.basename(package) == "vestige" and os.path.isfile(package + "/api/log.py"):
         always.append(package)  # vestige's own modules (an editable install) are not the run's
     always += ["/dev", "/proc", "/sys"]
     outer = []

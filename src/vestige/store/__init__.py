@@ -1,1 +1,2 @@
-"""The content-addressed store: objects, trees, refs, the stat cache, fsck."""
+"""The store on disk, every format of docs/format.md: objects, trees, refs of each kind,
+live directories and their journals, the stat cache. Imports the foundation only."""

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vestige.store.hashing import is_hash
-from vestige.store.objects import fsync_dir
+from vestige.store.layout import fsync_dir
 
 
 class Refs:

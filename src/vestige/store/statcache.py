@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from vestige.capture.scan import Stat
+from vestige.store.stat import Stat
 
 RACY_NS = 2_000_000_000  # 2 s: covers the coarsest common timestamp granularity (FAT, SMB)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vestige._record import Record
 from vestige.errors import CorruptObject
+from vestige.records import Record
 from vestige.store.objects import ObjectStore
 
 

@@ -49,7 +49,7 @@ class LocalExecutor:
 
     def interrupt(self, forward: bool = True) -> None:
         """Ctrl-C (or --fail-fast): the children still running end because of it, as a
-        single run's command does (a non-zero exit is `interrupted`, runner._classify);
+        single run's command does (a non-zero exit is `interrupted`, process.classify);
         `forward` passes SIGINT on (not when the terminal sent it to them already)."""
         with self.lock:
             procs = list(self.procs.values())
@@ -107,7 +107,7 @@ class LocalExecutor:
         self.workers = len(self.threads)
         for t in self.threads:
             t.start()
-        from vestige.runner import heartbeat_interval
+        from vestige.recording.process import heartbeat_interval
 
         every, beat = heartbeat_interval(), time.monotonic()
         while not self.finished.wait(min(0.2, every)):  # short: Ctrl-C reaches this thread
@@ -117,7 +117,7 @@ class LocalExecutor:
         self._close_committer()
 
     def _touch_running(self) -> None:
-        """Touch each running child's run.json (runner._heartbeat): if the sweep dies with
+        """Touch each running child's run.json (process.heartbeat): if the sweep dies with
         them, recovery dates their end by it."""
         with self.lock:
             lives = list(self.lives.values())
@@ -129,7 +129,7 @@ class LocalExecutor:
 
     def tail(self, index: int) -> str:
         """The last line a running child printed (read from its live logs), or ''."""
-        from vestige.runner import tail_line
+        from vestige.recording.process import tail_line
 
         with self.lock:
             live = self.lives.get(index)
@@ -140,8 +140,9 @@ class LocalExecutor:
     ) -> dict[str, Any]:
         """One child as a `Launch` in this thread; the same result as child.run_child."""
         from vestige.capture.params import parse_param_option
+        from vestige.recording.process import describe
+        from vestige.recording.runner import Launch, RunOptions
         from vestige.repo import Repo
-        from vestige.runner import Launch, RunOptions, _describe
 
         index = job["index"]
         env = dict(job.get("env", {}))
@@ -206,7 +207,7 @@ class LocalExecutor:
                 self.lives.pop(index, None)
             code = e.exit_code if isinstance(e, VestigeError) else 127
             return {"index": index, "exit_code": code, "run_id": None,
-                    "tail": _describe(e), "output": ""}  # fmt: skip
+                    "tail": describe(e), "output": ""}  # fmt: skip
         sealed = launch.sealed
         return {"index": index, "exit_code": code, "run_id": getattr(launch, "run_id", None),
                 "tail": launch.tail, "output": "",
@@ -277,7 +278,7 @@ class Committer:
                 self.items.append((run, live))
                 self.cond.notify()
                 return
-        from vestige.seal import commit_batch
+        from vestige.recording.seal import commit_batch
 
         commit_batch(repo.store, repo.index, [(run, live)])
 
@@ -288,8 +289,8 @@ class Committer:
         self.thread.join()
 
     def _loop(self) -> None:
+        from vestige.recording.seal import commit_batch
         from vestige.repo import Repo
-        from vestige.seal import commit_batch
 
         repo = None
         try:
@@ -311,10 +312,10 @@ class Committer:
                         repo = Repo.open_at(self.store, self.root)
                     commit_batch(repo.store, repo.index, batch)
                 except Exception as e:  # their live directories stay: recovery seals them
-                    from vestige.runner import _describe, warn
+                    from vestige.recording.process import describe, warn
 
                     ids = ", ".join(f"#{run.seq}" for run, _live in batch)
-                    warn(f"runs {ids} could not be sealed now ({_describe(e)}); the next "
+                    warn(f"runs {ids} could not be sealed now ({describe(e)}); the next "
                          "vestige command will seal them")  # fmt: skip
         finally:
             if repo is not None:

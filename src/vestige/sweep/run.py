@@ -9,16 +9,14 @@ exit code (`skipped` when --skip-done found an identical `ok` run: sweep/skip.py
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
 import sys
 import threading
-import time
 from pathlib import Path
 
 from vestige.errors import UsageError
-from vestige.sweep import (
+from vestige.recording.sweeps import begin_parent, journal, label, seal_parent
+from vestige.sweep.spec import (
     SweepOptions,
     check_placeholders,
     combinations,
@@ -33,10 +31,6 @@ if TYPE_CHECKING:
 
     from vestige.records import Run
     from vestige.repo import Repo
-
-
-def label(values: dict[str, str]) -> str:
-    return " ".join(f"{k}={v}" for k, v in values.items())
 
 
 def plan(options: SweepOptions, command: list[str], cwd: Path) -> list[dict[str, str]]:
@@ -60,7 +54,7 @@ def _check_programs(command: list[str], combos: list[dict[str, str]]) -> None:
     The program itself may come from a placeholder, so this is per combination. Relative
     names are resolved from the current directory, as `main` runs the children in it."""
     from vestige.errors import VestigeError
-    from vestige.runner import resolve_command
+    from vestige.recording.process import resolve_command
 
     seen: set[tuple[str, ...]] = set()
     for values in combos:
@@ -82,6 +76,7 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
     """`vestige run --each/--grid ... -- command`; returns the exit code."""
     import gc
 
+    from vestige.recording.recover import recover
     from vestige.repo import Repo
 
     # What is loaded now (modules, classes) lives as long as the sweep: the collector
@@ -92,8 +87,9 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
     combos = plan(options, command, cwd)
     executor = _executor(options)
     repo = Repo.open(create=True, notice=True)
-    parent = _begin_parent(
-        repo, argv, options, [(values, substitute(command, values)) for values in combos]
+    recover(repo)
+    parent = begin_parent(
+        repo, argv, _spec(options), [(values, substitute(command, values)) for values in combos]
     )
     env = {"VESTIGE_DIR": str(repo.store.path), "VESTIGE_RUN_ID": parent["id"]}
     jobs = []
@@ -126,7 +122,7 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
         c.update(run_id=result.get("run_id"), exit_code=code, status=status)
         seq = result.get("seq") or _seq(repo, result.get("run_id"))  # (local: known already)
         c["seq"] = seq
-        _journal(repo, parent, {"index": c["index"], "run_id": c["run_id"], "status": status,
+        journal(repo, parent, {"index": c["index"], "run_id": c["run_id"], "status": status,
                                 "exit_code": code})  # fmt: skip
         tail = result.get("tail", "")
         note = "" if code == 0 else (f"exit {code}: {tail}" if tail else f"exit {code}")
@@ -134,7 +130,7 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
 
     interrupted = False
     if hasattr(executor, "on_run"):  # the parent's journal knows each child's run at once
-        executor.on_run = lambda i, run_id: _journal(repo, parent, {"index": i, "run_id": run_id})
+        executor.on_run = lambda i, run_id: journal(repo, parent, {"index": i, "run_id": run_id})
     with board:
         try:
             board.tail_of = getattr(executor, "tail", None)
@@ -142,18 +138,18 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
         except KeyboardInterrupt:
             interrupted = True
             stop.set()  # nothing new starts; the running children are interrupted and sealed
-            from vestige.runner import _terminal_sent_to_group
+            from vestige.recording.process import terminal_sent_to_group
 
             interrupt = getattr(executor, "interrupt", None)
             if interrupt is not None:  # (a terminal's Ctrl-C reached them already: not twice)
-                interrupt(forward=not _terminal_sent_to_group())
+                interrupt(forward=not terminal_sent_to_group())
             _join(executor)
         for c in children:
             if c["status"] == "not started" and interrupted:
                 c["status"] = "interrupted"  # Ctrl-C; after --fail-fast they stay "not started"
                 board.mark(c["index"], "interrupted")
     status = _parent_status(children, interrupted)
-    _seal_parent(repo, parent, children, status, options)
+    seal_parent(repo, parent, children, status, options.params)
     return _summary(children, status, parent)
 
 
@@ -199,7 +195,7 @@ def sweep_of(repo: Repo, ref: str) -> Run:
     """The sweep `ref` names (`ls --sweep`, `compare --sweep`); a run that is not one is
     exit 2, rather than an empty list of children. A sweep still running has its `sweep`
     field in its live directory only."""
-    from vestige.live import LiveRun
+    from vestige.store.live import LiveRun
 
     run = repo.run(ref)
     if run.sweep is not None:
@@ -225,48 +221,6 @@ def sweep_where(repo: Repo, ref: str) -> str:
     return f"({where})"
 
 
-def _begin_parent(
-    repo: Repo,
-    argv: list[str],
-    options: SweepOptions,
-    combos_argv: list[tuple[dict[str, str], list[str]]],
-) -> dict[str, Any]:
-    """The parent's live directory and index row. Its run.json holds the whole plan (each
-    combination's values and command) and `children.jsonl` is appended as children get a
-    run and end, so a sweep whose vestige died is sealed with every combination."""
-    from vestige.capture.redact import Redactor
-    from vestige.fastpath import boot_id, hostname, proc_start
-    from vestige.ids import new_run_id
-    from vestige.live import LiveRun
-    from vestige.records import Run
-
-    redactor = Redactor(repo.store.secret_key())
-    redactor.redact_env(os.environ)
-    run_id = new_run_id()
-    started = time.time()
-    root = str(repo.store.root)
-    command = redactor.scrub_argv(["vestige", "run", *argv])
-    info = {
-        "id": run_id, "started": started, "root": root,
-        "cwd": os.path.relpath(os.getcwd(), root), "host": hostname(),
-        "runner_pid": os.getpid(), "runner_start": proc_start(os.getpid()),
-        "boot_id": boot_id(), "parent": os.environ.get("VESTIGE_RUN_ID") or None,
-        "command": command, "sweep": {"spec": _spec(options), "size": len(combos_argv),
-                                      "plan": [{"index": i, "values": v, "argv": argv}
-                                               for i, (v, argv) in enumerate(combos_argv)]},
-    }  # fmt: skip
-    live = repo.store.live_dir(run_id)
-    live.mkdir(parents=True)
-    LiveRun(live).update_info(**info)
-    seq = repo.index.begin_run(Run(
-        id=run_id, seq=0, status="running", command=command, cwd=info["cwd"], root=root,
-        started=started, host=info["host"], pid=os.getpid(), parent=info["parent"],
-    ))  # fmt: skip
-    info["seq"] = seq
-    LiveRun(live).update_info(seq=seq)
-    return info
-
-
 def _spec(options: SweepOptions) -> dict[str, Any]:
     spec: dict[str, Any] = {"executor": options.executor, "jobs": options.jobs}
     if options.each:
@@ -288,143 +242,11 @@ def _parent_status(children: list[dict[str, Any]], interrupted: bool) -> str:
     return "failed"
 
 
-def _seal_parent(
-    repo: Repo, info: dict[str, Any], children: list[dict[str, Any]], status: str,
-    options: SweepOptions | None, ended: float | None = None, recovered: bool = False,
-) -> Run:  # fmt: skip
-    """Manifest, ref, index row, then the live directory goes (the usual write order).
-    `ended` is now unless recovery knows when the sweep was last seen working; a sweep
-    sealed by recovery has no exit code of its own (nothing ended it with one)."""
-    from vestige._version import __version__
-    from vestige.live import LiveRun
-    from vestige.records import Run
-
-    ended = time.time() if ended is None else max(ended, float(info["started"]))
-    failed = [c for c in children if c["status"] == "failed"]
-    sweep = dict(info.get("sweep") or {})
-    sweep.pop("plan", None)  # (the live directory's copy, for recovery: `children` says it)
-    sweep["children"] = [
-        {k: c.get(k) for k in ("index", "values", "run_id", "status", "exit_code")}
-        for c in children
-    ]
-    run = Run(
-        id=info["id"], seq=int(info["seq"]), status=status, command=list(info["command"]),
-        cwd=info["cwd"], root=info["root"], started=float(info["started"]), host=info["host"],
-        pid=info.get("runner_pid"), ended=ended, duration=round(ended - info["started"], 6),
-        exit_code=None if recovered else (0 if status == "ok" else
-                                          (130 if status == "interrupted" else 1)),
-        params=dict(options.params) if options else {}, parent=info.get("parent"),
-        sweep=sweep, vestige_version=__version__,
-        warnings=(("vestige was stopped while the sweep ran; sealed later with what its "
-                   "children recorded",) if recovered else ())
-        + tuple(f"child {label(c['values'])} failed with exit {c['exit_code']}"
-                for c in failed),
-    )  # fmt: skip
-    digest = repo.store.objects.put_json(run.to_dict())
-    repo.store.refs.set(run.id, digest)
-    sealed = Run.from_dict(run.to_dict(), manifest=digest)
-    repo.index.record_run(sealed)
-    LiveRun(repo.store.live_dir(run.id)).remove()
-    return sealed
-
-
-def seal_orphan(repo: Repo, info: dict[str, Any]) -> None:
-    """Recovery: a sweep whose vestige died. Every combination of its plan is a child; its
-    run comes from the parent's journal, else from the index (a child of this parent with
-    the same command); its status and exit code from that run as sealed (recovery seals
-    the children first). A combination without a run was not started: `interrupted`."""
-    import json
-
-    from vestige.sweep.skip import same_command
-
-    sweep = info.get("sweep") or {}
-    plan = sweep.get("plan")
-    rows = {r[0]: r for r in repo.index.conn.execute(
-        "SELECT id, status, exit_code, argv, ended FROM runs WHERE parent = ? ORDER BY seq",
-        (info["id"],),
-    )}  # fmt: skip
-    if not isinstance(plan, list):  # (a sweep started by a vestige without the plan)
-        plan = [{"index": i, "values": {}, "argv": json.loads(r[3])}
-                for i, r in enumerate(rows.values())]  # fmt: skip
-        journal = {i: r[0] for i, r in enumerate(rows.values())}
-    else:
-        journal = {e["index"]: e["run_id"] for e in _read_journal(repo, info["id"])
-                   if e.get("run_id") and e["run_id"] in rows}  # fmt: skip
-    unclaimed = [r for r in rows.values() if r[0] not in set(journal.values())]
-    children = []
-    for entry in plan:
-        i = entry["index"]
-        run_id = journal.get(i)
-        if run_id is None:
-            wanted = list(entry["argv"])
-            match = next((r for r in unclaimed if same_command(json.loads(r[3]), wanted)), None)
-            if match is not None:
-                unclaimed.remove(match)
-                run_id = match[0]
-        row = rows.get(run_id) if run_id else None
-        status = row[1] if row is not None else "interrupted"
-        children.append({"index": i, "values": entry.get("values") or {}, "run_id": run_id,
-                         "status": "interrupted" if status == "running" else status,
-                         "exit_code": row[2] if row is not None else None,
-                         "argv": list(entry["argv"])})  # fmt: skip
-    # It ended when it was last seen working (its journal, its children's ends; those
-    # recovery sealed end at their last activity), not now: recovery may come days later.
-    seen = [r[4] for r in rows.values() if isinstance(r[4], int | float)]
-    for path in (
-        _journal_path(repo, info["id"]),
-        str(repo.store.live_dir(info["id"]) / "run.json"),
-    ):
-        with contextlib.suppress(OSError):
-            seen.append(os.stat(path).st_mtime)
-    _seal_parent(
-        repo, info, children, "interrupted", None, max(seen) if seen else None, recovered=True
-    )
-
-
-def _journal_path(repo: Repo, parent_id: str) -> str:
-    return os.path.join(str(repo.store.live_dir(parent_id)), "children.jsonl")
-
-
-def _journal(repo: Repo, parent: dict[str, Any], entry: dict[str, Any]) -> None:
-    """Append one line to the parent's children.jsonl (O_APPEND, one write per line)."""
-    import json
-
-    path = _journal_path(repo, parent["id"])
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, (json.dumps(entry) + "\n").encode())
-        finally:
-            os.close(fd)
-    except OSError:
-        pass  # the journal only helps recovery; the sweep goes on without it
-
-
-def _read_journal(repo: Repo, parent_id: str) -> list[dict[str, Any]]:
-    """The parent's journal lines (a torn last line is skipped)."""
-    import json
-
-    path = _journal_path(repo, parent_id)
-    entries = []
-    try:
-        with open(path, "rb") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict) and isinstance(entry.get("index"), int):
-                    entries.append(entry)
-    except OSError:
-        pass
-    return entries
-
-
 def _judge(result: dict[str, Any], stopping: bool) -> tuple[str, int | None]:
     """(status, exit code as a shell reports it) of an ended child. A local child comes
     with its sealed status and exit code; a remote one only with the exit code of its
-    `vestige run` process, which ends like its command (runner._classify reads it)."""
-    from vestige.runner import _classify
+    `vestige run` process, which ends like its command (process.classify reads it)."""
+    from vestige.recording.process import classify
 
     code = result["exit_code"]
     if result.get("status") is not None:
@@ -433,7 +255,7 @@ def _judge(result: dict[str, Any], stopping: bool) -> tuple[str, int | None]:
         return ("interrupted" if stopping else "failed"), None
     if code == 130:  # a shell's "ended by Ctrl-C"
         return "interrupted", code
-    status, exit_code, _signal = _classify(code, None)
+    status, exit_code, _signal = classify(code, None)
     return status, exit_code
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from vestige.recording.sweeps import same_command
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -23,7 +25,7 @@ def done_runs(repo: Repo, children: list[dict[str, Any]], cwd: str) -> dict[int,
     inputs have not changed since (the run-cache idea: same code, params, input hashes)."""
     import json
 
-    from vestige.lineage import changes_since, current_hashes
+    from vestige.history.lineage import changes_since, current_hashes
 
     now = current_hashes(repo)
     rel = os.path.relpath(cwd, repo.store.root)
@@ -129,11 +131,3 @@ class _NamedFiles:
                 entries = []
             self._trees[tree] = {e.path: e.hash for e in entries}
         return self._trees[tree].get(rel)
-
-
-def same_command(recorded: list[str], wanted: list[str]) -> bool:
-    """`x.py ...` is recorded as `<python> x.py ...`."""
-    if recorded == wanted:
-        return True
-    return (len(recorded) == len(wanted) + 1 and wanted[:1] and wanted[0].endswith(".py")
-            and recorded[1:] == wanted)  # fmt: skip

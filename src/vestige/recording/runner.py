@@ -1,0 +1,484 @@
+"""`vestige run`: launch a command under capture, tee its output live, seal the run.
+
+The user's program is sacred: whatever fails inside vestige becomes one warning line on
+stderr, the command still runs (uncaptured if need be), and vestige exits with the
+command's own exit code, or dies of the same signal.
+
+Start-up matters (goal: <= 60 ms added to a no-op script), so the path from here to the
+command's start imports builtin modules only (see fastpath.py): find the store, write
+the live directory's first record, scan the tree's stats, spawn. Everything else
+(redaction, the index and its sequence number, the code snapshot, the environment)
+happens in a background thread while the command runs; sealing happens after it exits.
+"""
+
+from __future__ import annotations
+
+import _signal
+import _thread
+import os
+import sys
+import time
+
+from vestige.fastpath import boot_id, dumps, hostname, proc_start, timing, write_file
+from vestige.recording.process import (
+    DRAIN_GRACE_S,
+    SHIM_DIR,
+    SIGHUP,
+    SIGINT,
+    SIGTERM,
+    classify,
+    close_quietly,
+    describe,
+    heartbeat,
+    pty_for,
+    resolve_command,
+    resources,
+    restore_handlers,
+    run_uncaptured,
+    spawn,
+    tail_line,
+    tee,
+    terminal_sent_to_group,
+    wait4,
+    warn,
+)
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms here
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vestige.capture.redact import Redactor
+    from vestige.repo import Repo
+    from vestige.store.statcache import StatCache
+
+
+class RunOptions:
+    """What `vestige run` was asked besides the command."""
+
+    __slots__ = ("commit", "cwd", "environ", "foreign_writes", "on_live", "on_spawn", "params",
+                 "parent", "repo", "rerun_of", "reuse", "root", "store", "terminal")  # fmt: skip
+
+    def __init__(
+        self, params: dict[str, Any] | None = None, cwd: str | None = None,
+        rerun_of: str | None = None, store: str | None = None, root: str | None = None,
+    ) -> None:  # fmt: skip
+        self.params = params or {}
+        self.cwd = cwd
+        self.rerun_of = rerun_of
+        self.store = store  # with root: record into this store, for this tree (a rerun)
+        self.root = root
+        # A child launched from a thread of a sweep (vestige/sweep/local.py): its own
+        # environment and parent, no terminal (no signal handlers, no ptys, output to the
+        # logs only), an index connection it may reuse.
+        self.environ: dict[str, str] | None = None
+        self.parent: str | None = None
+        self.terminal = True
+        self.on_spawn: Any = None
+        #: (live directory) -> None, once it exists and before the command starts: a sweep
+        #: reads a running sibling's journal from there (its writes, for the others' seals)
+        self.on_live: Any = None
+        self.repo: Any = None
+        self.foreign_writes: Any = None  # () -> paths concurrent siblings were seen writing
+        #: what consecutive launches from one sweep worker share: its stat cache and its
+        #: redactor of the (same) environment, so each child does not pay for them again
+        self.reuse: dict[str, Any] | None = None
+        #: (run, live) -> None: takes the run once its objects are stored and its record
+        #: built, to commit it with others (seal.commit_batch); None seals it here
+        self.commit: Any = None
+
+
+class Launch:
+    """One command under capture: prepare, spawn, tee, wait, seal."""
+
+    def __init__(self, argv: list[str], options: RunOptions) -> None:
+        self.argv = argv
+        self.options = options
+        self.cwd = os.path.realpath(options.cwd or os.getcwd())
+        self.received: int | None = None
+        self.child: int | None = None
+        self.ptys: list[tuple[int, int]] = []
+        # filled by the background thread
+        self.repo: Repo | None = None
+        self.redactor: Redactor | None = None
+        self.cache: StatCache | None = None
+        self.code: dict[str, Any] | None = None
+        self.bg_warnings: list[str] = []
+        self.bg_error: BaseException | None = None
+        self.sealed: Any = None  # the Run, once sealed
+        self.tail = ""  # a sweep child's last output line (_run_to_logs)
+
+    @property
+    def environ(self) -> Any:
+        """The environment the command runs with (ours, unless a sweep gave one)."""
+        return os.environ if self.options.environ is None else self.options.environ
+
+    def execute(self) -> int:
+        path, argv = resolve_command(self.argv)  # usage errors surface before anything runs
+        self.resolved = argv
+        if not self.options.terminal:
+            self._prepare()  # a sweep's thread: its executor reports the failure
+            return self._run(path, argv)
+        try:
+            self._prepare()
+        except Exception as e:  # never block the user's run
+            warn(f"not recording this run ({describe(e)})")
+            return run_uncaptured(path, argv)
+        return self._run(path, argv)
+
+    # -- before the command -------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        from vestige.capture.scan import Scanner
+        from vestige.ids import new_run_id
+        from vestige.store.layout import open_store
+
+        if self.options.store and self.options.root:
+            self.store, self.root, created = self.options.store, self.options.root, False
+        else:
+            self.store, self.root, created = open_store(self.cwd, create_missing=True)
+        if created:
+            sys.stderr.write(f"vestige: created a store at {self.store}\n")
+        self.ignore, self.inputs_max, self.figures = _start_config(self.store, self.root)
+        self.run_id = new_run_id()
+        self.started = time.time()
+        self.live = os.path.join(self.store, "live", self.run_id)
+        os.makedirs(os.path.join(self.live, "events"))
+        self.info: dict[str, Any] = {
+            "id": self.run_id,
+            "started": self.started,
+            "root": self.root,
+            "cwd": os.path.relpath(self.cwd, self.root),
+            "host": hostname(),
+            "runner_pid": os.getpid(),
+            "runner_start": proc_start(os.getpid()),
+            "boot_id": boot_id(),
+            "parent": self.options.parent or self.environ.get("VESTIGE_RUN_ID") or None,
+            "rerun_of": self.options.rerun_of,
+        }
+        if self.environ.get("VESTIGE_NOW"):  # a simulated clock (tests, benchmarks)
+            from vestige.clock import parse_time
+
+            simulated = parse_time(self.environ["VESTIGE_NOW"], "VESTIGE_NOW")
+            self.info["clock_shift"] = simulated - self.started
+        if self.options.reuse is not None:
+            # A sweep's child: its command and scan are in run.json before it starts, so a
+            # sweep killed at any moment leaves a child that recovery can seal right (the
+            # redactor is the worker's, known from its first child: no cost at start).
+            from vestige.store.live import before_record
+
+            self.before = Scanner(self.root, self.ignore).scan()
+            self._redact(self.resolved)
+            self.info["before"] = before_record(self.before)
+        write_file(os.path.join(self.live, "run.json"), dumps(self.info))
+        if self.options.on_live is not None:
+            self.options.on_live(self.live)
+        report = self.environ.get("VESTIGE_ID_OUT")
+        if report:  # a sweep (vestige/sweep/child.py) learns which run this child is
+            try:
+                write_file(report, self.run_id)
+            except OSError:
+                pass
+        if self.options.reuse is None:
+            self.before = Scanner(self.root, self.ignore).scan()
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(self.environ)
+        old = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = SHIM_DIR + (os.pathsep + old if old else "")
+        env["VESTIGE_RUN_ID"] = self.run_id
+        env["VESTIGE_LIVE"] = self.live
+        env["VESTIGE_ROOT"] = self.root
+        env["VESTIGE_STORE"] = self.store
+        env["VESTIGE_SHIM"] = SHIM_DIR
+        env["VESTIGE_PRECOPY_MAX"] = str(self.inputs_max)
+        off = not self.figures or self.environ.get("VESTIGE_FIGURES") == "0"
+        env["VESTIGE_FIGURES"] = "0" if off else "1"
+        return env
+
+    # -- while it runs ------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.received = signum
+        if self.child is None:
+            return
+        if signum == SIGINT and terminal_sent_to_group():
+            return  # Ctrl-C: the terminal already signalled the command's process group
+        try:
+            os.kill(self.child, signum)
+        except OSError:
+            pass
+
+    def _on_winch(self, _signum: int, _frame: Any) -> None:
+        try:
+            import fcntl
+            import termios
+
+            for fd, (_master, slave) in zip((1, 2), self.ptys, strict=False):
+                size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+        except Exception:
+            pass
+
+    def _run(self, path: str, argv: list[str]) -> int:
+        if not self.options.terminal:
+            return self._run_to_logs(path, argv)
+        outs = [pty_for(1), pty_for(2)]
+        self.ptys = [p for p in outs if p is not None]
+        pipes = [pair if pair is not None else os.pipe() for pair in outs]
+        handlers: dict[int, Any] = {}
+        for sig in (SIGINT, SIGTERM, SIGHUP):
+            handlers[sig] = _signal.signal(sig, self._on_signal)
+        if self.ptys:
+            handlers[28] = _signal.signal(28, self._on_winch)  # SIGWINCH
+        try:
+            self.child = spawn(path, argv, self._child_env(), pipes[0][1], pipes[1][1])
+        except OSError as e:
+            for r, w in pipes:
+                os.close(r)
+                os.close(w)
+            restore_handlers(handlers)
+            _rmtree(self.live)
+            sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
+            return 127
+        for _r, w in pipes:
+            os.close(w)
+        if self.options.on_spawn is not None:
+            self.options.on_spawn(self.child)
+        tee_done = [_thread.allocate_lock(), _thread.allocate_lock()]
+        for lock, (r, _w), dst, name in zip(
+            tee_done, pipes, (1, 2), ("stdout", "stderr"), strict=True
+        ):
+            lock.acquire()
+            args = (r, dst, os.path.join(self.live, name), lock)
+            _thread.start_new_thread(tee, args)
+        bg_done = _thread.allocate_lock()
+        bg_done.acquire()
+        _thread.start_new_thread(self._background, (argv, bg_done))
+        beat = _thread.allocate_lock()
+        beat.acquire()
+        _thread.start_new_thread(heartbeat, (os.path.join(self.live, "run.json"), beat))
+
+        timing("command started")
+        _pid, status, usage = wait4(self.child)
+        beat.release()
+        timing("command ended")
+        code = os.waitstatus_to_exitcode(status)
+        ended = time.time()
+        deadline = time.monotonic() + DRAIN_GRACE_S
+        drained = all(
+            lock.acquire(timeout=max(0.0, deadline - time.monotonic())) for lock in tee_done
+        )
+        if drained:
+            for r, _w in pipes:
+                close_quietly(r)
+        result = self._result(code, ended, usage)
+        bg_done.acquire()
+        self._seal(result)
+        timing("sealed")
+        restore_handlers(handlers)
+        return code
+
+    def _run_to_logs(self, path: str, argv: list[str]) -> int:
+        """A sweep's child: its stdout and stderr go straight to the live logs (no pipes, no
+        tee threads; whoever wants its last line reads the log's tail, `tail_line`)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        logs = [os.open(os.path.join(self.live, n), flags, 0o600) for n in ("stdout", "stderr")]
+        try:
+            self.child = spawn(path, argv, self._child_env(), logs[0], logs[1])
+        except OSError as e:
+            _rmtree(self.live)
+            self.tail = f"cannot start {argv[0]}: {e.strerror}"
+            return 127
+        finally:
+            for fd in logs:
+                os.close(fd)
+        if self.options.on_spawn is not None:
+            self.options.on_spawn(self.child)
+        self._background(argv)  # in this thread: it has nothing else to do meanwhile
+        _pid, status, usage = wait4(self.child)
+        code = os.waitstatus_to_exitcode(status)
+        result = self._result(code, time.time(), usage)
+        self.tail = tail_line(self.live, prefer_stderr=code != 0)
+        self._seal(result)
+        return code
+
+    def _result(self, code: int, ended: float, usage: Any) -> dict[str, Any]:
+        """How the command ended, also written to the live directory (result.json)."""
+        status_name, exit_code, sig_name = classify(code, self.received)
+        result = {"status": status_name, "exit_code": exit_code, "signal": sig_name,
+                  "ended": ended, "resources": resources(usage)}  # fmt: skip
+        try:
+            write_file(os.path.join(self.live, "result.json"), dumps(result))
+        except OSError:
+            pass
+        return result
+
+    def _background(self, argv: list[str], done: Any = None) -> None:
+        """Capture what can be captured while the command runs (off the start-up path);
+        `done` (a lock) is released when it ran in a thread of its own."""
+        try:
+            self._capture(argv)
+        except BaseException as e:
+            self.bg_error = e
+        finally:
+            if done is not None:
+                done.release()
+
+    def _capture(self, argv: list[str]) -> None:
+        from vestige.capture.gitprobe import GitProbe
+
+        reuse = self.options.reuse
+        memo = reuse.setdefault("git", {}) if reuse is not None else None
+        self.probe = GitProbe(self.root, self.before, self.store, memo)  # runs while we import
+        timing("git started")
+        from vestige.records import Run
+        from vestige.repo import Repo
+        from vestige.store.live import LiveRun
+        from vestige.store.statcache import StatCache
+
+        timing("imported")
+        if self.redactor is None:
+            self._redact(argv)
+        command = self.info["command"]
+        live = LiveRun(_path(self.live))
+        if reuse is None:  # (a sweep's child writes run.json once, with all of it, below)
+            live.write_info(self.info)
+            live.save_before(self.before)
+        timing("redacted, live info saved")
+        repo = self.options.repo
+        if repo is None:
+            from vestige.recording.recover import recover
+
+            repo = Repo.open_at(self.store, self.root)
+            recover(repo)  # the runs a killed vestige left behind: sealed by the next one
+        timing("repo open")
+        self.repo = repo
+        run = Run(
+            id=self.run_id, seq=0, status="running", command=command,
+            cwd=self.info["cwd"], root=self.root,
+            started=self.started + float(self.info.get("clock_shift") or 0), host=self.info["host"],
+            pid=self.child, parent=self.info["parent"], rerun_of=self.options.rerun_of,
+        )  # fmt: skip
+        seq = repo.index.begin_run(run)
+        timing("index row")
+        self.info.update(seq=seq, child_pid=self.child)
+        if reuse is None:
+            live.write_info(self.info)
+        cache = reuse.get("statcache") if reuse is not None else None
+        if cache is None or cache.conn is not repo.index.conn:
+            cache = StatCache(repo.index.conn)
+            cache.preload(self.root)
+            if reuse is not None:
+                reuse["statcache"] = cache
+        self.cache = cache
+        self._snapshot(repo, live)
+        if reuse is not None:
+            # A sweep's child: its seq, scan and code in one write, not three files. Each
+            # file a sweep creates and deletes costs more as the churn grows on some
+            # filesystems (ext4 without a journal skips recently freed inodes).
+            from vestige.store.live import before_record
+
+            self.info["before"] = before_record(self.before)
+            if self.code is not None:
+                self.info["code"] = self.code
+            live.write_info(self.info)
+        timing("snapshot stored")
+
+    def _redact(self, argv: list[str]) -> None:
+        """The redactor of this environment (a sweep worker's previous one if the same),
+        and the command, environment and params as recorded: into self.info."""
+        from vestige.capture.redact import Redactor
+        from vestige.store.local import read_secret_key
+
+        reuse = self.options.reuse
+        known = reuse.get("redacted") if reuse is not None else None
+        if known is not None and known[0] == self.environ:
+            redactor, environ = known[1], known[2]  # a sweep worker's previous child: same env
+        else:
+            redactor = Redactor(read_secret_key(self.store))
+            environ = redactor.redact_env(self.environ)  # first: it learns the secrets
+            if reuse is not None:
+                reuse["redacted"] = (dict(self.environ), redactor, environ)
+        self.redactor = redactor
+        self.info.update(command=redactor.scrub_argv(argv), environ=environ,
+                         params_override=redactor.scrub_value(self.options.params))  # fmt: skip
+
+    def _snapshot(self, repo: Repo, live: Any) -> None:
+        from vestige.capture.code import snapshot
+
+        assert self.cache is not None
+        reuse, key = self.options.reuse, self.probe.key
+        memo = reuse.setdefault("snapshots", {}) if reuse is not None and key else None
+        try:
+            if memo is not None and key in memo:  # a sweep's child: the tree as the last one
+                self.code = dict(memo[key])
+            else:
+                snap = snapshot(
+                    _path(self.root), repo.store.objects, self.cache, self.before,
+                    repo.config.keep_code_max_size, self.probe, self.started, self.ignore,
+                )  # fmt: skip
+                self.code = snap.to_dict()
+                self.bg_warnings.extend(snap.warnings)
+                if memo is not None and snap.exact and not snap.warnings and self.probe.settled():
+                    memo.clear()  # one tree at a time: the latest
+                    memo[key] = dict(self.code)
+            if reuse is None:
+                live.save_code(self.code)
+        except Exception as e:
+            self.bg_warnings.append(f"code snapshot failed ({describe(e)})")
+        import vestige.recording.seal  # noqa: F401  (imported here, off the path after the command ends)
+
+    # -- after it ended -----------------------------------------------------------------
+
+    def _seal(self, result: dict[str, Any]) -> None:
+        if self.bg_error is not None or self.repo is None or self.redactor is None:
+            why = describe(self.bg_error) if self.bg_error else "capture did not finish"
+            warn(f"this run was not sealed now ({why}); the next vestige command will seal it")
+            return
+        try:
+            from vestige.recording.seal import Sealer, SealInput
+
+            seal_input = SealInput.from_result(result, list(self.bg_warnings))
+            assert self.cache is not None
+            sealer = Sealer(self.repo.store, self.repo.index, self.cache, self.repo.config,
+                            self.redactor, self.environ)  # fmt: skip
+            sealer.foreign_of = self.options.foreign_writes
+            sealer.before, sealer.info = self.before, self.info
+            from vestige.store.live import LiveRun
+
+            live = LiveRun(_path(self.live))
+            if self.options.commit is None:
+                self.sealed = sealer.seal(live, seal_input, self.code)
+            else:
+                self.sealed = sealer.build(live, seal_input, self.code)
+                self.options.commit(self.sealed, live)
+        except Exception as e:  # the run happened; only its record failed
+            seq = self.info.get("seq", "?")
+            warn(f"run #{seq} could not be sealed ({describe(e)}); the next vestige "
+                 "command will try again")  # fmt: skip
+
+
+def _path(p: str) -> Any:
+    from pathlib import Path
+
+    return Path(p)
+
+
+def _start_config(store: str, root: str) -> tuple[tuple[str, ...], int, bool]:
+    """(`scan.ignore`, `keep.inputs_max_size`, `capture.figures`): what the start needs of
+    the config, reading config files only when they exist (tomllib and the config module
+    cost ~5 ms)."""
+    if not os.path.exists(os.path.join(store, "config.toml")) and not os.path.exists(
+        os.path.join(root, "pyproject.toml")
+    ):
+        return (), 64 * 1024 * 1024, True
+    from vestige.config import load_config
+
+    config = load_config(_path(store), _path(root))
+    return config.scan_ignore, config.keep_inputs_max_size, config.capture_figures
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,324 @@
+"""fsck: check exactly the invariants of docs/format.md, and name what breaks them.
+
+*must* invariants (data is lost or wrong if broken) make fsck fail; *should* invariants
+(repairable: `vestige reindex`, or harmless leftovers) are reported as notes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from vestige.records import MANIFEST_FORMAT, Record
+from vestige.store.hashing import hash_file, is_hash
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from vestige.repo import Repo
+
+SEALED = ("ok", "failed", "interrupted")
+
+
+class Problem(Record):
+    """One broken invariant: its id from docs/format.md, severity, and what is wrong."""
+
+    invariant: str
+    severity: str  # "must" | "should"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.invariant}: {self.message}"
+
+
+def fsck(repo: Repo) -> list[Problem]:
+    """Every problem found; the caller fails on any `must`."""
+    problems: list[Problem] = []
+    store = repo.store
+    objects = store.objects
+    present: set[str] = set()
+    for digest in objects:
+        present.add(digest)
+        path = objects.path(digest)
+        try:
+            actual = hash_file(path)
+        except OSError as e:
+            problems.append(Problem("O1", "must", f"object {digest} unreadable: {e.strerror}"))
+            continue
+        if actual != digest:
+            problems.append(
+                Problem("O1", "must", f"object {digest} is corrupt: its bytes hash to {actual}")
+            )
+    stray = _stray_object_files(repo)
+    problems += [Problem("O2", "should", f"stray file in objects/: {p}") for p in stray]
+    manifests: dict[str, dict[str, Any]] = {}
+    for run_id in store.refs:
+        text = store.refs.raw(run_id)
+        digest = text.strip()
+        if not is_hash(digest) or text != digest + "\n":
+            problems.append(Problem("R1", "must", f"ref {run_id} is malformed: {text[:80]!r}"))
+            continue
+        if digest not in present:
+            problems.append(Problem("R1", "must", f"ref {run_id} names missing object {digest}"))
+            continue
+        try:
+            manifest = json.loads(objects.path(digest).read_bytes())
+        except (OSError, ValueError):
+            problems.append(Problem("R2", "must", f"manifest of run {run_id} is not JSON"))
+            continue
+        problems += _check_manifest(run_id, manifest)
+        manifests[run_id] = manifest
+    from vestige.store.freed import freed_records
+    from vestige.upkeep.gc import TEMP_PREFIXES
+
+    freed = freed_records(store)  # payloads gc freed on purpose (F1): absent, not lost
+    for run_id, manifest in manifests.items():
+        problems += _check_references(repo, run_id, manifest, present, freed)
+    problems += _check_freed(repo, present, freed)
+    problems += _check_annotations(repo, present)
+    problems += _check_published(repo, present)
+    problems += _check_index(repo, {k: store.refs.get(k) for k in manifests})
+    problems += _check_live(repo)
+    tmp = store.path / "tmp"
+    if tmp.is_dir():
+        for name in sorted(os.listdir(tmp)):
+            hint = ""
+            if name.startswith(TEMP_PREFIXES):
+                hint = " (vestige gc removes it when no write has touched it for an hour)"
+            problems.append(Problem("X1", "should", f"leftover temporary file tmp/{name}{hint}"))
+    return problems
+
+
+def _stray_object_files(repo: Repo) -> list[str]:
+    out: list[str] = []
+    root = repo.store.objects.dir
+    if not root.is_dir():
+        return out
+    for fan in os.scandir(root):
+        if not fan.is_dir() or len(fan.name) != 2:
+            out.append(fan.name)
+            continue
+        for entry in os.scandir(fan.path):
+            if not is_hash(fan.name + entry.name):
+                out.append(f"{fan.name}/{entry.name}")
+    return out
+
+
+def _check_manifest(run_id: str, m: Any) -> list[Problem]:
+    bad = []
+    if not isinstance(m, dict) or m.get("type") != "run":
+        return [Problem("R2", "must", f"manifest of run {run_id} is not a run record")]
+    if not isinstance(m.get("format"), int) or m["format"] > MANIFEST_FORMAT:
+        bad.append(f"unknown manifest format {m.get('format')!r}")
+    if m.get("id") != run_id:
+        bad.append(f"its id is {m.get('id')!r}")
+    if m.get("status") not in SEALED:
+        bad.append(f"status {m.get('status')!r} is not a sealed status")
+    for key in ("seq", "command", "started", "inputs", "outputs"):
+        if key not in m:
+            bad.append(f"field {key!r} is missing")
+    return [Problem("R2", "must", f"manifest of run {run_id}: {b}") for b in bad]
+
+
+def _check_references(
+    repo: Repo, run_id: str, m: dict[str, Any], present: set[str],
+    freed: dict[str, Any] | None = None,
+) -> list[Problem]:  # fmt: skip
+    """M1 and T1: every object a manifest (or its tree) names as kept exists and is valid;
+    an input, output or artefact file that gc freed (a freed record) is absent on purpose."""
+    out: list[Problem] = []
+    freed = freed or {}
+
+    def need(digest: Any, what: str) -> bool:
+        if digest and digest not in present:
+            out.append(Problem("M1", "must", f"run {run_id}: {what} names missing object {digest}"))
+            return False
+        return bool(digest)
+
+    for stream in ("stdout", "stderr"):
+        if m.get(stream):
+            need(m[stream].get("hash"), stream)
+    need(m.get("env"), "environment")
+    for role in ("inputs", "outputs"):
+        for f in m.get(role, []):
+            if f.get("kept") and f.get("hash") not in freed:
+                need(f.get("hash"), f"{role[:-1]} {f.get('path')}")
+    for a in m.get("artefacts") or []:
+        for f in a.get("files") or []:
+            if f.get("hash") and f.get("kept", True) and f["hash"] not in present | freed.keys():
+                out.append(Problem("M2", "must", f"run {run_id}: artefact file {f.get('path')} "
+                                   f"names missing object {f['hash']}"))  # fmt: skip
+    metrics = (m.get("metrics") or {}).get("object")
+    if metrics:
+        if metrics not in present:
+            out.append(
+                Problem("M2", "must", f"run {run_id}: metrics names missing object {metrics}")
+            )
+        else:
+            why = _bad_metrics_object(repo, metrics)
+            if why:
+                out.append(Problem("M2", "must", f"run {run_id}: metrics object {metrics}: {why}"))
+    cells = (m.get("notebook") or {}).get("cells")
+    if cells:  # N1: a notebook run's cells object exists and is one
+        if cells not in present:
+            out.append(Problem("N1", "must", f"run {run_id}: notebook names missing cells "
+                               f"object {cells}"))  # fmt: skip
+        else:
+            try:
+                data = repo.store.objects.read_json(cells)
+                ok = isinstance(data, dict) and data.get("type") == "cells"
+            except (OSError, ValueError):
+                ok = False
+            if not ok:
+                out.append(Problem("N1", "must", f"run {run_id}: object {cells} is not a "
+                                   "cells object"))  # fmt: skip
+    code = m.get("code") or {}
+    for mod in code.get("modules", []):
+        if mod.get("kept"):
+            need(mod.get("hash"), f"module {mod.get('path')}")
+    tree = code.get("tree")
+    if tree and need(tree, "code tree"):
+        try:
+            record = json.loads(repo.store.objects.path(tree).read_bytes())
+            entries = record["entries"] if record.get("type") == "tree" else None
+        except (OSError, ValueError, KeyError, AttributeError):
+            entries = None
+        if entries is None:
+            out.append(Problem("T1", "must", f"run {run_id}: code tree {tree} is not a tree"))
+        else:
+            for entry in entries:
+                if entry[4] and entry[3] not in present:
+                    out.append(
+                        Problem(
+                            "T1",
+                            "must",
+                            f"run {run_id}: code file {entry[0]} names missing object {entry[3]}",
+                        )
+                    )
+    return out
+
+
+def _bad_metrics_object(repo: Repo, digest: str) -> str | None:
+    """Why a metrics object is malformed (magic, header, length), or None."""
+    from vestige.store.metrics import MAGIC, MetricsObject
+
+    path = repo.store.objects.path(digest)
+    try:
+        with open(path, "rb") as f:
+            obj = MetricsObject(f)
+            expected = obj.start + 24 * sum(n for _pos, n in obj.offsets.values())
+        size = os.path.getsize(path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"not a metrics object ({e or MAGIC!r})"
+    if size != expected:
+        return f"{size} bytes, its header says {expected}"
+    return None
+
+
+def _check_annotations(repo: Repo, present: set[str]) -> list[Problem]:
+    """A1: every annotation ref names an existing annotations object of its run."""
+    return _check_object_refs(
+        repo, present, "annotations", "A1", "annotation",
+        lambda name, r: r.get("type") == "annotations" and r.get("run") == name,
+    )  # fmt: skip
+
+
+def _check_published(repo: Repo, present: set[str]) -> list[Problem]:
+    """P1: every published ref names an existing published object of its hash."""
+    return _check_object_refs(
+        repo, present, "published", "P1", "published",
+        lambda name, r: r.get("type") == "published" and r.get("hash") == name
+        and isinstance(r.get("events"), list),
+        name_is_hash=True,
+    )  # fmt: skip
+
+
+def _check_object_refs(
+    repo: Repo, present: set[str], kind: str, code: str, what: str,
+    valid: Callable[[str, dict[str, Any]], bool], name_is_hash: bool = False,
+) -> list[Problem]:  # fmt: skip
+    """refs/<kind>/<name> each hold one hash line naming an existing JSON object that
+    `valid` accepts for that name (annotations, published copies)."""
+    from vestige.store.refs import Refs
+
+    out: list[Problem] = []
+    refs = Refs(repo.store.path, kind)
+    for name in refs:
+        text = refs.raw(name)
+        digest = text.strip()
+        if (name_is_hash and not is_hash(name)) or not is_hash(digest) or text != digest + "\n":
+            out.append(Problem(code, "must", f"{what} ref {name} is malformed"))
+            continue
+        if digest not in present:
+            out.append(Problem(code, "must", f"{what} ref {name} names missing object {digest}"))
+            continue
+        try:
+            record = json.loads(repo.store.objects.path(digest).read_bytes())
+        except (OSError, ValueError):
+            record = None
+        if not isinstance(record, dict) or not valid(name, record):
+            out.append(Problem(code, "must", f"{what} ref {name}: {digest} is not its "
+                               f"{kind} object"))  # fmt: skip
+    return out
+
+
+def _check_freed(repo: Repo, present: set[str], freed: dict[str, Any]) -> list[Problem]:
+    """F1: every file in refs/freed/ is a freed record named by its hash; F2: its object is
+    absent (a record left by a crashed gc, or of bytes re-made since: the next gc drops it);
+    G1: every pin names a run of the store."""
+    from vestige.store.freed import freed_dir
+    from vestige.store.pins import Pins, read_pin
+
+    out: list[Problem] = []
+    folder = freed_dir(repo.store)
+    if folder.is_dir():
+        for name in sorted(os.listdir(folder)):
+            if name not in freed:
+                out.append(Problem("F1", "must", f"freed record {name} is malformed"))
+            elif name in present:
+                out.append(Problem("F2", "should", f"freed record {name}: the object is back "
+                                   "(the next `vestige gc` drops the record)"))  # fmt: skip
+    pins = Pins(repo.store)
+    if pins.dir.is_dir():
+        known = set(repo.store.refs) | set(repo.index.run_ids())
+        for name in sorted(os.listdir(pins.dir)):
+            if read_pin(pins.dir / name) is None or name not in known:
+                out.append(Problem("G1", "should", f"pin {name} is malformed or names no run"))
+    return out
+
+
+def _check_index(repo: Repo, refs: dict[str, str | None]) -> list[Problem]:
+    """I1: the index agrees with the refs (repair: `vestige reindex`)."""
+    out: list[Problem] = []
+    rows = repo.index.conn.execute("SELECT id, manifest, status FROM runs").fetchall()
+    indexed = {row[0]: (row[1], row[2]) for row in rows}
+    for run_id, digest in refs.items():
+        got = indexed.get(run_id)
+        if got is None or got[0] != digest:
+            out.append(
+                Problem("I1", "should", f"index is stale for run {run_id}; run `vestige reindex`")
+            )
+    for run_id, (digest, status) in indexed.items():
+        if digest and run_id not in refs:
+            out.append(
+                Problem(
+                    "I1", "should", f"index lists run {run_id} with no ref; run `vestige reindex`"
+                )
+            )
+        if not digest and status != "running":
+            out.append(Problem("I1", "should", f"index row of run {run_id} has no manifest"))
+    return out
+
+
+def _check_live(repo: Repo) -> list[Problem]:
+    """L1: every live directory belongs to a run still going on."""
+    from vestige.store.live import LiveRun
+
+    out: list[Problem] = []
+    if not repo.store.live.is_dir():
+        return out
+    for path in sorted(repo.store.live.iterdir()):
+        if LiveRun(path).runner_alive() is False:
+            out.append(Problem("L1", "should", f"live run {path.name} has no running vestige"))
+    return out

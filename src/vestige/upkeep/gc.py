@@ -1,0 +1,666 @@
+"""gc: free the kept files of old runs that can be re-made; du: what the store holds.
+
+Only **payloads** are ever freed: the objects of runs' kept outputs, kept inputs and
+artefact files. Manifests, code trees and code files, outside modules, logs, metrics,
+environment and annotations objects stay, and so does every object that a run gc keeps
+names in any role, that a pinned or tagged run names, that a live run named so far, or
+that was written less than `grace` seconds ago (real clock). An input no run
+made is never freed (nothing could re-make it); an output or artefact is freed only when
+a run that made it can still be re-made afterwards: status ok, its whole code snapshot
+kept, and each of its inputs kept, inside the project and not freed.
+
+A freed object leaves `refs/freed/<hash>` (the run and path that re-make it, and when),
+written before the object goes, so fsck tells freed from lost, and `cat`, `restore` and
+`rerun` name the run to re-make it with. docs/format.md, "Freed objects" and "Write
+order", is the contract; the locking protocol with concurrent runs is described there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import stat as stat_mod
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from vestige.errors import StoreLocked, UsageError
+from vestige.records import Factory, Record
+from vestige.store.freed import freed_dir, freed_records
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vestige.repo import Repo
+    from vestige.store.local import Store
+
+LOCK_FILE = "gc.lock"
+#: Objects written (mtime) this recently are never freed: young bytes are the likeliest to be
+#: named by a run that is still going on (docs/format.md, "Write order").
+GRACE_S = 600.0
+PAYLOAD_ROLES = ("output", "artefact", "input")
+SEALED = ("ok", "failed", "interrupted")
+KINDS = ("output", "input", "artefact", "code", "log", "metrics", "env", "manifest")
+
+
+# -- locks ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _flock(path: Path, mode: int, timeout: float) -> Iterator[None]:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if path.is_dir() else \
+        os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreLocked(f"{path} is locked by another vestige process; "
+                                      "try again when it is done") from None  # fmt: skip
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def writer_lock(store_path: Path, timeout: float = 3600.0) -> Iterator[None]:
+    """The shared side of gc's lock, for a seal around "objects exist -> ref written"."""
+    with _flock(store_path / LOCK_FILE, fcntl.LOCK_SH, timeout):
+        yield
+
+
+@contextlib.contextmanager
+def gc_locks(store: Store, timeout: float) -> Iterator[None]:
+    """gc's exclusive lock, and shared locks on the pins and annotations refs, so that a run
+    pinned or tagged meanwhile waits for gc instead of losing files."""
+    for kind in ("pins", "annotations"):
+        (store.path / "refs" / kind).mkdir(parents=True, exist_ok=True)
+    with (
+        _flock(store.path / LOCK_FILE, fcntl.LOCK_EX, timeout),
+        _flock(store.path / "refs" / "pins", fcntl.LOCK_SH, timeout),
+        _flock(store.path / "refs" / "annotations", fcntl.LOCK_SH, timeout),
+    ):
+        yield
+
+
+# -- policy and plan --------------------------------------------------------------------------
+
+
+class Policy(Record):
+    """Which runs are candidates, and how much of their payloads to free."""
+
+    keep_last: int | None = None
+    older_than: float | None = None  # seconds
+    max_size: int | None = None  # bytes in objects/ to get under
+    min_size: int = 0  # free only objects at least this large
+
+    def check(self) -> None:
+        if self.keep_last is None and self.older_than is None and self.max_size is None:
+            raise UsageError("gc needs a policy: give --keep-last, --older-than or --max-size")
+        if (self.keep_last or 0) < 0 or (self.older_than or 0) < 0:
+            raise UsageError("--keep-last and --older-than cannot be negative")
+
+
+class Item(Record):
+    """One object to free: through which candidate run, and how to re-make it."""
+
+    hash: str
+    size: int
+    run: str  # the oldest candidate run that named it
+    path: str
+    role: str
+    maker: str  # the run whose rerun re-makes it
+    maker_path: str
+    maker_role: str  # output or artefact
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._fields}
+
+
+class Plan(Record):
+    """What gc frees (or, with dry_run, would free) and why the rest stays."""
+
+    _frozen = False
+
+    now: float
+    candidates: list[str] = Factory(list)
+    items: list[Item] = Factory(list)
+    kept: dict[str, list[int]] = Factory(dict)  # reason -> [objects, bytes]
+    stored_before: int = 0
+    stale_records: list[str] = Factory(list)  # freed records whose object is back
+    temporary: list[tuple[str, int]] = Factory(list)  # (tmp/ path, bytes) of dead writers
+    done: bool = False
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(i.size for i in self.items)
+
+    @property
+    def temporary_bytes(self) -> int:
+        return sum(size for _path, size in self.temporary)
+
+    def to_dict(self, seqs: dict[str, int]) -> dict[str, Any]:
+        runs = sorted({i.run for i in self.items}, key=lambda r: seqs.get(r, 0))
+        return {
+            "dry_run": not self.done,
+            "now": self.now,
+            "candidates": len(self.candidates),
+            "runs": [{"id": r, "seq": seqs.get(r)} for r in runs],
+            "objects": len(self.items),
+            "bytes": self.freed_bytes,
+            "stored_before": self.stored_before,
+            "stored_after": self.stored_before - self.freed_bytes,
+            "kept": {k: {"objects": v[0], "bytes": v[1]} for k, v in sorted(self.kept.items())},
+            "items": [{**i.to_dict(), "seq": seqs.get(i.run)} for i in self.items],
+            "temporary": {"files": len(self.temporary), "bytes": self.temporary_bytes},
+        }
+
+
+def present_objects(store: Store) -> dict[str, tuple[int, float]]:
+    """{hash: (size, mtime)} of every object, by one walk of objects/."""
+    out: dict[str, tuple[int, float]] = {}
+    for fan, names in _object_names(store):
+        for name in names:
+            try:
+                st = os.stat(f"{fan}/{name}")
+            except FileNotFoundError:
+                continue
+            out[fan[-2:] + name] = (st.st_size, st.st_mtime)
+    return out
+
+
+def _object_names(store: Store) -> list[tuple[str, list[str]]]:
+    """(fan directory, object file names) without a stat: getdents only."""
+    root = store.objects.dir
+    if not root.is_dir():
+        return []
+    return [(fan.path, os.listdir(fan.path)) for fan in os.scandir(root)
+            if len(fan.name) == 2 and fan.is_dir()]  # fmt: skip
+
+
+def object_sizes(repo: Repo) -> dict[str, tuple[int, float]]:
+    """{hash: (size, 0.0)} of every object: names by a walk without stat, sizes from the
+    index's `objsize` cache (an object's size never changes), stat only for new ones.
+    For du: 100,000 stats cost ~0.4 s, the cached sizes ~0.05 s."""
+    cached = dict(repo.index.conn.execute("SELECT hash, size FROM objsize"))
+    out: dict[str, tuple[int, float]] = {}
+    new: list[tuple[str, int]] = []
+    for fan, names in _object_names(repo.store):
+        prefix = fan[-2:]
+        digests = [prefix + name for name in names]
+        for digest in [d for d in digests if d not in cached]:
+            try:
+                new.append((digest, os.stat(f"{fan}/{digest[2:]}").st_size))
+            except FileNotFoundError:
+                continue
+        out.update((d, (cached[d], 0.0)) for d in digests if d in cached)
+    out.update((d, (size, 0.0)) for d, size in new)
+    if new:
+        with repo.index.conn:
+            repo.index.conn.execute("BEGIN IMMEDIATE")
+            repo.index.conn.executemany(
+                "INSERT OR REPLACE INTO objsize (hash, size) VALUES (?, ?)", new
+            )
+    return out
+
+
+class _View(Record):
+    """The store as gc and du see it: runs, their references, what is present."""
+
+    _frozen = False
+
+    runs: dict[str, tuple[int, str, float, str | None, str]]  # seq status started manifest argv
+    files: list[tuple[str, str, str, str, int, int]]  # run, role, path, hash, size, kept
+    blobs: list[tuple[str, str, str, int | None]]  # run, kind, hash, size
+    trees: dict[str, tuple[set[str], bool]]  # tree -> (kept entry hashes, all kept)
+    present: dict[str, tuple[int, float]]
+
+
+def _tree_entries(repo: Repo, tree: str, present: dict[str, Any]) -> tuple[set[str], bool]:
+    """(hashes of kept entries, whether the whole snapshot is kept and present)."""
+    if tree not in present:
+        return set(), False
+    try:
+        record = json.loads(repo.store.objects.path(tree).read_bytes())
+        entries = record["entries"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set(), False
+    kept = {e[3] for e in entries if e[4]}
+    whole = all(e[4] for e in entries) and all(h in present for h in kept)
+    return kept, whole
+
+
+def _view(repo: Repo, sizes_only: bool = False) -> _View:
+    conn = repo.index.conn
+    runs = {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(
+        "SELECT id, seq, status, started, manifest, argv FROM runs")}  # fmt: skip
+    files = conn.execute(
+        "SELECT run_id, role, path, hash, COALESCE(size, 0), kept FROM files"
+        " WHERE hash IS NOT NULL AND role != 'code'"
+    ).fetchall()
+    blobs = conn.execute("SELECT run_id, kind, hash, size FROM blobs").fetchall()
+    present = object_sizes(repo) if sizes_only else present_objects(repo.store)
+    distinct = {b[2] for b in blobs if b[1] == "code"}
+    trees = {t: _tree_entries(repo, t, present) for t in distinct}
+    return _View(runs=runs, files=files, blobs=blobs, trees=trees, present=present)
+
+
+def _manifest_hashes(repo: Repo, digest: str, present: dict[str, Any]) -> set[str]:
+    """Every object a manifest names (for runs the index does not know yet)."""
+    try:
+        m = json.loads(repo.store.objects.path(digest).read_bytes())
+    except (OSError, ValueError):
+        return set()
+    code = m.get("code") or {}
+    out = {digest, m.get("env"), code.get("tree"), (m.get("metrics") or {}).get("object"),
+           (m.get("notebook") or {}).get("cells")}  # fmt: skip
+    out |= {(m.get(s) or {}).get("hash") for s in ("stdout", "stderr")}
+    out |= {f.get("hash") for role in ("inputs", "outputs") for f in m.get(role) or []}
+    out |= {f.get("hash") for a in m.get("artefacts") or [] for f in a.get("files") or []}
+    out |= {x.get("hash") for x in code.get("modules") or []}
+    if code.get("tree"):
+        out |= _tree_entries(repo, code["tree"], present)[0]
+    return {h for h in out if isinstance(h, str)}
+
+
+def _live_hashes(repo: Repo, present: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(objects named by live runs so far: code snapshot and kept artefacts, their ids)."""
+    from vestige.capture.events import read_api_events
+    from vestige.store.live import LiveRun
+
+    out: set[str] = set()
+    ids: set[str] = set()
+    if not repo.store.live.is_dir():
+        return out, ids
+    for path in repo.store.live.iterdir():
+        ids.add(path.name)
+        code = LiveRun(path).code or {}
+        if code.get("tree"):
+            out.add(code["tree"])
+            out |= _tree_entries(repo, code["tree"], present)[0]
+        out |= {x.get("hash") for x in code.get("modules") or [] if isinstance(x, dict)}
+        for e in read_api_events(path):
+            for f in e.get("files") or [] if e.get("e") == "keep" else []:
+                if isinstance(f, dict) and isinstance(f.get("hash"), str):
+                    out.add(f["hash"])
+    return out, ids
+
+
+def _tagged(repo: Repo) -> set[str]:
+    """Runs with tags: the index's, and any with tags added in annotations (conservative)."""
+    out = {r[0] for r in repo.index.conn.execute("SELECT DISTINCT run_id FROM tags")}
+    from vestige.store.annotations import Annotations
+
+    annotations = Annotations(repo.store)
+    for run_id in annotations.refs:
+        with contextlib.suppress(Exception):
+            if annotations.get(run_id)["added"]:
+                out.add(run_id)
+    return out
+
+
+def ensure_index(repo: Repo) -> set[str]:
+    """Reindex an index from before migration 0004; return the runs whose ref the index
+    does not match (sealed meanwhile): gc keeps everything they name."""
+    if repo.index.unindexed_runs():
+        repo.reindex()
+    indexed = {r[0]: r[1] for r in repo.index.conn.execute("SELECT id, manifest FROM runs")}
+    return {run_id for run_id in repo.store.refs
+            if repo.store.refs.get(run_id) != indexed.get(run_id)}  # fmt: skip
+
+
+def plan(repo: Repo, policy: Policy, now: float, grace: float = GRACE_S,
+         clock: float | None = None) -> Plan:  # fmt: skip
+    """Decide what to free (nothing is changed). `now` is the policy's clock (simulated by
+    VESTIGE_NOW); `clock` the real time that objects' last use compares with."""
+    policy.check()
+    unknown = ensure_index(repo)
+    view = _view(repo)
+    real = time.time() if clock is None else clock
+    guard = real - grace
+    result = Plan(now=now, stored_before=sum(s for s, _m in view.present.values()))
+    result.temporary = stale_temporaries(repo.store, real)
+    old = {h for h in freed_records(repo.store) if h in view.present}
+    result.stale_records = sorted(old)
+    pinned = set(_pins_of(repo))
+    tagged = _tagged(repo)
+    live_objects, live_ids = _live_hashes(repo, view.present)
+    newest = sorted(view.runs, key=lambda r: -view.runs[r][0])[: policy.keep_last or 0]
+    limit = None if policy.older_than is None else now - policy.older_than
+    candidates = sorted(
+        (r for r, (_s, status, started, manifest, _a) in view.runs.items()
+         if status in SEALED and manifest and r not in live_ids and r not in unknown
+         and r not in pinned and r not in tagged and r not in newest
+         and (limit is None or started <= limit)),
+        key=lambda r: (view.runs[r][2], view.runs[r][0]),
+    )  # fmt: skip
+    result.candidates = candidates
+    cand = set(candidates)
+    protected = set(live_objects)
+    for run_id in unknown:
+        protected |= _manifest_hashes(repo, repo.store.refs.get(run_id) or "", view.present)
+    for _run, kind, digest, _size in view.blobs:
+        protected.add(digest)
+        if kind == "code":
+            protected |= view.trees.get(digest, (set(), False))[0]
+    payload: dict[str, list[tuple[str, str, str, int]]] = {}
+    makers: dict[str, list[tuple[str, str, str]]] = {}
+    inputs: dict[str, list[tuple[str, str, int]]] = {}
+    for run_id, role, path, digest, _size, kept in view.files:
+        if role in ("output", "artefact"):
+            makers.setdefault(digest, []).append((run_id, path, role))
+        if role == "input":
+            inputs.setdefault(run_id, []).append((digest, path, kept))
+        if role not in PAYLOAD_ROLES or run_id not in cand:
+            protected.add(digest)
+        elif kept:
+            payload.setdefault(run_id, []).append((role, path, digest, _size))
+    tree_of = {r: d for r, kind, d, _s in view.blobs if kind == "code"}
+    records = freed_records(repo.store)
+    freed: set[str] = set(records) - old
+    # what re-makes bytes freed before must stay re-makeable: its maker's inputs stay
+    required = {h for d in freed for h, _p, _k in inputs.get(records[d]["run"], [])}
+    stored = result.stored_before
+
+    def remakeable(maker: str, digest: str) -> bool:
+        info = view.runs.get(maker)
+        if info is None or info[1] != "ok" or not info[3] or maker in unknown:
+            return False
+        if not view.trees.get(tree_of.get(maker, ""), (set(), False))[1]:
+            return False
+        return all(kept and h != digest and h in view.present and h not in freed
+                   and not p.startswith("/") for h, p, kept in inputs.get(maker, []))  # fmt: skip
+
+    def keep(reason: str, size: int) -> None:
+        counts = result.kept.setdefault(reason, [0, 0])
+        counts[0] += 1
+        counts[1] += size
+
+    decided: set[str] = set()
+    order = {"output": 0, "artefact": 1, "input": 2}
+    for run_id in candidates:
+        for role, path, digest, _size in sorted(payload.get(run_id, []),
+                                                key=lambda x: (order[x[0]], x[1])):  # fmt: skip
+            if digest in decided or digest in freed or digest not in view.present:
+                continue
+            decided.add(digest)
+            size, written = view.present[digest]
+            if digest in protected:
+                keep("named by a kept, pinned, tagged or live run, or not a payload", size)
+            elif policy.max_size is not None and stored <= policy.max_size:
+                keep("the store is under --max-size", size)
+            elif size < policy.min_size:
+                keep("smaller than --min-size", size)
+            elif digest in required:
+                keep("an input needed to re-make a freed file", size)
+            elif written >= guard:
+                keep("written recently (a run may still name it)", size)
+            elif digest not in makers:
+                keep("an input that no run made (nothing could re-make it)", size)
+            else:
+                maker = next((m for m in sorted(makers[digest], key=lambda m: (
+                    view.runs.get(m[0], (0, "", 0.0))[2], m[0])) if remakeable(m[0], digest)),
+                    None)  # fmt: skip
+                if maker is None:
+                    keep("no run that made it can be re-made", size)
+                    continue
+                freed.add(digest)
+                required |= {h for h, _p, _k in inputs.get(maker[0], [])}
+                stored -= size
+                result.items.append(Item(digest, size, run_id, path, role, *maker))
+    return result
+
+
+def _pins_of(repo: Repo) -> dict[str, float]:
+    from vestige.store.pins import Pins
+
+    return Pins(repo.store).all()
+
+
+# -- doing it ---------------------------------------------------------------------------------
+
+
+def collect(repo: Repo, policy: Policy, now: float, dry_run: bool = False,
+            grace: float = GRACE_S, timeout: float | None = None) -> Plan:  # fmt: skip
+    """Plan, and unless dry_run free the planned objects under gc's locks.
+
+    A run being sealed meanwhile may have found one of these objects present (dedup) and
+    not named it in a ref yet: so the objects are first moved aside (quarantine), gc waits
+    for the seals in progress to end, then puts back whatever a new ref or a live run
+    names, and only then deletes the rest (docs/format.md, "Write order")."""
+    if dry_run:
+        return plan(repo, policy, now, grace)
+    wait = repo.config.index_timeout if timeout is None else timeout
+    with gc_locks(repo.store, wait):
+        refs_before = set(repo.store.refs)
+        result = plan(repo, policy, now, grace)
+        folder = freed_dir(repo.store)
+        folder.mkdir(parents=True, exist_ok=True)
+        for digest in result.stale_records:
+            (folder / digest).unlink(missing_ok=True)
+        aside = [(i, q) for i in result.items if (q := _quarantine(repo, i, now)) is not None]
+        _wait_for_seals(repo, wait)
+        named = _named_since(repo, refs_before)
+        done: list[Item] = []
+        for item, moved in aside:
+            if item.hash in named:  # a run sealed meanwhile uses it: it stays
+                os.replace(moved, repo.store.objects.path(item.hash))
+                (folder / item.hash).unlink(missing_ok=True)
+            else:
+                os.unlink(moved)
+                done.append(item)
+        _sync(repo.store, folder, done)
+        result.items = done
+        result.temporary = _remove_temporaries(repo.store, result.temporary)
+        result.done = True
+        repo.index.set_freed(add=[_record(i, now) for i in done], drop=result.stale_records)
+    return result
+
+
+#: A store write's temp file (objects.py `obj-`, refs.py `ref-`, layout.write_atomic
+#: `w-<pid>-`) untouched this long was left by a process that died: a write in progress
+#: touches its file as it goes. Nothing else in tmp/ is touched: gc's own aside files
+#: (`gc-<pid>-`) are put back by recovery (recover.restore_quarantined), and folders (a
+#: Slurm sweep's job folder, tmp/slurm) may belong to something still running.
+STALE_TEMP_S = 3600.0
+TEMP_PREFIXES = ("obj-", "ref-", "w-")
+
+
+def stale_temporaries(store: Store, clock: float) -> list[tuple[str, int]]:
+    """(path, bytes) of the store's temp files untouched for STALE_TEMP_S at `clock`."""
+    out: list[tuple[str, int]] = []
+    try:
+        entries = list(os.scandir(store.path / "tmp"))
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.name.startswith(TEMP_PREFIXES):
+            continue
+        with contextlib.suppress(OSError):
+            st = entry.stat(follow_symlinks=False)
+            if stat_mod.S_ISREG(st.st_mode) and clock - st.st_mtime > STALE_TEMP_S:
+                out.append((entry.path, st.st_size))
+    return sorted(out)
+
+
+def _remove_temporaries(store: Store, stale: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Remove what is still stale now (a writer may have come back to it); return those."""
+    again = {p for p, _b in stale_temporaries(store, time.time())}
+    removed = []
+    for path, size in stale:
+        if path in again:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed.append((path, size))
+    return removed
+
+
+def _record(item: Item, now: float) -> dict[str, Any]:
+    return {"hash": item.hash, "size": item.size, "run": item.maker, "path": item.maker_path,
+            "role": item.maker_role, "t": now, "by": "gc"}  # fmt: skip
+
+
+def _quarantine(repo: Repo, item: Item, now: float) -> Path | None:
+    """Write the freed record, then move the object aside into tmp/ (None: it is gone)."""
+    from vestige.store.objects import canonical_json
+
+    store = repo.store
+    record = freed_dir(store) / item.hash
+    tmp = store.path / "tmp" / f"gc-{os.getpid()}-{item.hash}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as f:
+        f.write(canonical_json(_record(item, now)) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, record)  # the record first: a crash leaves a record, never a loss
+    try:
+        os.rename(store.objects.path(item.hash), tmp)
+    except FileNotFoundError:
+        record.unlink(missing_ok=True)
+        return None
+    return tmp
+
+
+def _busy(path: Path) -> bool:
+    """Whether a live run may hold objects it found present but has not named yet: it is
+    being sealed (its command ended, or a process claimed it for recovery) or is storing
+    its code snapshot (not in code.json or run.json yet), by a process still alive."""
+    from vestige.store.live import LiveRun
+
+    claim = path / "sealing"
+    if claim.exists():
+        try:
+            os.kill(int(claim.read_text() or "0"), 0)
+            return True
+        except (ValueError, OSError):
+            return False
+    pending = (path / "result.json").exists() or not LiveRun(path).has_code()
+    return pending and LiveRun(path).runner_alive() is not False
+
+
+def _wait_for_seals(repo: Repo, timeout: float) -> None:
+    """Wait until the seals that may have reused a quarantined object have written their
+    ref. A seal that starts later finds the object absent and writes it again."""
+    time.sleep(0.2)  # a put that found an object present names it within microseconds
+    live = repo.store.live
+    sealing = [p for p in live.iterdir() if _busy(p)] if live.is_dir() else []
+    deadline = time.monotonic() + timeout
+    while sealing and time.monotonic() < deadline:
+        time.sleep(0.05)
+        sealing = [p for p in sealing if p.exists() and _busy(p)]
+
+
+def _named_since(repo: Repo, refs_before: set[str]) -> set[str]:
+    """Objects named by refs written since gc planned, or by live runs now."""
+    present = present_objects(repo.store)
+    named, _ids = _live_hashes(repo, present)
+    for run_id in set(repo.store.refs) - refs_before:
+        named |= _manifest_hashes(repo, repo.store.refs.get(run_id) or "", present)
+    return named
+
+
+def _sync(store: Store, folder: Path, done: list[Item]) -> None:
+    from vestige.store.layout import fsync_dir
+
+    fsync_dir(str(folder))
+    for fan in sorted({i.hash[:2] for i in done}):
+        with contextlib.suppress(FileNotFoundError):
+            fsync_dir(str(store.objects.dir / fan))
+
+
+# -- du ---------------------------------------------------------------------------------------
+
+
+def script_of(argv: list[str]) -> str:
+    """The script a command ran (`python -m pkg.mod` -> pkg.mod), else its program."""
+    if not argv:
+        return "?"
+    program = os.path.basename(argv[0])
+    if not program.startswith("python"):
+        return program
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in ("-m", "-c"):
+            return next(args, arg) if arg == "-m" else "python -c"
+        if not arg.startswith("-"):
+            return arg
+    return program
+
+
+def du(repo: Repo, by: str | None = None) -> dict[str, Any]:
+    """Logical size (what runs recorded), stored size (objects/), dedup ratio, per group.
+
+    Each reference counts its recorded size: files as recorded, a code snapshot as its
+    `code.size`, logs as stored, metrics, environment and manifest objects as present.
+    """
+    view = _view(repo, sizes_only=True)
+    present = view.present
+    refs: list[tuple[str, str, str, int]] = []  # run, kind, hash, logical size
+    for run_id, role, _path, digest, size, kept in view.files:
+        if kept:
+            refs.append((run_id, "code" if role == "module" else role, digest, size))
+    named: dict[str, set[str]] = {}  # group -> hashes (code trees expanded)
+    for run_id, kind, digest, size in view.blobs:
+        logical = size if size is not None else present.get(digest, (0, 0.0))[0]
+        refs.append((run_id, kind, digest, logical))
+    groups: dict[str, list[int]] = {}  # group -> [runs, logical]
+    runs_in: dict[str, set[str]] = {}
+    of_run = {r: _group(by, r, view) for r in view.runs} if by in ("run", "script") else {}
+    for run_id, kind, digest, logical in refs:
+        group = kind if by == "kind" else of_run.get(run_id, run_id) if of_run else "all"
+        groups.setdefault(group, [0, 0])[1] += logical
+        runs_in.setdefault(group, set()).add(run_id)
+        hashes = named.setdefault(group, set())
+        hashes.add(digest)
+        if kind == "code":
+            hashes |= view.trees.get(digest, (set(), False))[0]
+    first: dict[str, str] = {}  # hash -> the first group naming it
+    shared: set[str] = set()  # hashes named by several groups
+    for group, hashes in named.items():
+        for digest in hashes:
+            if first.setdefault(digest, group) != group:
+                shared.add(digest)
+    logical_total = sum(g[1] for g in groups.values())
+    sizes = {h: v[0] for h, v in present.items()}
+    stored = sum(sizes.values())
+    referenced = sum(map(sizes.__getitem__, first.keys() & sizes.keys()))
+    freed = freed_records(repo.store)
+    out: dict[str, Any] = {
+        "runs": len(view.runs),
+        "objects": len(present),
+        "logical": logical_total,
+        "stored": stored,
+        "unreferenced": stored - referenced,
+        "dedup_ratio": round(logical_total / stored, 3) if stored else None,
+        "freed": {"objects": len(freed), "bytes": sum(r["size"] for r in freed.values())},
+    }
+    if by is not None:
+        rows = []
+        for group, hashes in named.items():
+            here = hashes & sizes.keys()
+            rows.append({
+                "group": group,
+                "runs": len(runs_in[group]),
+                "logical": groups[group][1],
+                "objects": len(here),
+                "stored": sum(map(sizes.__getitem__, here)),
+                "exclusive": sum(map(sizes.__getitem__, here - shared)),
+            })  # fmt: skip
+        rows.sort(key=lambda r: (-r["logical"], r["group"]))
+        out["by"] = by
+        out["groups"] = rows
+    return out
+
+
+def _group(by: str | None, run_id: str, view: _View) -> str:
+    """A run's group for --by run (#seq) or --by script."""
+    if by == "run":
+        return f"#{view.runs[run_id][0]}"
+    return script_of(json.loads(view.runs[run_id][4]))
