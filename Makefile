@@ -26,6 +26,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-logo
 
 bench: setup
 	for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done

@@ -1,0 +1,129 @@
+"""The layers of docs/architecture.md hold: `lint-imports` (import-linter, on grimp's graph
+of every import, function-level and TYPE_CHECKING ones included) checks the contracts of
+pyproject.toml, and an AST check forbids importing another module's private names. Each
+check is also shown to fail, on a temporary copy of the package with one bad import."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+SRC = REPO / "src" / "vestige"
+
+
+def lint_imports(root: Path, src: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` with the project's contracts, on the package found under `src`."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command;"
+         " sys.exit(lint_imports_command())", "--no-cache", "--no-logo"],
+        cwd=root, env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+def copy_of_the_package(tmp_path: Path) -> tuple[Path, Path]:
+    """(root, src) of a copy of the project's package and contracts."""
+    root = tmp_path / "copy"
+    shutil.copytree(SRC, root / "src" / "vestige", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    return root, root / "src"
+
+
+def add_function(path: Path, body: str) -> None:
+    """Append a function holding `body` (an import) to a module of the copy."""
+    path.write_text(path.read_text() + f"\n\ndef _added() -> None:\n    {body}\n")
+
+
+def test_the_contracts_hold() -> None:
+    done = lint_imports(REPO, REPO / "src")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "body", "contract", "names"),
+    [
+        # an upward import, deferred into a function: the store reaching up to a verb
+        ("store/tree.py", "from vestige.history.lineage import stale  # noqa",
+         "Imports point downward only", ["vestige.store.tree -> vestige.history.lineage"]),
+        # under TYPE_CHECKING: a dependency all the same
+        ("index/where.py", "if TYPE_CHECKING:\n        from vestige.repo import Repo  # noqa",
+         "Imports point downward only", ["vestige.index.where -> vestige.repo"]),
+        # a circle inside one package (tree -> objects -> hashing -> tree): the package
+        # is named, and the import to remove among the circle's
+        ("store/hashing.py", "from vestige.store.tree import read_tree  # noqa",
+         "No package or module imports one that imports it back",
+         ["No cycles are allowed in vestige.store."]),
+        # a private module of another package
+        ("history/diff.py", "from vestige.cli._common import open_repo  # noqa",
+         "A private module is imported from its own package only",
+         ["vestige.history.diff", "vestige.cli._common"]),
+    ],
+)  # fmt: skip
+def test_a_bad_import_breaks_a_contract_naming_both_modules(
+    tmp_path: Path, module: str, body: str, contract: str, names: list[str]
+) -> None:
+    root, src = copy_of_the_package(tmp_path)
+    add_function(src / "vestige" / module, body)
+    done = lint_imports(root, src)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{contract} BROKEN" in done.stdout
+    broken = done.stdout.split("Broken contracts", 1)[1]
+    for name in names:
+        assert name in broken, broken
+
+
+def private_imports(package: Path) -> list[str]:
+    """`module -> other.module._name` for every private name imported from another module
+    (a private module of one's own package is the private_modules contract's business)."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if "shim" in path.relative_to(package).parts:
+            continue
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        here = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or not node.module or node.level:
+                continue
+            if node.module == here or not node.module.startswith("vestige"):
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{here} -> {node.module}.{alias.name}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_names(tmp_path: Path) -> None:
+    assert private_imports(SRC) == []
+    _root, src = copy_of_the_package(tmp_path)
+    add_function(src / "vestige" / "sweep" / "run.py",
+                 "from vestige.recording.process import _SIGNAL_NAMES  # noqa")  # fmt: skip
+    assert private_imports(src / "vestige") == [
+        "vestige.sweep.run -> vestige.recording.process._SIGNAL_NAMES"
+    ]
+
+
+def test_the_shim_imports_nothing_of_vestige() -> None:
+    """The shim runs inside every Python process of a run (it is not in the package graph:
+    sitecustomize.py is found through PYTHONPATH)."""
+    for path in (SRC / "shim").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("vestige") for a in node.names), path
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("vestige"), path
+
+
+def test_every_package_says_what_lives_there_and_what_it_may_import() -> None:
+    for init in sorted(SRC.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc, f"{init.relative_to(REPO)} has no docstring"
+        if init.parent.name != "cli":  # (cli is the top: it may import anything)
+            assert "import" in doc.lower(), f"{init.relative_to(REPO)}: what may it import?"
