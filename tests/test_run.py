@@ -24,6 +24,8 @@ import pytest
 from blake3 import blake3
 from conftest import git, vestige
 
+import vestige as vestige_package
+
 pytestmark = pytest.mark.timeout(120)
 
 PY = sys.executable
@@ -480,6 +482,27 @@ def test_files_outside_the_project_are_recorded_by_absolute_path(
     assert set(inputs) == {src}
     assert inputs[src]["hash"] == b3(b"outside input\n")
     assert cat(project, "@last", src) == b"outside input\n"
+
+
+def test_vestiges_own_modules_are_not_the_runs_code(project: Path) -> None:
+    """The in-code API loads vestige's modules (from every subpackage) into the user's
+    process: none of them is recorded as code the run imported from outside the tree."""
+    write_script(
+        project,
+        "api.py",
+        """
+        import vestige
+        vestige.tag("t")
+        vestige.log(step=0, x=1.0)
+        import vestige.history.filediff, vestige.store.objects
+        """,
+    )
+    ok(run(project, PY, "api.py"))
+    m = show_json(project)
+    assert m["tags"] == ["t"]
+    package = str(Path(vestige_package.__file__).resolve().parent)
+    mine = [mod["path"] for mod in m["code"]["modules"] if mod["path"].startswith(package)]
+    assert mine == []
 
 
 # ---------------------------------------------------------------------------- 11. no git

@@ -202,7 +202,7 @@ class InProcessRun(Launch):
             ignore = getattr(self.shim, "ignore_thread", None)
             if ignore is not None:
                 ignore(_thread.get_ident())
-        self._background(argv, done)
+        self.capture.run(argv, done)
 
     def _attach_shim(self) -> None:
         """Install the audit hook here (once per process; re-targeted for later runs)."""
@@ -221,7 +221,7 @@ class InProcessRun(Launch):
                 shim.attach(self.live, self.run_id)
             self.shim = shim
         except Exception as e:
-            self.bg_warnings.append(f"file capture is off in this process ({describe(e)})")
+            self.capture.warnings.append(f"file capture is off in this process ({describe(e)})")
 
     def _tee(self, fd: int, log_path: str) -> None:
         """Send `fd` through a pipe (a pty for a terminal) copied to the log and the original."""
@@ -239,7 +239,7 @@ class InProcessRun(Launch):
             _thread.start_new_thread(_quiet_tee, (r, saved, log_path, done))
             self.tees.append((fd, saved, done))
         except OSError as e:
-            self.bg_warnings.append(f"fd {fd} is not recorded ({e.strerror})")
+            self.capture.warnings.append(f"fd {fd} is not recorded ({e.strerror})")
 
     # -- end --------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import sys
 import time
 
 from vestige.fastpath import boot_id, dumps, hostname, proc_start, timing, write_file
+from vestige.recording.background import BackgroundCapture
 from vestige.recording.process import (
     DRAIN_GRACE_S,
     SHIM_DIR,
@@ -46,10 +47,6 @@ from vestige.recording.process import (
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms here
 if TYPE_CHECKING:
     from typing import Any
-
-    from vestige.capture.redact import Redactor
-    from vestige.repo import Repo
-    from vestige.store.statcache import StatCache
 
 
 class RunOptions:
@@ -97,13 +94,7 @@ class Launch:
         self.received: int | None = None
         self.child: int | None = None
         self.ptys: list[tuple[int, int]] = []
-        # filled by the background thread
-        self.repo: Repo | None = None
-        self.redactor: Redactor | None = None
-        self.cache: StatCache | None = None
-        self.code: dict[str, Any] | None = None
-        self.bg_warnings: list[str] = []
-        self.bg_error: BaseException | None = None
+        self.capture = BackgroundCapture(self)  # run while the command runs
         self.sealed: Any = None  # the Run, once sealed
         self.tail = ""  # a sweep child's last output line (_run_to_logs)
 
@@ -167,7 +158,7 @@ class Launch:
             from vestige.store.live import before_record
 
             self.before = Scanner(self.root, self.ignore).scan()
-            self._redact(self.resolved)
+            self.capture.redact(self.resolved)
             self.info["before"] = before_record(self.before)
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
         if self.options.on_live is not None:
@@ -253,7 +244,7 @@ class Launch:
             _thread.start_new_thread(tee, args)
         bg_done = _thread.allocate_lock()
         bg_done.acquire()
-        _thread.start_new_thread(self._background, (argv, bg_done))
+        _thread.start_new_thread(self.capture.run, (argv, bg_done))
         beat = _thread.allocate_lock()
         beat.acquire()
         _thread.start_new_thread(heartbeat, (os.path.join(self.live, "run.json"), beat))
@@ -294,7 +285,7 @@ class Launch:
                 os.close(fd)
         if self.options.on_spawn is not None:
             self.options.on_spawn(self.child)
-        self._background(argv)  # in this thread: it has nothing else to do meanwhile
+        self.capture.run(argv)  # in this thread: it has nothing else to do meanwhile
         _pid, status, usage = wait4(self.child)
         code = os.waitstatus_to_exitcode(status)
         result = self._result(code, time.time(), usage)
@@ -313,144 +304,30 @@ class Launch:
             pass
         return result
 
-    def _background(self, argv: list[str], done: Any = None) -> None:
-        """Capture what can be captured while the command runs (off the start-up path);
-        `done` (a lock) is released when it ran in a thread of its own."""
-        try:
-            self._capture(argv)
-        except BaseException as e:
-            self.bg_error = e
-        finally:
-            if done is not None:
-                done.release()
-
-    def _capture(self, argv: list[str]) -> None:
-        from vestige.capture.gitprobe import GitProbe
-
-        reuse = self.options.reuse
-        memo = reuse.setdefault("git", {}) if reuse is not None else None
-        self.probe = GitProbe(self.root, self.before, self.store, memo)  # runs while we import
-        timing("git started")
-        from vestige.records import Run
-        from vestige.repo import Repo
-        from vestige.store.live import LiveRun
-        from vestige.store.statcache import StatCache
-
-        timing("imported")
-        if self.redactor is None:
-            self._redact(argv)
-        command = self.info["command"]
-        live = LiveRun(_path(self.live))
-        if reuse is None:  # (a sweep's child writes run.json once, with all of it, below)
-            live.write_info(self.info)
-            live.save_before(self.before)
-        timing("redacted, live info saved")
-        repo = self.options.repo
-        if repo is None:
-            from vestige.recording.recover import recover
-
-            repo = Repo.open_at(self.store, self.root)
-            recover(repo)  # the runs a killed vestige left behind: sealed by the next one
-        timing("repo open")
-        self.repo = repo
-        run = Run(
-            id=self.run_id, seq=0, status="running", command=command,
-            cwd=self.info["cwd"], root=self.root,
-            started=self.started + float(self.info.get("clock_shift") or 0), host=self.info["host"],
-            pid=self.child, parent=self.info["parent"], rerun_of=self.options.rerun_of,
-        )  # fmt: skip
-        seq = repo.index.begin_run(run)
-        timing("index row")
-        self.info.update(seq=seq, child_pid=self.child)
-        if reuse is None:
-            live.write_info(self.info)
-        cache = reuse.get("statcache") if reuse is not None else None
-        if cache is None or cache.conn is not repo.index.conn:
-            cache = StatCache(repo.index.conn)
-            cache.preload(self.root)
-            if reuse is not None:
-                reuse["statcache"] = cache
-        self.cache = cache
-        self._snapshot(repo, live)
-        if reuse is not None:
-            # A sweep's child: its seq, scan and code in one write, not three files. Each
-            # file a sweep creates and deletes costs more as the churn grows on some
-            # filesystems (ext4 without a journal skips recently freed inodes).
-            from vestige.store.live import before_record
-
-            self.info["before"] = before_record(self.before)
-            if self.code is not None:
-                self.info["code"] = self.code
-            live.write_info(self.info)
-        timing("snapshot stored")
-
-    def _redact(self, argv: list[str]) -> None:
-        """The redactor of this environment (a sweep worker's previous one if the same),
-        and the command, environment and params as recorded: into self.info."""
-        from vestige.capture.redact import Redactor
-        from vestige.store.local import read_secret_key
-
-        reuse = self.options.reuse
-        known = reuse.get("redacted") if reuse is not None else None
-        if known is not None and known[0] == self.environ:
-            redactor, environ = known[1], known[2]  # a sweep worker's previous child: same env
-        else:
-            redactor = Redactor(read_secret_key(self.store))
-            environ = redactor.redact_env(self.environ)  # first: it learns the secrets
-            if reuse is not None:
-                reuse["redacted"] = (dict(self.environ), redactor, environ)
-        self.redactor = redactor
-        self.info.update(command=redactor.scrub_argv(argv), environ=environ,
-                         params_override=redactor.scrub_value(self.options.params))  # fmt: skip
-
-    def _snapshot(self, repo: Repo, live: Any) -> None:
-        from vestige.capture.code import snapshot
-
-        assert self.cache is not None
-        reuse, key = self.options.reuse, self.probe.key
-        memo = reuse.setdefault("snapshots", {}) if reuse is not None and key else None
-        try:
-            if memo is not None and key in memo:  # a sweep's child: the tree as the last one
-                self.code = dict(memo[key])
-            else:
-                snap = snapshot(
-                    _path(self.root), repo.store.objects, self.cache, self.before,
-                    repo.config.keep_code_max_size, self.probe, self.started, self.ignore,
-                )  # fmt: skip
-                self.code = snap.to_dict()
-                self.bg_warnings.extend(snap.warnings)
-                if memo is not None and snap.exact and not snap.warnings and self.probe.settled():
-                    memo.clear()  # one tree at a time: the latest
-                    memo[key] = dict(self.code)
-            if reuse is None:
-                live.save_code(self.code)
-        except Exception as e:
-            self.bg_warnings.append(f"code snapshot failed ({describe(e)})")
-        import vestige.recording.seal  # noqa: F401  (imported here, off the path after the command ends)
-
     # -- after it ended -----------------------------------------------------------------
 
     def _seal(self, result: dict[str, Any]) -> None:
-        if self.bg_error is not None or self.repo is None or self.redactor is None:
-            why = describe(self.bg_error) if self.bg_error else "capture did not finish"
+        capture = self.capture
+        if capture.error is not None or capture.repo is None or capture.redactor is None:
+            why = describe(capture.error) if capture.error else "capture did not finish"
             warn(f"this run was not sealed now ({why}); the next vestige command will seal it")
             return
         try:
             from vestige.recording.seal import Sealer, SealInput
-
-            seal_input = SealInput.from_result(result, list(self.bg_warnings))
-            assert self.cache is not None
-            sealer = Sealer(self.repo.store, self.repo.index, self.cache, self.repo.config,
-                            self.redactor, self.environ)  # fmt: skip
-            sealer.foreign_of = self.options.foreign_writes
-            sealer.before, sealer.info = self.before, self.info
             from vestige.store.live import LiveRun
 
+            seal_input = SealInput.from_result(result, list(capture.warnings))
+            repo = capture.repo
+            assert capture.cache is not None
+            sealer = Sealer(repo.store, repo.index, capture.cache, repo.config,
+                            capture.redactor, self.environ)  # fmt: skip
+            sealer.foreign_of = self.options.foreign_writes
+            sealer.before, sealer.info = self.before, self.info
             live = LiveRun(_path(self.live))
             if self.options.commit is None:
-                self.sealed = sealer.seal(live, seal_input, self.code)
+                self.sealed = sealer.seal(live, seal_input, capture.code)
             else:
-                self.sealed = sealer.build(live, seal_input, self.code)
+                self.sealed = sealer.build(live, seal_input, capture.code)
                 self.options.commit(self.sealed, live)
         except Exception as e:  # the run happened; only its record failed
             seq = self.info.get("seq", "?")
