@@ -13,14 +13,31 @@ from vestige.recording.process import describe
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Mapping
+    from typing import Any, Protocol
 
     from vestige.capture.gitprobe import GitProbe
     from vestige.capture.redact import Redactor
-    from vestige.recording.runner import Launch
     from vestige.repo import Repo
     from vestige.store.live import LiveRun
+    from vestige.store.stat import Stat
     from vestige.store.statcache import StatCache
+
+    class Prepared(Protocol):
+        """What the capture reads of its launch (recording/runner.py's Launch, which
+        holds the capture: the runner imports this module, not the other way)."""
+
+        options: Any  # RunOptions: reuse, repo, params, rerun_of
+        environ: Mapping[str, str]
+        store: str
+        root: str
+        live: str
+        run_id: str
+        started: float
+        child: int | None
+        info: dict[str, Any]
+        before: dict[str, Stat]
+        ignore: tuple[str, ...]
 
 
 class BackgroundCapture:
@@ -28,7 +45,7 @@ class BackgroundCapture:
     prepared (store, root, live directory, the scan before, run.json's `info`) and adds
     to `info` what it learns (the redacted command, the run's number)."""
 
-    def __init__(self, launch: Launch) -> None:
+    def __init__(self, launch: Prepared) -> None:
         self.launch = launch
         self.probe: GitProbe | None = None
         self.repo: Repo | None = None
