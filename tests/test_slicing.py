@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from vestige.errors import UsageError
-from vestige.notebook.analysis import Step
-from vestige.notebook.slicing import Slice, backward_slice, to_script
-from vestige.notebook.translate import (
+from vestige.extract.analysis import Step
+from vestige.extract.slicing import Slice, backward_slice, to_script
+from vestige.extract.translate import (
     _ipython_syntax,
     expand,
     fallback_syntax,

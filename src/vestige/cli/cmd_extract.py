@@ -46,7 +46,7 @@ def command(
     names: tuple[str, ...], out: Path | None, force: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Write the cells of a notebook run that made one output, as a runnable script."""
-    from vestige.notebook.extract import extract
+    from vestige.extract.script import extract
 
     repo = open_repo()
     record = repo.run(run)

@@ -1,2 +1,2 @@
-"""Notebooks: the IPython extension that records cells, the headless executor, and
-extract (slicing a cell history). Import the in-code API and below; not history/upkeep."""
+"""Notebooks recorded: the IPython extension that records each cell (`%load_ext vestige`)
+and the headless executor of `vestige run x.ipynb`. Imports the in-code API and below."""

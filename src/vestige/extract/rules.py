@@ -1,7 +1,8 @@
-"""The tables behind the slicer's approximations (analysis.py): which calls seed or draw
-from a global random state, which methods mutate their object or only read it, which
-calls are pure, and which module functions set global state. Extending them changes what
-`vestige extract` keeps; each entry errs towards keeping more.
+"""The tables behind the slicer's approximations (analysis.py; read by calls.py,
+statements.py and scope.py): which calls seed or draw from a global random state, which
+methods mutate their object or only read it, which calls are pure, and which module
+functions set global state. Extending them changes what `vestige extract` keeps; each
+entry errs towards keeping more.
 """
 
 from __future__ import annotations

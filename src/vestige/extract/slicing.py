@@ -25,15 +25,15 @@ import textwrap
 import tokenize
 
 from vestige.errors import UsageError
-from vestige.notebook.analysis import Step, analyze_history
-from vestige.notebook.translate import Translation, translate, translate_cell
+from vestige.extract.analysis import Step, analyze_history
+from vestige.extract.translate import Translation, translate, translate_cell
 from vestige.records import Record
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from vestige.notebook.analysis import Info
+    from vestige.extract.analysis import Info
 
 __all__ = [
     "Slice",

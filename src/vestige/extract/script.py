@@ -20,8 +20,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from vestige.notebook.analysis import Step
-    from vestige.notebook.slicing import Slice
+    from vestige.extract.analysis import Step
+    from vestige.extract.slicing import Slice
     from vestige.records import Run
     from vestige.repo import Repo
 
@@ -105,7 +105,7 @@ def _artefact_cell(run: Run, cells: list[dict[str, Any]], name: str) -> tuple[in
 
 def history(cells: list[dict[str, Any]]) -> list[Step]:
     """The cells as the slicer's steps (reads/writes as the run recorded them)."""
-    from vestige.notebook.analysis import Step
+    from vestige.extract.analysis import Step
 
     return [
         Step(
@@ -124,7 +124,7 @@ def extract(
     cell: int | None = None, names: list[str] | None = None, cwd: Path | None = None,
 ) -> Extraction:  # fmt: skip
     """The script that recomputes one target of a notebook run."""
-    from vestige.notebook.slicing import backward_slice, to_script
+    from vestige.extract.slicing import backward_slice, to_script
     from vestige.recording.cells import of_run
 
     cells: list[dict[str, Any]] = of_run(repo, run)["cells"]
