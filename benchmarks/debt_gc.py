@@ -140,7 +140,7 @@ def synthetic_history(repo: Any, n_runs: int, n_units: int, days: float = 120.0,
             code={"imported_hashes": code}, inputs=tuple(inputs),
             outputs=(FileRecord(f"out/{s}.csv", digest, 100, False),),
         ))  # fmt: skip
-    repo.index.record_many(records)
+    repo.index.record.runs(records)
     events = []
     for r in rng.sample(plan_runs, max(1, len(plan_runs) // 500)):
         t = min(now, r["started"] + rng.uniform(0, 10) * DAY)
@@ -249,7 +249,7 @@ def _gc_store(work: Path, n_objects: int) -> tuple[Path, int]:
         digest = put(canonical_json(run.to_dict()))
         (refs / run.id).write_text(digest + "\n")
         runs.append(Run.from_dict(json.loads(objects.path(digest).read_bytes()), manifest=digest))
-    repo.index.record_many(runs)
+    repo.index.record.runs(runs)
     repo.close()
     old = time.time() - 2 * DAY  # written days ago: past gc's grace period
     count = 0

@@ -101,7 +101,7 @@ def build_history(root: Path) -> None:
         digest = objects.put_json(run.to_dict())
         repo.store.refs.set(run.id, digest)
         runs.append(Run.from_dict(run.to_dict(), manifest=digest))
-    repo.index.record_many(runs)
+    repo.index.record.runs(runs)
     repo.close()
     backdate(root / ".vestige")
 

@@ -24,7 +24,7 @@ from vestige.errors import AmbiguousRun, CorruptObject, NoStore, RunNotFound, Un
 from vestige.ids import new_run_id
 from vestige.index.db import Index
 from vestige.index.schema import SCHEMA_VERSION
-from vestige.records import Run
+from vestige.records import FileRecord, Run
 from vestige.repo import Repo
 from vestige.store import objects as objects_mod
 from vestige.store import statcache as statcache_mod
@@ -607,7 +607,7 @@ def test_index_migrates_from_empty(tmp_path: Path) -> None:
         assert tables_of(idx.conn) >= TABLES
         assert schema_version(idx.conn) == str(SCHEMA_VERSION)
         assert idx.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert idx.run_ids() == []
+        assert idx.runs.ids() == []
     finally:
         idx.close()
     idx, fresh = Index.open(db)
@@ -621,7 +621,7 @@ def test_index_migrates_from_empty(tmp_path: Path) -> None:
 def test_index_newer_schema_is_rebuilt_not_refused(tmp_path: Path) -> None:
     db = tmp_path / "index.sqlite"
     idx, _ = Index.open(db)
-    idx.begin_run(running(new_run_id()))
+    idx.record.begin(running(new_run_id()))
     idx.conn.execute("INSERT INTO statcache VALUES ('/f', 1, 2, 3, 4, 5, ?, 6)", (b3(b"f"),))
     idx.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(99),))
     idx.conn.execute("CREATE TABLE from_the_future (x)")
@@ -631,7 +631,7 @@ def test_index_newer_schema_is_rebuilt_not_refused(tmp_path: Path) -> None:
     try:
         assert fresh  # the caller must rebuild from the store
         assert schema_version(idx.conn) == str(SCHEMA_VERSION)
-        assert idx.run_ids() == []
+        assert idx.runs.ids() == []
         assert "from_the_future" not in tables_of(idx.conn)
         assert tables_of(idx.conn) >= TABLES
         # the stat cache stays valid across a rebuild
@@ -642,13 +642,34 @@ def test_index_newer_schema_is_rebuilt_not_refused(tmp_path: Path) -> None:
 
 def test_begin_run_gives_increasing_seqs(index: Index) -> None:
     ids = [new_run_id() for _ in range(5)]
-    seqs = [index.begin_run(running(run_id)) for run_id in ids]
+    seqs = [index.record.begin(running(run_id)) for run_id in ids]
     assert seqs == [1, 2, 3, 4, 5]
-    assert index.run_ids() == ids
-    assert [index.id_by_seq(s) for s in seqs] == ids
-    rows = index.list_runs()
+    assert index.runs.ids() == ids
+    assert [index.runs.id_by_seq(s) for s in seqs] == ids
+    rows = index.runs.rows()
     assert [r["status"] for r in rows] == ["running"] * 5
     assert [r["seq"] for r in rows] == [5, 4, 3, 2, 1]
+
+
+def test_index_groups_share_the_connection_and_answer_a_sweeps_children(index: Index) -> None:
+    """Each query group of the index (runs, files, debt, marks) runs on the index's one
+    connection; a sweep's recovery finds its children and what they surely wrote."""
+    assert {g.conn for g in (index.runs, index.files, index.debt, index.marks)} == {index.conn}
+    parent = new_run_id()
+    written = FileRecord("out/a.csv", b3(b"a"), 1, True)
+    scanned = FileRecord("out/b.csv", b3(b"b"), 1, True, confirmed=False)
+    children = [
+        Run(id=new_run_id(), seq=seq, status=status, command=["python", "x.py", str(seq)],
+            cwd=".", root="/proj", started=100.0 + seq, ended=101.0 + seq, exit_code=code,
+            parent=parent, outputs=(written, scanned) if seq == 2 else ())
+        for seq, status, code in ((2, "ok", 0), (3, "failed", 1))
+    ]  # fmt: skip
+    index.record.runs([running(new_run_id()), *children])
+    assert index.runs.children(parent) == [
+        (c.id, c.status, c.exit_code, json.dumps(c.command), c.ended) for c in children
+    ]
+    assert index.files.children_outputs(parent) == [("/proj", "out/a.csv")]
+    assert index.runs.children(new_run_id()) == []
 
 
 def test_index_first_open_by_concurrent_processes(tmp_path: Path) -> None:

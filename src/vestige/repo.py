@@ -53,7 +53,7 @@ class Maker(Record):
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Maker:
-        """From an index row of `makers_of` / `readers_of`."""
+        """From an index row of `files.makers_of` / `files.readers_of`."""
         keys = row.keys()
         return cls(
             run_id=row["id"],
@@ -111,24 +111,24 @@ class Repo:
         """A run id from `42`, `#42`, `@last`, `-1`, `-2`, or an id prefix."""
         text = ref.strip()
         if text in ("@last", "last", "@latest"):
-            found = self.index.nth_latest(1)
+            found = self.index.runs.nth_latest(1)
             if found is None:
                 raise RunNotFound("there are no runs yet; record one with `vestige run`")
             return found
         if text.startswith("-") and text[1:].isdigit() and int(text[1:]) > 0:
-            found = self.index.nth_latest(int(text[1:]))
+            found = self.index.runs.nth_latest(int(text[1:]))
             if found is None:
                 raise RunNotFound(f"there is no run {text}: the store has fewer runs")
             return found
         number = text[1:] if text.startswith("#") else text
         if number.isdigit() and len(number) < 10:
-            found = self.index.id_by_seq(int(number))
+            found = self.index.runs.id_by_seq(int(number))
             if found is None:
                 raise RunNotFound(f"no run #{number}; see `vestige ls`")
             return found
         prefix = text.upper()
         if len(prefix) >= 4:
-            matches = self.index.ids_by_prefix(prefix)
+            matches = self.index.runs.ids_by_prefix(prefix)
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
@@ -143,7 +143,7 @@ class Repo:
         if digest is not None:
             run = Run.from_dict(self.store.objects.read_json(digest), manifest=digest)
         else:
-            row = self.index.run_row(run_id)
+            row = self.index.runs.row(run_id)
             if row is None:
                 raise RunNotFound(f"run {run_id} is gone from the index; run `vestige reindex`")
             run = _run_from_row(row)
@@ -160,11 +160,11 @@ class Repo:
             from vestige.index.where import compile_where
 
             compiled = compile_where(where)
-        rows = self.index.list_runs(compiled, status=status, limit=limit)
+        rows = self.index.runs.rows(compiled, status=status, limit=limit)
         ids = [r["id"] for r in rows]
-        params = self.index.params_of(ids)
-        tags = self.index.tags_of(ids)
-        metrics = self.index.metrics_of(ids)
+        params = self.index.runs.params_of(ids)
+        tags = self.index.runs.tags_of(ids)
+        metrics = self.index.runs.metrics_of(ids)
         return [
             summary(
                 row, params.get(row["id"], {}), tags.get(row["id"], []), metrics.get(row["id"], {})
@@ -204,7 +204,7 @@ class Repo:
             note = redactor.scrub_text(note)
         Annotations(self.store).update(run_id, add=add, remove=remove, note=note)
         run = self.run(run_id)
-        self.index.set_tags(run_id, run.tags)
+        self.index.record.tags(run_id, run.tags)
         return run
 
     # -- files ----------------------------------------------------------------------------
@@ -273,14 +273,14 @@ class Repo:
         from vestige.store.hashing import hash_file
 
         digest = hash_file(path)
-        makers = [Maker.from_row(r) for r in self.index.makers_of(digest)]
-        readers = [Maker.from_row(r) for r in self.index.readers_of(digest)]
+        makers = [Maker.from_row(r) for r in self.index.files.makers_of(digest)]
+        readers = [Maker.from_row(r) for r in self.index.files.readers_of(digest)]
         return digest, dedupe(makers), dedupe(readers)
 
     def producer(self, digest: str, before: float | None = None) -> sqlite3.Row | None:
         """The run that made these bytes: the latest maker started before `before`
         (confirmed writers preferred over scan-only ones), or None."""
-        rows = [r for r in self.index.makers_of(digest)
+        rows = [r for r in self.index.files.makers_of(digest)
                 if before is None or r["started"] < before]  # fmt: skip
         if not rows:
             return None
@@ -308,7 +308,7 @@ class Repo:
         record = freed_record(self.store, digest)
         if record is None:
             return None
-        seq = self.index.seq_of(record["run"])
+        seq = self.index.runs.seq_of(record["run"])
         day = time.strftime("%Y-%m-%d", time.localtime(record["t"]))
         ref = str(seq) if seq else record["run"]
         return Freed(f"{path}: freed by gc on {day}; re-make it with `vestige rerun {ref}` "
@@ -324,7 +324,7 @@ class Repo:
         for digest in back:
             (freed_dir(self.store) / digest).unlink(missing_ok=True)
         if back:
-            self.index.set_freed(drop=back)
+            self.index.marks.set_freed(drop=back)
         return back
 
     # -- the index ------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def command(
     now = clock.now()
     repo = open_repo()
     result = collect(repo, policy, now, dry_run=dry_run)
-    seqs = {r: s for r, s in repo.index.conn.execute("SELECT id, seq FROM runs")}
+    seqs = repo.index.runs.seqs()
     data = result.to_dict(seqs)
     if as_json:
         print_json(data)

@@ -51,7 +51,7 @@ def command(
     runs = repo.runs(
         where=where, status=status, limit=limit if limit else (None if as_json else 50)
     )
-    pinned = repo.index.pinned_of([r["id"] for r in runs])  # `vestige pin`: gc keeps them
+    pinned = repo.index.marks.pinned_of([r["id"] for r in runs])  # `vestige pin`: gc keeps them
     for r in runs:
         r["pinned"] = r["id"] in pinned
     if as_json:

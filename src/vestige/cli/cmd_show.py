@@ -71,7 +71,7 @@ def command(run: str, as_json: bool) -> None:
             add(f"  {key} = {value!r}")
     _sweep(add, repo, record)
     _metrics(add, record)
-    freed = repo.index.freed_hashes()  # (vestige gc: absent on purpose, re-makeable)
+    freed = repo.index.marks.freed_hashes()  # (vestige gc: absent on purpose, re-makeable)
     _files(add, "inputs", record.inputs, freed)
     _files(add, "outputs", record.outputs, freed)
     _artefacts(add, record.artefacts, freed)
@@ -151,7 +151,7 @@ def _sweep(add: Any, repo: Any, record: Any) -> None:
     add(f"sweep ({len(children)} {kids}: {summary}; vestige ls --sweep {record.seq})")
     for c in children[:200]:
         values = " ".join(f"{k}={v}" for k, v in (c.get("values") or {}).items())
-        row = repo.index.run_row(c["run_id"]) if c.get("run_id") else None
+        row = repo.index.runs.row(c["run_id"]) if c.get("run_id") else None
         seq = f"#{row['seq']}" if row is not None else "-"
         code = "" if c.get("exit_code") in (None, 0) else f" (exit {c['exit_code']})"
         add(f"  {seq:>6}  {c.get('status')}{code}  {values}")

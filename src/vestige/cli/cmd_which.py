@@ -184,13 +184,7 @@ def _history(repo: Repo, file: Path, as_json: bool) -> None:
 
     root = repo.store.root
     forms = sorted(path_forms(str(file), root, Path.cwd()))
-    marks = ",".join("?" * len(forms))
-    rows = repo.index.conn.execute(
-        "SELECT r.id, r.seq, r.started, r.argv, r.status, f.role, f.path, f.hash, f.size"
-        f" FROM files f JOIN runs r ON r.id = f.run_id WHERE f.path IN ({marks})"
-        " ORDER BY r.started, r.seq, f.role",
-        forms,
-    ).fetchall()
+    rows = repo.index.files.history_of(forms)
     current = hash_file(file) if file.is_file() else None
     history = [
         {

@@ -63,27 +63,17 @@ def _rel(repo: Repo, path: str) -> set[str]:
 
 def _hashes(repo: Repo, roles: tuple[str, ...], forms: set[str], version: str) -> set[str]:
     """Full hashes of `path@version`: from the run named by version, or by hash prefix."""
-    marks = ",".join("?" * len(roles))
-    pmarks = ",".join("?" * len(forms))
     if not _HEX.match(version.lower()) or version.isdigit() or version.startswith(("#", "-")):
         run_id = repo.resolve(version.lstrip("@"))
-        rows = repo.index.conn.execute(
-            f"SELECT DISTINCT hash FROM files WHERE run_id = ? AND role IN ({marks})"
-            f" AND path IN ({pmarks}) AND hash IS NOT NULL",
-            (run_id, *roles, *forms),
-        ).fetchall()
-        if not rows:
+        found = repo.index.files.hashes_in_run(run_id, roles, forms)
+        if not found:
             seq = repo.run(run_id).seq
             raise UsageError(f"run #{seq} did not use {sorted(forms)[0]!r}")
-        return {r[0] for r in rows}
-    rows = repo.index.conn.execute(
-        f"SELECT DISTINCT hash FROM files WHERE role IN ({marks}) AND path IN ({pmarks})"
-        " AND hash LIKE ?",
-        (*roles, *forms, version.lower() + "%"),
-    ).fetchall()
-    if not rows:
+        return found
+    found = repo.index.files.hashes_by_prefix(roles, forms, version.lower())
+    if not found:
         raise UsageError(f"no recorded run used {sorted(forms)[0]!r} at a version {version}...")
-    return {r[0] for r in rows}
+    return found
 
 
 def find(
@@ -100,14 +90,14 @@ def find(
         forms = _rel(repo, path)
         hashes = _hashes(repo, ("code", "module"), forms, version)
         what = f"code {path} at {', '.join(h[:12] for h in sorted(hashes))}"
-        for rid, p in _runs_with(repo, ("code", "module"), hashes, forms):
+        for rid, p in repo.index.files.runs_with(("code", "module"), hashes, forms):
             direct.setdefault(rid, f"ran {p}")
     elif input:
         path, version = _split(input, "input")
         forms = _rel(repo, path)
         hashes = _hashes(repo, ("input",), forms, version)
         what = f"input {path} at {', '.join(h[:12] for h in sorted(hashes))}"
-        for rid, p in _runs_with(repo, ("input",), hashes, None):  # those bytes, any name
+        for rid, p in repo.index.files.runs_with(("input",), hashes):  # those bytes, any name
             direct.setdefault(rid, f"read {p}")
     else:
         assert package is not None
@@ -118,20 +108,6 @@ def find(
         for rid in _runs_with_package(repo, name, version):
             direct[rid] = f"ran with {name}=={version}"
     return what, _closure(repo, direct)
-
-
-def _runs_with(
-    repo: Repo, roles: tuple[str, ...], hashes: set[str], forms: set[str] | None
-) -> list[tuple[str, str]]:
-    marks = ",".join("?" * len(roles))
-    hmarks = ",".join("?" * len(hashes))
-    sql = (f"SELECT f.run_id, f.path FROM files f JOIN runs r ON r.id = f.run_id"
-           f" WHERE f.role IN ({marks}) AND f.hash IN ({hmarks})")  # fmt: skip
-    args: list[Any] = [*roles, *hashes]
-    if forms:
-        sql += f" AND f.path IN ({','.join('?' * len(forms))})"
-        args += list(forms)
-    return [(r[0], r[1]) for r in repo.index.conn.execute(sql + " ORDER BY r.started", args)]
 
 
 def _runs_with_package(repo: Repo, name: str, version: str) -> list[str]:
@@ -170,15 +146,15 @@ def _closure(repo: Repo, direct: dict[str, str]) -> list[Affected]:
     affected run wrote, after it started), with the outputs of each."""
     rows = {}
     for rid in direct:
-        row = repo.index.run_row(rid)
+        row = repo.index.runs.row(rid)
         if row is not None:
             rows[rid] = row
     why = dict(direct)
     queue = sorted(rows, key=lambda r: (rows[r]["started"], rows[r]["seq"]))
     while queue:
         rid = queue.pop(0)
-        for _path, digest in _outputs(repo, rid):
-            for reader in repo.index.readers_of(digest):
+        for _path, digest in repo.index.files.outputs_of(rid):
+            for reader in repo.index.files.readers_of(digest):
                 if reader["id"] in rows or reader["started"] < rows[rid]["started"]:
                     continue
                 rows[reader["id"]] = reader
@@ -189,18 +165,7 @@ def _closure(repo: Repo, direct: dict[str, str]) -> list[Affected]:
         out.append(Affected(
             id=rid, seq=row["seq"], command=list(json.loads(row["argv"])),
             started=row["started"], status=row["status"], why=why[rid], direct=rid in direct,
-            outputs=[{"path": p, "hash": h} for p, h in _outputs(repo, rid)],
+            outputs=[{"path": p, "hash": h} for p, h in repo.index.files.outputs_of(rid)],
         ))  # fmt: skip
     out.sort(key=lambda a: (not a.direct, a.started, a.seq))
     return out
-
-
-def _outputs(repo: Repo, run_id: str) -> list[tuple[str, str]]:
-    return [
-        (r[0], r[1])
-        for r in repo.index.conn.execute(
-            "SELECT path, hash FROM files WHERE run_id = ? AND role IN ('output', 'artefact')"
-            " AND hash IS NOT NULL ORDER BY path",
-            (run_id,),
-        )
-    ]

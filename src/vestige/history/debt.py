@@ -182,9 +182,9 @@ def ledger(repo: Repo, now: float, since: float | None = None) -> Ledger:
         raise UsageError("--since is after now: give a window that ends now, like 90d")
     start = -math.inf if since is None else since
     index = repo.index
-    rows = index.debt_units(start, now, now - th.recent_days * DAY)
-    latest = index.debt_latest(now)
-    scripts = _entry_scripts(index.debt_entries(start, now))
+    rows = index.debt.units(start, now, now - th.recent_days * DAY)
+    latest = index.debt.latest(now)
+    scripts = _entry_scripts(index.debt.entries(start, now))
     units: list[Unit] = []
     for path, runs, versions, seconds, recent, first, last in rows:
         digest, seq, _run_id = latest.get(path, (None, 0, ""))
@@ -194,8 +194,8 @@ def ledger(repo: Repo, now: float, since: float | None = None) -> Ledger:
         units.append(Unit(path, kind, int(runs), int(versions), float(seconds or 0.0),
                           int(recent), float(first), float(last), latest=digest,
                           last_seq=seq))  # fmt: skip
-    consumers = index.debt_consumers(start, now)
-    published = index.debt_published(now)
+    consumers = index.debt.consumers(start, now)
+    published = index.debt.published(now)
     objects = repo.store.objects
     for u in units:
         u.consumers = consumers.get(u.path, 0)
@@ -356,7 +356,7 @@ def shingle_sets(repo: Repo, digests: Iterable[tuple[str, str]], k: int) -> dict
 
     wanted = dict((d, p) for p, d in digests)
     algo = shingle_algo(k)
-    cached = repo.index.shingles_get(list(wanted), algo)
+    cached = repo.index.debt.shingles(list(wanted), algo)
     out: dict[str, set[int]] = {}
     fresh: list[tuple[str, str, int, bytes | None, str | None]] = []
     for digest, path in wanted.items():
@@ -378,7 +378,7 @@ def shingle_sets(repo: Repo, digests: Iterable[tuple[str, str]], k: int) -> dict
         import sqlite3
 
         try:
-            repo.index.shingles_put(fresh)
+            repo.index.debt.put_shingles(fresh)
         except sqlite3.OperationalError:
             pass  # a read-only or busy index: the cache is only a cache
     return out
@@ -421,7 +421,7 @@ def duplicates(repo: Repo, latest: dict[str, str], th: Thresholds) -> dict[str, 
 
 def known_units(repo: Repo, now: float) -> list[str]:
     """Every code unit some run used up to now."""
-    return sorted(p for p in repo.index.debt_latest(now) if p.endswith(CODE_SUFFIXES))
+    return sorted(p for p in repo.index.debt.latest(now) if p.endswith(CODE_SUFFIXES))
 
 
 def resolve_unit(repo: Repo, text: str, now: float) -> str:
@@ -486,7 +486,7 @@ def detail(repo: Repo, text: str, now: float, since: float | None = None) -> Det
                            book.thresholds.replace(duplicate_min=0.0))  # fmt: skip
     row.duplicates = [d for d in all_dupes.get(path, []) if d.shared > 0]
     index = repo.index
-    history = index.debt_unit_runs(path, now)
+    history = index.debt.unit_runs(path, now)
     runs = [
         {"run_id": r["id"], "seq": r["seq"], "started": r["started"], "status": r["status"],
          "duration": r["duration"], "hash": r["unit_hash"], "command": json.loads(r["argv"])}
@@ -503,9 +503,9 @@ def detail(repo: Repo, text: str, now: float, since: float | None = None) -> Det
         week = int((now - r["started"]) // (7 * DAY))
         weeks[week] = weeks.get(week, 0) + 1
     week_rows = [{"weeks_ago": w, "runs": n} for w, n in sorted(weeks.items(), reverse=True)]
-    consumer_rows = index.debt_consumer_runs(path, now)
+    consumer_rows = index.debt.consumer_runs(path, now)
     scripts = _entry_scripts((r["argv"], r["cwd"]) for r in consumer_rows)
-    used = index.unit_paths_of([r["id"] for r in consumer_rows])
+    used = index.files.unit_paths_of([r["id"] for r in consumer_rows])
     groups: dict[str, dict[str, Any]] = {}
     for r in consumer_rows:
         mine = [p for p in used.get(r["id"], []) if p in scripts] or used.get(r["id"], [])
@@ -515,11 +515,11 @@ def detail(repo: Repo, text: str, now: float, since: float | None = None) -> Det
             g["runs"].append(r["seq"])
         if r["file_path"] not in g["files"]:
             g["files"].append(r["file_path"])
-    made = index.made_by([r["run_id"] for r in runs])
+    made = index.files.made_by([r["run_id"] for r in runs])
     published = [
         {"hash": p["hash"], "dest": p["dest"], "t": p["t"], "how": p["how"],
          "run_id": p["run_id"], "source": p["source"]}
-        for p in index.published_of(made) if p["t"] <= now
+        for p in index.marks.published_of(made) if p["t"] <= now
     ]  # fmt: skip
     return Detail(row, runs, week_rows, sorted(versions.values(), key=lambda v: v["first_seen"]),
                   list(groups.values()), published, book.thresholds, now)  # fmt: skip

@@ -259,11 +259,7 @@ def _made_by_runs(repo: Repo) -> Any:
     def made(digest: str | None) -> bool:
         if not digest:
             return False
-        row = repo.index.conn.execute(
-            "SELECT 1 FROM files WHERE hash = ? AND role IN ('output', 'artefact') LIMIT 1",
-            (digest,),
-        ).fetchone()
-        return row is not None
+        return repo.index.files.was_made(digest)
 
     return made
 

@@ -72,13 +72,7 @@ class FileNode(Record):
 
 def inputs_of(repo: Repo, run_id: str) -> list[tuple[str, str | None]]:
     """(path, hash) of the files a run read, in path order."""
-    return [
-        (row[0], row[1])
-        for row in repo.index.conn.execute(
-            "SELECT path, hash FROM files WHERE run_id = ? AND role = 'input' ORDER BY path",
-            (run_id,),
-        )
-    ]
+    return repo.index.files.inputs_of(run_id)
 
 
 def tree(repo: Repo, path: str, digest: str) -> FileNode:
@@ -219,11 +213,7 @@ def stale(repo: Repo) -> list[StaleRun]:
 
 def _was_read(repo: Repo, run_id: str, path: str, digest: str) -> bool:
     """The run read this very file with these bytes (a copy it made of its own input)."""
-    row = repo.index.conn.execute(
-        "SELECT 1 FROM files WHERE run_id = ? AND role = 'input' AND path = ? AND hash = ?",
-        (run_id, path, digest),
-    ).fetchone()
-    return row is not None
+    return repo.index.files.was_read(run_id, path, digest)
 
 
 def changes_since(repo: Repo, run: Run, now: dict[str, str]) -> list[str]:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from PIL.Image import Image
 
+    from vestige.index.files import Files
     from vestige.repo import Repo
 
 #: The hash stored in `phash.algo`; entries of another algo are computed again.
@@ -144,8 +145,8 @@ def similar(
     for distance, d in distances[:limit]:
         if distance > threshold:
             break
-        makers = dedupe([Maker.from_row(r) for r in repo.index.makers_of(d)])
-        readers = dedupe([Maker.from_row(r) for r in repo.index.readers_of(d)])
+        makers = dedupe([Maker.from_row(r) for r in repo.index.files.makers_of(d)])
+        readers = dedupe([Maker.from_row(r) for r in repo.index.files.readers_of(d)])
         matches.append(Match(d, distance, makers, readers))
     return Lookup(
         path=str(path),
@@ -160,14 +161,7 @@ def similar(
 
 def kept_images(repo: Repo) -> dict[str, str]:
     """{object hash: a file name} of every kept file whose name is an image's."""
-    likes = " OR ".join("lower(path) LIKE ?" for _ in (*RASTER, *VECTOR))
-    marks = ",".join("?" * len(ROLES))
-    rows = repo.index.conn.execute(
-        f"SELECT hash, path FROM files WHERE kept = 1 AND hash IS NOT NULL"
-        f" AND role IN ({marks}) AND ({likes})",
-        (*ROLES, *(f"%{ext}" for ext in (*RASTER, *VECTOR))),
-    ).fetchall()
-    return {digest: name for digest, name in rows}
+    return repo.index.files.kept_named(ROLES, (*RASTER, *VECTOR))
 
 
 def fill(
@@ -176,9 +170,9 @@ def fill(
     """{object hash: perceptual hash (hex) or None when it failed} for the kept images,
     hashing and caching those without an entry. Returns only the ones with an entry
     (an SVG without cairosvg, a PDF without pdftoppm, a missing object have none)."""
-    conn = repo.index.conn
+    files = repo.index.files
     known: dict[str, str | None] = {}
-    for digest, cached in conn.execute("SELECT hash, phash FROM phash WHERE algo = ?", (ALGO,)):
+    for digest, cached in files.phashes(ALGO):
         if digest in kept:
             known[digest] = cached
     todo = [d for d, name in kept.items() if d not in known and _renderable(name)]
@@ -199,22 +193,17 @@ def fill(
         known[digest] = value
         rows.append((digest, value, ALGO, error))
         if len(rows) >= BATCH:
-            _write(conn, rows)
-    _write(conn, rows)
+            _write(files, rows)
+    _write(files, rows)
     return known
 
 
-def _write(conn: sqlite3.Connection, rows: list[tuple[str, str | None, str, str | None]]) -> None:
+def _write(files: Files, rows: list[tuple[str, str | None, str, str | None]]) -> None:
     """Cache the entries (then forget them); a failure costs only hashing them again."""
     if not rows:
         return
     try:
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT OR REPLACE INTO phash (hash, phash, algo, error) VALUES (?, ?, ?, ?)",
-                rows,
-            )
+        files.put_phashes(rows)
     except sqlite3.Error:
         pass
     rows.clear()

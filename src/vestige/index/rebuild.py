@@ -53,8 +53,8 @@ def rebuild(store: Store, index: Index) -> int:
     runs = [annotations.apply(r) for r in runs]
     runs.sort(key=lambda r: (r.seq, r.id))
     index.clear()
-    index.record_many(runs)
-    index.add_published(index_rows(store))  # refs/published: what left the project
-    index.set_freed(add=freed_records(store).values(), replace_all=True)  # refs/freed (gc)
-    index.set_pins(dict(Pins(store).all()), replace_all=True)  # refs/pins (vestige pin)
+    index.record.runs(runs)
+    index.marks.add_published(index_rows(store))  # refs/published: what left the project
+    index.marks.set_freed(add=freed_records(store).values(), replace_all=True)  # refs/freed (gc)
+    index.marks.set_pins(dict(Pins(store).all()), replace_all=True)  # refs/pins (vestige pin)
     return len(runs)

@@ -152,7 +152,7 @@ class BackgroundCapture:
             started=launch.started + float(info.get("clock_shift") or 0), host=info["host"],
             pid=launch.child, parent=info["parent"], rerun_of=launch.options.rerun_of,
         )  # fmt: skip
-        seq = repo.index.begin_run(run)
+        seq = repo.index.record.begin(run)
         info.update(seq=seq, child_pid=launch.child)
 
     def _stat_cache(self, repo: Repo) -> StatCache:

@@ -67,9 +67,9 @@ def recover_orphans(repo: Repo) -> list[str]:
 def _finish_index(repo: Repo, live: LiveRun, digest: str) -> None:
     """The run was sealed (its ref exists) but vestige died before the index or cleanup."""
     with contextlib.suppress(Exception):
-        row = repo.index.run_row(live.id)
+        row = repo.index.runs.row(live.id)
         if row is None or row["manifest"] != digest:
-            repo.index.record_run(
+            repo.index.record.run(
                 Run.from_dict(repo.store.objects.read_json(digest), manifest=digest)
             )
         live.remove()
@@ -97,7 +97,7 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
             cwd=str(info.get("cwd", "")), root=str(info.get("root", "")),
             started=float(info.get("started") or last),  # type: ignore[arg-type]
         )  # fmt: skip
-        live.update_info(seq=repo.index.begin_run(start))
+        live.update_info(seq=repo.index.record.begin(start))
     result = live.result
     if result:
         seal_input = SealInput.from_result(
@@ -128,12 +128,7 @@ def _sibling_writes(repo: Repo, live: LiveRun, parent: str) -> set[str]:
         if other != live.path and LiveRun(other).info.get("parent") == parent:
             with contextlib.suppress(Exception):
                 paths |= read_events(other).writes
-    rows = repo.index.conn.execute(
-        "SELECT r.root, f.path FROM files f JOIN runs r ON r.id = f.run_id"
-        " WHERE r.parent = ? AND f.role = 'output' AND f.confirmed = 1",
-        (parent,),
-    )
-    for root, path in rows:
+    for root, path in repo.index.files.children_outputs(parent):
         paths.add(path if path.startswith("/") else os.path.join(root or "", path))
     return paths
 

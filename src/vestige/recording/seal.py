@@ -333,7 +333,7 @@ def commit_batch(
               for (run, _live), digest in zip(built, digests, strict=True)]  # fmt: skip
     if index is not None:
         annotations = Annotations(store)
-        index.record_many([annotations.apply(run) for run in sealed])
+        index.record.runs([annotations.apply(run) for run in sealed])
     timing("seal: index rows")
     for _run, live in built:
         live.remove()

@@ -59,7 +59,7 @@ def begin_parent(
     live = repo.store.live_dir(run_id)
     live.mkdir(parents=True)
     LiveRun(live).update_info(**info)
-    seq = repo.index.begin_run(Run(
+    seq = repo.index.record.begin(Run(
         id=run_id, seq=0, status="running", command=command, cwd=info["cwd"], root=root,
         started=started, host=info["host"], pid=os.getpid(), parent=info["parent"],
     ))  # fmt: skip
@@ -99,7 +99,7 @@ def seal_parent(
     digest = repo.store.objects.put_json(run.to_dict())
     repo.store.refs.set(run.id, digest)
     sealed = Run.from_dict(run.to_dict(), manifest=digest)
-    repo.index.record_run(sealed)
+    repo.index.record.run(sealed)
     LiveRun(repo.store.live_dir(run.id)).remove()
     return sealed
 
@@ -111,10 +111,7 @@ def seal_orphan(repo: Repo, info: dict[str, Any]) -> None:
     the children first). A combination without a run was not started: `interrupted`."""
     sweep = info.get("sweep") or {}
     plan = sweep.get("plan")
-    rows = {r[0]: r for r in repo.index.conn.execute(
-        "SELECT id, status, exit_code, argv, ended FROM runs WHERE parent = ? ORDER BY seq",
-        (info["id"],),
-    )}  # fmt: skip
+    rows = {r[0]: r for r in repo.index.runs.children(info["id"])}
     if not isinstance(plan, list):  # (a sweep started by a vestige without the plan)
         plan = [{"index": i, "values": {}, "argv": json.loads(r[3])}
                 for i, r in enumerate(rows.values())]  # fmt: skip

@@ -187,7 +187,7 @@ def _executor(options: SweepOptions) -> Any:
 def _seq(repo: Repo, run_id: str | None) -> int | None:
     if not run_id:
         return None
-    row = repo.index.run_row(run_id)
+    row = repo.index.runs.row(run_id)
     return int(row["seq"]) if row is not None else None
 
 

@@ -29,13 +29,7 @@ def done_runs(repo: Repo, children: list[dict[str, Any]], cwd: str) -> dict[int,
 
     now = current_hashes(repo)
     rel = os.path.relpath(cwd, repo.store.root)
-    ok_runs = [
-        (run_id, json.loads(argv))
-        for run_id, argv in repo.index.conn.execute(
-            "SELECT id, argv FROM runs WHERE status = 'ok' AND cwd = ? ORDER BY started DESC",
-            (rel,),
-        )
-    ]
+    ok_runs = [(run_id, json.loads(argv)) for run_id, argv in repo.index.runs.ok_commands(rel)]
     named = _NamedFiles(repo, cwd, now)
     found: dict[int, Run] = {}
     for c in children:

@@ -281,7 +281,7 @@ def _check_freed(repo: Repo, present: set[str], freed: dict[str, Any]) -> list[P
                                    "(the next `vestige gc` drops the record)"))  # fmt: skip
     pins = Pins(repo.store)
     if pins.dir.is_dir():
-        known = set(repo.store.refs) | set(repo.index.run_ids())
+        known = set(repo.store.refs) | set(repo.index.runs.ids())
         for name in sorted(os.listdir(pins.dir)):
             if read_pin(pins.dir / name) is None or name not in known:
                 out.append(Problem("G1", "should", f"pin {name} is malformed or names no run"))
@@ -291,8 +291,7 @@ def _check_freed(repo: Repo, present: set[str], freed: dict[str, Any]) -> list[P
 def _check_index(repo: Repo, refs: dict[str, str | None]) -> list[Problem]:
     """I1: the index agrees with the refs (repair: `vestige reindex`)."""
     out: list[Problem] = []
-    rows = repo.index.conn.execute("SELECT id, manifest, status FROM runs").fetchall()
-    indexed = {row[0]: (row[1], row[2]) for row in rows}
+    indexed = repo.index.runs.manifests_and_statuses()
     for run_id, digest in refs.items():
         got = indexed.get(run_id)
         if got is None or got[0] != digest:

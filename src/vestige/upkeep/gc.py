@@ -189,7 +189,7 @@ def object_sizes(repo: Repo) -> dict[str, tuple[int, float]]:
     """{hash: (size, 0.0)} of every object: names by a walk without stat, sizes from the
     index's `objsize` cache (an object's size never changes), stat only for new ones.
     For du: 100,000 stats cost ~0.4 s, the cached sizes ~0.05 s."""
-    cached = dict(repo.index.conn.execute("SELECT hash, size FROM objsize"))
+    cached = repo.index.files.sizes()
     out: dict[str, tuple[int, float]] = {}
     new: list[tuple[str, int]] = []
     for fan, names in _object_names(repo.store):
@@ -203,11 +203,7 @@ def object_sizes(repo: Repo) -> dict[str, tuple[int, float]]:
         out.update((d, (cached[d], 0.0)) for d in digests if d in cached)
     out.update((d, (size, 0.0)) for d, size in new)
     if new:
-        with repo.index.conn:
-            repo.index.conn.execute("BEGIN IMMEDIATE")
-            repo.index.conn.executemany(
-                "INSERT OR REPLACE INTO objsize (hash, size) VALUES (?, ?)", new
-            )
+        repo.index.files.put_sizes(new)
     return out
 
 
@@ -238,14 +234,10 @@ def _tree_entries(repo: Repo, tree: str, present: dict[str, Any]) -> tuple[set[s
 
 
 def _view(repo: Repo, sizes_only: bool = False) -> _View:
-    conn = repo.index.conn
-    runs = {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(
-        "SELECT id, seq, status, started, manifest, argv FROM runs")}  # fmt: skip
-    files = conn.execute(
-        "SELECT run_id, role, path, hash, COALESCE(size, 0), kept FROM files"
-        " WHERE hash IS NOT NULL AND role != 'code'"
-    ).fetchall()
-    blobs = conn.execute("SELECT run_id, kind, hash, size FROM blobs").fetchall()
+    index = repo.index
+    runs = index.runs.overview()
+    files = index.files.hashed_rows()
+    blobs = index.files.blob_rows()
     present = object_sizes(repo) if sizes_only else present_objects(repo.store)
     distinct = {b[2] for b in blobs if b[1] == "code"}
     trees = {t: _tree_entries(repo, t, present) for t in distinct}
@@ -295,7 +287,7 @@ def _live_hashes(repo: Repo, present: dict[str, Any]) -> tuple[set[str], set[str
 
 def _tagged(repo: Repo) -> set[str]:
     """Runs with tags: the index's, and any with tags added in annotations (conservative)."""
-    out = {r[0] for r in repo.index.conn.execute("SELECT DISTINCT run_id FROM tags")}
+    out = repo.index.runs.tagged()
     from vestige.store.annotations import Annotations
 
     annotations = Annotations(repo.store)
@@ -309,9 +301,9 @@ def _tagged(repo: Repo) -> set[str]:
 def ensure_index(repo: Repo) -> set[str]:
     """Reindex an index from before migration 0004; return the runs whose ref the index
     does not match (sealed meanwhile): gc keeps everything they name."""
-    if repo.index.unindexed_runs():
+    if repo.index.runs.unindexed():
         repo.reindex()
-    indexed = {r[0]: r[1] for r in repo.index.conn.execute("SELECT id, manifest FROM runs")}
+    indexed = repo.index.runs.manifests()
     return {run_id for run_id in repo.store.refs
             if repo.store.refs.get(run_id) != indexed.get(run_id)}  # fmt: skip
 
@@ -460,7 +452,7 @@ def collect(repo: Repo, policy: Policy, now: float, dry_run: bool = False,
         result.items = done
         result.temporary = _remove_temporaries(repo.store, result.temporary)
         result.done = True
-        repo.index.set_freed(add=[_record(i, now) for i in done], drop=result.stale_records)
+        repo.index.marks.set_freed(add=[_record(i, now) for i in done], drop=result.stale_records)
     return result
 
 

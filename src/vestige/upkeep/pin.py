@@ -22,7 +22,7 @@ def pin(repo: Repo, refs: list[str], now: float, on: bool = True) -> list[tuple[
     with pins.locked():
         for run_id in dict.fromkeys(ids):
             changed = pins.set(run_id, now) if on else pins.clear(run_id)
-            out.append((repo.index.seq_of(run_id) or 0, run_id, changed))
+            out.append((repo.index.runs.seq_of(run_id) or 0, run_id, changed))
         current = pins.all()
-    repo.index.set_pins({run_id: current.get(run_id) for _s, run_id, _c in out})
+    repo.index.marks.set_pins({run_id: current.get(run_id) for _s, run_id, _c in out})
     return out

@@ -48,7 +48,7 @@ def record(repo: Repo, digest: str, event: dict[str, Any]) -> bool:
     """Store the event (ref), then index it; False when it was already recorded."""
     added = PublishedRefs(repo.store).add(digest, event)
     if added:
-        repo.index.add_published([{**event, "hash": digest}])
+        repo.index.marks.add_published([{**event, "hash": digest}])
     return added
 
 
@@ -199,4 +199,4 @@ def note_which(repo: Repo, path: Path, digest: str, makers: list[Maker], now: fl
             if str(full) not in known:
                 with contextlib.suppress(OSError, VestigeError):
                     record(repo, digest, event)
-    return [dict(r) for r in repo.index.published_of([digest]) if r["t"] <= now]
+    return [dict(r) for r in repo.index.marks.published_of([digest]) if r["t"] <= now]

@@ -1,0 +1,176 @@
+"""Writing the index: a run's rows (runs, params, files, metrics, tags, blobs) from its
+manifest, in one transaction; or its `running` row, which gives it its sequence number."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable
+
+from vestige.records import Run
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _param_columns(value: Any) -> tuple[str, str | None, float | None]:
+    """(value_json, value_text, value_num) for a param value, for --where comparisons."""
+    as_json = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, bool):
+        return as_json, "true" if value else "false", 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        num = float(value)
+        return as_json, as_json, num if math.isfinite(num) else None
+    if isinstance(value, str):
+        try:
+            num = float(value)
+            return as_json, value, num if math.isfinite(num) else None
+        except ValueError:
+            return as_json, value, None
+    if value is None:
+        return as_json, None, None
+    return as_json, as_json, None
+
+
+def _real(x: Any) -> float | None:
+    """A summary number for SQLite: NaN (or its JSON string) is NULL, infinities stay."""
+    if isinstance(x, str):
+        x = float(x)
+    if x is None or x != x:
+        return None
+    return float(x)
+
+
+class Recorder:
+    """Writes runs into the index (`index.record.run(run)`); readers are the other groups."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def begin(self, run: Run) -> int:
+        """Insert a running run and give it the next sequence number, atomically."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            (seq,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs").fetchone()
+            self._insert_row(run, seq)
+        return int(seq)
+
+    def _insert_row(self, run: Run, seq: int) -> None:
+        git = (run.code or {}).get("git") or {}
+        self.conn.execute(
+            "INSERT OR REPLACE INTO runs (id, seq, status, exit_code, command, argv, cwd, root,"
+            " started, ended, duration, manifest, git_commit, host, pid, parent, rerun_of)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.id,
+                seq,
+                run.status,
+                run.exit_code,
+                run.command_line,
+                json.dumps(run.command),
+                run.cwd,
+                run.root,
+                run.started,
+                run.ended,
+                run.duration,
+                run.manifest,
+                git.get("commit"),
+                run.host,
+                run.pid,
+                run.parent,
+                run.rerun_of,
+            ),
+        )
+
+    def run(self, run: Run) -> None:
+        """Write (or overwrite) every row of a run from its manifest."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._record(run)
+
+    def runs(self, runs: Iterable[Run]) -> None:
+        """Bulk form of run(), one transaction (used by reindex and sealing)."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for run in runs:
+                self._record(run)
+
+    def _record(self, run: Run) -> None:
+        for table in ("params", "files", "metrics", "tags"):
+            self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run.id,))
+        self._insert_row(run, run.seq)
+        self.conn.executemany(
+            "INSERT INTO params (run_id, key, value_json, value_text, value_num)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(run.id, k, *_param_columns(v)) for k, v in run.params.items()],
+        )
+        rows: list[tuple[Any, ...]] = []
+        for role, files in (("input", run.inputs), ("output", run.outputs)):
+            for f in files:
+                rows.append((run.id, role, f.path, f.hash, f.size, int(f.kept), int(f.confirmed)))
+        for m in (run.code or {}).get("modules", []):
+            rows.append((run.id, "module", m["path"], m.get("hash"), m.get("size"), 1, 1))
+        for path, digest in ((run.code or {}).get("imported_hashes") or {}).items():
+            rows.append((run.id, "code", path, digest, None, 1, 1))
+        for a in run.artefacts:
+            for f in a.get("files") or ():
+                kept = int(f.get("kept", True) and f.get("hash") is not None)
+                rows.append((run.id, "artefact", f["path"], f.get("hash"), f.get("size"), kept, 1))
+        self.conn.executemany(
+            "INSERT INTO files (run_id, role, path, hash, size, kept, confirmed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        self.tags(run.id, run.tags, replace=False)
+        keys = (run.metrics or {}).get("keys") or {}
+        self.conn.executemany(
+            "INSERT INTO metrics (run_id, key, last, min, max, count) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run.id,
+                    k,
+                    _real(m.get("last")),
+                    _real(m.get("min")),
+                    _real(m.get("max")),
+                    m.get("count"),
+                )
+                for k, m in keys.items()
+                if isinstance(m, dict)
+            ],
+        )
+        self._record_blobs(run)
+
+    def _record_blobs(self, run: Run) -> None:
+        """The run's blobs rows (inside _record's transaction): the objects a run names
+        besides its files rows (kinds manifest, code: the tree with the snapshot's size,
+        log, metrics, env, notebook: the cells object), for gc and du."""
+        self.conn.execute("DELETE FROM blobs WHERE run_id = ?", (run.id,))
+        code = run.code or {}
+        rows: list[tuple[Any, ...]] = [
+            (run.id, "manifest", run.manifest, None),
+            (run.id, "code", code.get("tree"), code.get("size")),
+            (run.id, "log", (run.stdout or {}).get("hash"), (run.stdout or {}).get("size")),
+            (run.id, "log", (run.stderr or {}).get("hash"), (run.stderr or {}).get("size")),
+            (run.id, "metrics", (run.metrics or {}).get("object"), None),
+            (run.id, "env", run.env, None),
+            (run.id, "notebook", (run.notebook or {}).get("cells"), None),
+        ]
+        self.conn.executemany(
+            "INSERT INTO blobs (run_id, kind, hash, size) VALUES (?, ?, ?, ?)",
+            [r for r in rows if r[2]],
+        )
+
+    def tags(self, run_id: str, tags: Iterable[str], replace: bool = True) -> None:
+        """The run's tag rows (inside the caller's transaction when replace=False)."""
+        if replace:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("DELETE FROM tags WHERE run_id = ?", (run_id,))
+                self.tags(run_id, tags, replace=False)
+            return
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)",
+            [(run_id, t) for t in tags],
+        )
