@@ -22,7 +22,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
 def command(by: str | None, as_json: bool) -> None:
     """Show the store's logical and stored size and the dedup ratio."""
-    from vestige.upkeep.gc import du
+    from vestige.upkeep.du import du
 
     repo = open_repo()
     data = du(repo, by)

@@ -1,4 +1,4 @@
-"""gc: free the kept files of old runs that can be re-made; du: what the store holds.
+"""gc: free the kept files of old runs that can be re-made (`du` is du.py).
 
 Only **payloads** are ever freed: the objects of runs' kept outputs, kept inputs and
 artefact files. Manifests, code trees and code files, outside modules, logs, metrics,
@@ -29,6 +29,7 @@ from pathlib import Path
 from vestige.errors import StoreLocked, UsageError
 from vestige.records import Factory, Record
 from vestige.store.freed import freed_dir, freed_records
+from vestige.upkeep import usage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -163,87 +164,6 @@ class Plan(Record):
         }
 
 
-def present_objects(store: Store) -> dict[str, tuple[int, float]]:
-    """{hash: (size, mtime)} of every object, by one walk of objects/."""
-    out: dict[str, tuple[int, float]] = {}
-    for fan, names in _object_names(store):
-        for name in names:
-            try:
-                st = os.stat(f"{fan}/{name}")
-            except FileNotFoundError:
-                continue
-            out[fan[-2:] + name] = (st.st_size, st.st_mtime)
-    return out
-
-
-def _object_names(store: Store) -> list[tuple[str, list[str]]]:
-    """(fan directory, object file names) without a stat: getdents only."""
-    root = store.objects.dir
-    if not root.is_dir():
-        return []
-    return [(fan.path, os.listdir(fan.path)) for fan in os.scandir(root)
-            if len(fan.name) == 2 and fan.is_dir()]  # fmt: skip
-
-
-def object_sizes(repo: Repo) -> dict[str, tuple[int, float]]:
-    """{hash: (size, 0.0)} of every object: names by a walk without stat, sizes from the
-    index's `objsize` cache (an object's size never changes), stat only for new ones.
-    For du: 100,000 stats cost ~0.4 s, the cached sizes ~0.05 s."""
-    cached = repo.index.files.sizes()
-    out: dict[str, tuple[int, float]] = {}
-    new: list[tuple[str, int]] = []
-    for fan, names in _object_names(repo.store):
-        prefix = fan[-2:]
-        digests = [prefix + name for name in names]
-        for digest in [d for d in digests if d not in cached]:
-            try:
-                new.append((digest, os.stat(f"{fan}/{digest[2:]}").st_size))
-            except FileNotFoundError:
-                continue
-        out.update((d, (cached[d], 0.0)) for d in digests if d in cached)
-    out.update((d, (size, 0.0)) for d, size in new)
-    if new:
-        repo.index.files.put_sizes(new)
-    return out
-
-
-class _View(Record):
-    """The store as gc and du see it: runs, their references, what is present."""
-
-    _frozen = False
-
-    runs: dict[str, tuple[int, str, float, str | None, str]]  # seq status started manifest argv
-    files: list[tuple[str, str, str, str, int, int]]  # run, role, path, hash, size, kept
-    blobs: list[tuple[str, str, str, int | None]]  # run, kind, hash, size
-    trees: dict[str, tuple[set[str], bool]]  # tree -> (kept entry hashes, all kept)
-    present: dict[str, tuple[int, float]]
-
-
-def _tree_entries(repo: Repo, tree: str, present: dict[str, Any]) -> tuple[set[str], bool]:
-    """(hashes of kept entries, whether the whole snapshot is kept and present)."""
-    if tree not in present:
-        return set(), False
-    try:
-        record = json.loads(repo.store.objects.path(tree).read_bytes())
-        entries = record["entries"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return set(), False
-    kept = {e[3] for e in entries if e[4]}
-    whole = all(e[4] for e in entries) and all(h in present for h in kept)
-    return kept, whole
-
-
-def _view(repo: Repo, sizes_only: bool = False) -> _View:
-    index = repo.index
-    runs = index.runs.overview()
-    files = index.files.hashed_rows()
-    blobs = index.files.blob_rows()
-    present = object_sizes(repo) if sizes_only else present_objects(repo.store)
-    distinct = {b[2] for b in blobs if b[1] == "code"}
-    trees = {t: _tree_entries(repo, t, present) for t in distinct}
-    return _View(runs=runs, files=files, blobs=blobs, trees=trees, present=present)
-
-
 def _manifest_hashes(repo: Repo, digest: str, present: dict[str, Any]) -> set[str]:
     """Every object a manifest names (for runs the index does not know yet)."""
     try:
@@ -258,7 +178,7 @@ def _manifest_hashes(repo: Repo, digest: str, present: dict[str, Any]) -> set[st
     out |= {f.get("hash") for a in m.get("artefacts") or [] for f in a.get("files") or []}
     out |= {x.get("hash") for x in code.get("modules") or []}
     if code.get("tree"):
-        out |= _tree_entries(repo, code["tree"], present)[0]
+        out |= usage.tree_entries(repo, code["tree"], present)[0]
     return {h for h in out if isinstance(h, str)}
 
 
@@ -276,7 +196,7 @@ def _live_hashes(repo: Repo, present: dict[str, Any]) -> tuple[set[str], set[str
         code = LiveRun(path).code or {}
         if code.get("tree"):
             out.add(code["tree"])
-            out |= _tree_entries(repo, code["tree"], present)[0]
+            out |= usage.tree_entries(repo, code["tree"], present)[0]
         out |= {x.get("hash") for x in code.get("modules") or [] if isinstance(x, dict)}
         for e in read_api_events(path):
             for f in e.get("files") or [] if e.get("e") == "keep" else []:
@@ -314,7 +234,7 @@ def plan(repo: Repo, policy: Policy, now: float, grace: float = GRACE_S,
     VESTIGE_NOW); `clock` the real time that objects' last use compares with."""
     policy.check()
     unknown = ensure_index(repo)
-    view = _view(repo)
+    view = usage.view(repo)
     real = time.time() if clock is None else clock
     guard = real - grace
     result = Plan(now=now, stored_before=sum(s for s, _m in view.present.values()))
@@ -551,7 +471,7 @@ def _wait_for_seals(repo: Repo, timeout: float) -> None:
 
 def _named_since(repo: Repo, refs_before: set[str]) -> set[str]:
     """Objects named by refs written since gc planned, or by live runs now."""
-    present = present_objects(repo.store)
+    present = usage.present_objects(repo.store)
     named, _ids = _live_hashes(repo, present)
     for run_id in set(repo.store.refs) - refs_before:
         named |= _manifest_hashes(repo, repo.store.refs.get(run_id) or "", present)
@@ -565,94 +485,3 @@ def _sync(store: Store, folder: Path, done: list[Item]) -> None:
     for fan in sorted({i.hash[:2] for i in done}):
         with contextlib.suppress(FileNotFoundError):
             fsync_dir(str(store.objects.dir / fan))
-
-
-# -- du ---------------------------------------------------------------------------------------
-
-
-def script_of(argv: list[str]) -> str:
-    """The script a command ran (`python -m pkg.mod` -> pkg.mod), else its program."""
-    if not argv:
-        return "?"
-    program = os.path.basename(argv[0])
-    if not program.startswith("python"):
-        return program
-    args = iter(argv[1:])
-    for arg in args:
-        if arg in ("-m", "-c"):
-            return next(args, arg) if arg == "-m" else "python -c"
-        if not arg.startswith("-"):
-            return arg
-    return program
-
-
-def du(repo: Repo, by: str | None = None) -> dict[str, Any]:
-    """Logical size (what runs recorded), stored size (objects/), dedup ratio, per group.
-
-    Each reference counts its recorded size: files as recorded, a code snapshot as its
-    `code.size`, logs as stored, metrics, environment and manifest objects as present.
-    """
-    view = _view(repo, sizes_only=True)
-    present = view.present
-    refs: list[tuple[str, str, str, int]] = []  # run, kind, hash, logical size
-    for run_id, role, _path, digest, size, kept in view.files:
-        if kept:
-            refs.append((run_id, "code" if role == "module" else role, digest, size))
-    named: dict[str, set[str]] = {}  # group -> hashes (code trees expanded)
-    for run_id, kind, digest, size in view.blobs:
-        logical = size if size is not None else present.get(digest, (0, 0.0))[0]
-        refs.append((run_id, kind, digest, logical))
-    groups: dict[str, list[int]] = {}  # group -> [runs, logical]
-    runs_in: dict[str, set[str]] = {}
-    of_run = {r: _group(by, r, view) for r in view.runs} if by in ("run", "script") else {}
-    for run_id, kind, digest, logical in refs:
-        group = kind if by == "kind" else of_run.get(run_id, run_id) if of_run else "all"
-        groups.setdefault(group, [0, 0])[1] += logical
-        runs_in.setdefault(group, set()).add(run_id)
-        hashes = named.setdefault(group, set())
-        hashes.add(digest)
-        if kind == "code":
-            hashes |= view.trees.get(digest, (set(), False))[0]
-    first: dict[str, str] = {}  # hash -> the first group naming it
-    shared: set[str] = set()  # hashes named by several groups
-    for group, hashes in named.items():
-        for digest in hashes:
-            if first.setdefault(digest, group) != group:
-                shared.add(digest)
-    logical_total = sum(g[1] for g in groups.values())
-    sizes = {h: v[0] for h, v in present.items()}
-    stored = sum(sizes.values())
-    referenced = sum(map(sizes.__getitem__, first.keys() & sizes.keys()))
-    freed = freed_records(repo.store)
-    out: dict[str, Any] = {
-        "runs": len(view.runs),
-        "objects": len(present),
-        "logical": logical_total,
-        "stored": stored,
-        "unreferenced": stored - referenced,
-        "dedup_ratio": round(logical_total / stored, 3) if stored else None,
-        "freed": {"objects": len(freed), "bytes": sum(r["size"] for r in freed.values())},
-    }
-    if by is not None:
-        rows = []
-        for group, hashes in named.items():
-            here = hashes & sizes.keys()
-            rows.append({
-                "group": group,
-                "runs": len(runs_in[group]),
-                "logical": groups[group][1],
-                "objects": len(here),
-                "stored": sum(map(sizes.__getitem__, here)),
-                "exclusive": sum(map(sizes.__getitem__, here - shared)),
-            })  # fmt: skip
-        rows.sort(key=lambda r: (-r["logical"], r["group"]))
-        out["by"] = by
-        out["groups"] = rows
-    return out
-
-
-def _group(by: str | None, run_id: str, view: _View) -> str:
-    """A run's group for --by run (#seq) or --by script."""
-    if by == "run":
-        return f"#{view.runs[run_id][0]}"
-    return script_of(json.loads(view.runs[run_id][4]))

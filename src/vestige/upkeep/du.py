@@ -1,0 +1,105 @@
+"""`vestige du`: what the store holds: logical size (what runs recorded), stored size
+(objects/), the dedup ratio, unreferenced and freed bytes, per run, script or kind."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from vestige.store.freed import freed_records
+from vestige.upkeep.usage import View
+from vestige.upkeep.usage import view as store_view
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vestige.repo import Repo
+
+
+def script_of(argv: list[str]) -> str:
+    """The script a command ran (`python -m pkg.mod` -> pkg.mod), else its program."""
+    if not argv:
+        return "?"
+    program = os.path.basename(argv[0])
+    if not program.startswith("python"):
+        return program
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in ("-m", "-c"):
+            return next(args, arg) if arg == "-m" else "python -c"
+        if not arg.startswith("-"):
+            return arg
+    return program
+
+
+def du(repo: Repo, by: str | None = None) -> dict[str, Any]:
+    """Logical size (what runs recorded), stored size (objects/), dedup ratio, per group.
+
+    Each reference counts its recorded size: files as recorded, a code snapshot as its
+    `code.size`, logs as stored, metrics, environment and manifest objects as present.
+    """
+    view = store_view(repo, sizes_only=True)
+    present = view.present
+    refs: list[tuple[str, str, str, int]] = []  # run, kind, hash, logical size
+    for run_id, role, _path, digest, size, kept in view.files:
+        if kept:
+            refs.append((run_id, "code" if role == "module" else role, digest, size))
+    named: dict[str, set[str]] = {}  # group -> hashes (code trees expanded)
+    for run_id, kind, digest, size in view.blobs:
+        logical = size if size is not None else present.get(digest, (0, 0.0))[0]
+        refs.append((run_id, kind, digest, logical))
+    groups: dict[str, list[int]] = {}  # group -> [runs, logical]
+    runs_in: dict[str, set[str]] = {}
+    of_run = {r: _group(by, r, view) for r in view.runs} if by in ("run", "script") else {}
+    for run_id, kind, digest, logical in refs:
+        group = kind if by == "kind" else of_run.get(run_id, run_id) if of_run else "all"
+        groups.setdefault(group, [0, 0])[1] += logical
+        runs_in.setdefault(group, set()).add(run_id)
+        hashes = named.setdefault(group, set())
+        hashes.add(digest)
+        if kind == "code":
+            hashes |= view.trees.get(digest, (set(), False))[0]
+    first: dict[str, str] = {}  # hash -> the first group naming it
+    shared: set[str] = set()  # hashes named by several groups
+    for group, hashes in named.items():
+        for digest in hashes:
+            if first.setdefault(digest, group) != group:
+                shared.add(digest)
+    logical_total = sum(g[1] for g in groups.values())
+    sizes = {h: v[0] for h, v in present.items()}
+    stored = sum(sizes.values())
+    referenced = sum(map(sizes.__getitem__, first.keys() & sizes.keys()))
+    freed = freed_records(repo.store)
+    out: dict[str, Any] = {
+        "runs": len(view.runs),
+        "objects": len(present),
+        "logical": logical_total,
+        "stored": stored,
+        "unreferenced": stored - referenced,
+        "dedup_ratio": round(logical_total / stored, 3) if stored else None,
+        "freed": {"objects": len(freed), "bytes": sum(r["size"] for r in freed.values())},
+    }
+    if by is not None:
+        rows = []
+        for group, hashes in named.items():
+            here = hashes & sizes.keys()
+            rows.append({
+                "group": group,
+                "runs": len(runs_in[group]),
+                "logical": groups[group][1],
+                "objects": len(here),
+                "stored": sum(map(sizes.__getitem__, here)),
+                "exclusive": sum(map(sizes.__getitem__, here - shared)),
+            })  # fmt: skip
+        rows.sort(key=lambda r: (-r["logical"], r["group"]))
+        out["by"] = by
+        out["groups"] = rows
+    return out
+
+
+def _group(by: str | None, run_id: str, view: View) -> str:
+    """A run's group for --by run (#seq) or --by script."""
+    if by == "run":
+        return f"#{view.runs[run_id][0]}"
+    return script_of(json.loads(view.runs[run_id][4]))
