@@ -140,6 +140,7 @@ class InProcessRun(Launch):
     def __init__(self, on_exit: Callable[[], None] | None = None) -> None:
         super().__init__(command_line(), RunOptions())
         self.on_exit = on_exit  # at interpreter exit, if not ended before (vestige.finish)
+        self.capture.warnings.clear()  # made now: this thread and the capture's both use it
         self.tees: list[tuple[int, int, Any]] = []  # (fd, saved copy, done lock)
         self.saved_env: dict[str, str | None] = {}
         self.shim: ModuleType | None = None

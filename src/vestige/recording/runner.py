@@ -20,7 +20,6 @@ import sys
 import time
 
 from vestige.fastpath import boot_id, dumps, hostname, proc_start, timing, write_file
-from vestige.recording.background import BackgroundCapture
 from vestige.recording.process import (
     DRAIN_GRACE_S,
     SHIM_DIR,
@@ -47,6 +46,8 @@ from vestige.recording.process import (
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms here
 if TYPE_CHECKING:
     from typing import Any
+
+    from vestige.recording.background import BackgroundCapture
 
 
 class RunOptions:
@@ -94,9 +95,22 @@ class Launch:
         self.received: int | None = None
         self.child: int | None = None
         self.ptys: list[tuple[int, int]] = []
-        self.capture = BackgroundCapture(self)  # run while the command runs
+        self._capture: BackgroundCapture | None = None
         self.sealed: Any = None  # the Run, once sealed
         self.tail = ""  # a sweep child's last output line (_run_to_logs)
+
+    @property
+    def capture(self) -> BackgroundCapture:
+        """What is captured while the command runs; made on first use, which for `vestige
+        run` is in the thread that runs it (its import is then off the start path)."""
+        if self._capture is None:
+            from vestige.recording.background import BackgroundCapture
+
+            self._capture = BackgroundCapture(self)
+        return self._capture
+
+    def _capture_in_background(self, argv: list[str], done: Any) -> None:
+        self.capture.run(argv, done)
 
     @property
     def environ(self) -> Any:
@@ -244,7 +258,7 @@ class Launch:
             _thread.start_new_thread(tee, args)
         bg_done = _thread.allocate_lock()
         bg_done.acquire()
-        _thread.start_new_thread(self.capture.run, (argv, bg_done))
+        _thread.start_new_thread(self._capture_in_background, (argv, bg_done))
         beat = _thread.allocate_lock()
         beat.acquire()
         _thread.start_new_thread(heartbeat, (os.path.join(self.live, "run.json"), beat))
