@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         "capture_overhead.py",
         "debt_gc.py",
         "metric_logging.py",
+        "revisions.py",
         "startup.py",
         "store_throughput.py",
         "sweep_overhead.py",
