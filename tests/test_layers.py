@@ -155,3 +155,54 @@ def test_the_architecture_doc_names_every_module_and_layer() -> None:
         or (p.is_dir() and (p / "__init__.py").exists())
     }
     assert tops - named == set(), f"not placed in a layer: {sorted(tops - named)}"
+
+
+def defined_names(module: Path) -> set[str]:
+    """What a module defines at its top level (def, class, assignment) or exports in
+    `__all__`; not what it merely imports."""
+    tree = ast.parse(module.read_text())
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                names |= {e.value for e in ast.walk(node.value) if isinstance(e, ast.Constant)}
+    return names
+
+
+def borrowed_imports(root: Path) -> list[str]:
+    """`importer: module.name` for each name imported from a vestige module that does not
+    define it (it only imports it too): after a move, import from where the thing lives."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                continue
+            if not node.module.startswith("vestige"):
+                continue
+            target = SRC.parent.joinpath(*node.module.split("."))
+            module = target / "__init__.py" if target.is_dir() else target.with_suffix(".py")
+            if not module.exists():
+                found.append(f"{path.relative_to(root.parent)}: no module {node.module}")
+                continue
+            names = defined_names(module)
+            for alias in node.names:
+                sub = target / alias.name
+                submodule = sub.is_dir() or sub.with_suffix(".py").exists()
+                if alias.name not in names and not submodule:
+                    found.append(f"{path.relative_to(root.parent)}: {node.module}.{alias.name}")
+    return found
+
+
+def test_names_are_imported_from_the_module_that_defines_them(tmp_path: Path) -> None:
+    for folder in ("src", "tests", "benchmarks"):
+        assert borrowed_imports(REPO / folder) == []
+    bad = tmp_path / "bad.py"
+    bad.write_text("from vestige.recording.runner import resolve_command\n")
+    assert borrowed_imports(tmp_path) == [
+        f"{tmp_path.name}/bad.py: vestige.recording.runner.resolve_command"
+    ]

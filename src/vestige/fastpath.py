@@ -135,3 +135,12 @@ def block_signals() -> None:
         _signal.pthread_sigmask(_signal.SIG_BLOCK, sigs)
     except (ImportError, AttributeError, OSError, ValueError):
         pass
+
+
+def warn(message: str) -> None:
+    """The one way vestige talks during a user's run: a line on stderr, never an exception."""
+    try:
+        sys.stderr.write(f"vestige: warning: {message}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass

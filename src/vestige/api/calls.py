@@ -14,7 +14,8 @@ user's to see, as TypeError or ValueError naming the culprit.
 from __future__ import annotations
 
 from vestige.api import session
-from vestige.api.session import event, live_dir, run_id, warn
+from vestige.api.session import event, live_dir, run_id
+from vestige.fastpath import warn
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from vestige.fastpath import warn
+
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,15 +44,6 @@ def _after_fork_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_child)
-
-
-def warn(message: str) -> None:
-    """One warning line on stderr: what a vestige failure becomes in the user's program."""
-    try:
-        sys.stderr.write(f"vestige: warning: {message}\n")
-        sys.stderr.flush()
-    except Exception:
-        pass
 
 
 def live_dir(start: bool = True) -> str | None:

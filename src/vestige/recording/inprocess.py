@@ -23,7 +23,7 @@ import os
 import sys
 import time
 
-from vestige.fastpath import block_signals, dumps, proc_start, write_file
+from vestige.fastpath import block_signals, dumps, proc_start, warn, write_file
 from vestige.recording.process import (
     DRAIN_GRACE_S,
     SHIM_DIR,
@@ -31,7 +31,6 @@ from vestige.recording.process import (
     pty_for,
     resources,
     tee,
-    warn,
 )
 from vestige.recording.runner import Launch, RunOptions
 

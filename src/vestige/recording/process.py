@@ -32,15 +32,6 @@ _SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABR
                  15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ"}  # fmt: skip
 
 
-def warn(message: str) -> None:
-    """The one way vestige talks during a user's run: a line on stderr, never an exception."""
-    try:
-        sys.stderr.write(f"vestige: warning: {message}\n")
-        sys.stderr.flush()
-    except Exception:
-        pass
-
-
 def resolve_command(argv: list[str]) -> tuple[str, list[str]]:
     """(program path, argv): `x.py ...` runs with the current Python; a missing one is exit 2."""
     if not argv:

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from vestige.fastpath import boot_id, dumps, hostname, proc_start, timing, write_file
+from vestige.fastpath import boot_id, dumps, hostname, proc_start, timing, warn, write_file
 from vestige.recording.process import (
     DRAIN_GRACE_S,
     SHIM_DIR,
@@ -40,7 +40,6 @@ from vestige.recording.process import (
     tee,
     terminal_sent_to_group,
     wait4,
-    warn,
 )
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms here

@@ -312,7 +312,8 @@ class Committer:
                         repo = Repo.open_at(self.store, self.root)
                     commit_batch(repo.store, repo.index, batch)
                 except Exception as e:  # their live directories stay: recovery seals them
-                    from vestige.recording.process import describe, warn
+                    from vestige.fastpath import warn
+                    from vestige.recording.process import describe
 
                     ids = ", ".join(f"#{run.seq}" for run, _live in batch)
                     warn(f"runs {ids} could not be sealed now ({describe(e)}); the next "
