@@ -4,18 +4,26 @@ The question (1,000,000 points by default): a script calls `vestige.log(step=i, 
 in a loop and then `vestige.flush()`, which returns once every point is in the run's
 journal. How many points per second, timed from before the loop to the end of the flush,
 and how much does the process's peak RSS grow meanwhile? Goals: at least 1,000,000
-points/s and at most 64 MiB of peak RSS growth.
+points/s, at most 64 MiB of peak RSS growth, and, in both modes below, at least half the
+points/s of the floor `def floor(step=None, **kw)` (two array('d') appends per keyword).
 
 Every measurement is a child process that times only its own loop and flush (imports
 and set-up such as `mlflow.start_run` or `wandb.init` are not timed):
 
-- vestige: `vestige run python metric_logging.py --child vestige` in a fresh project
-  (the realistic path: `import vestige` attaches to the run that `vestige run` started;
-  `vestige.start()` is called before the timed section when it exists, as the peers'
-  init calls are);
-- two floors without vestige, in the benchmark's own Python: `floor.log(step=i,
-  loss=x)` where `log` does nothing (the cost of the loop and the call itself), and the
-  same appending `(step, loss)` to a list (keeping the points in memory, nothing else);
+- vestige under `vestige run`: `vestige run python metric_logging.py --child vestige` in
+  a fresh project (how users run: `import vestige` attaches to the run that `vestige run`
+  started, VESTIGE_LIVE set, the capture shim loaded in the process; `vestige.start()` is
+  called before the timed section, as the peers' init calls are);
+- vestige in-process: `python metric_logging.py --child vestige` in the same project
+  (a plain script: `vestige.start()`, untimed, starts a run of this process, which loads
+  the capture shim into it; the run is sealed when the child exits);
+- three floors without vestige, in the benchmark's own Python, each a module attribute
+  called as `floor.log(step=i, loss=x)`, as `vestige.log` is: `def floor(step=None,
+  **kw)` appending, for each keyword, the step and the value to two `array('d')` (the
+  least work that records a point: it keeps no key, no wall time, checks nothing, writes
+  nothing to disk, and has no flush to wait for; the goal's floor), a function that does
+  nothing (the cost of the loop and the call itself), and one appending `(step, loss)`
+  to a list;
 - peers, when benchmarks/peers_metrics.sh installed them, each run by the peer venv's
   Python: MLflow `mlflow.log_metric` per point (fewer points, it is slow; synchronous,
   and asynchronous with `synchronous=False`, which `mlflow.end_run` waits for) and
@@ -59,6 +67,7 @@ import tempfile
 import threading
 import time
 import types
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,6 +88,7 @@ from _bench import (
 
 GOAL_POINTS_PER_S = 1_000_000
 GOAL_RSS_MIB = 64
+GOAL_OF_FLOOR = 0.5  # vestige.log's points/s over the two-array floor's, in both modes
 SCRIPT = str(Path(__file__).resolve())
 PEER_VENV = PEERS / "metrics-venv"
 PEER_PYTHON = PEER_VENV / "bin" / "python"
@@ -160,22 +170,32 @@ def child_floor(probe: Probe, n: int, variant: str) -> tuple[int | None, str]:
     """The loop with a module-level `log` that does nothing, or only keeps the point."""
     floor = types.ModuleType("floor")
     kept: list[tuple[int, float]] = []
-    if variant == "noop":
+    steps, values = array("d"), array("d")
+    if variant == "arrays":
 
-        def log(step: int, **metrics: float) -> None:
+        def log(step: float | None = None, **kw: float) -> None:
+            """The goal's floor: record each keyword's point, (step, value), and no more."""
+            for _key, value in kw.items():
+                steps.append(step)  # type: ignore[arg-type]
+                values.append(value)
+
+    elif variant == "noop":
+
+        def log(step: float | None = None, **kw: float) -> None:
             pass
 
     else:
 
-        def log(step: int, **metrics: float) -> None:
-            kept.append((step, metrics["loss"]))
+        def log(step: float | None = None, **kw: float) -> None:
+            kept.append((step, kw["loss"]))  # type: ignore[arg-type]
 
     floor.log = log  # type: ignore[attr-defined]
     probe.start()
     for i in range(n):
         floor.log(step=i, loss=1.0 / (i + 1))  # type: ignore[attr-defined]
     probe.stop()
-    return (len(kept) if variant == "append" else None), ""
+    stored = {"arrays": len(values), "append": len(kept)}.get(variant)
+    return stored, ""
 
 
 def child_vestige(probe: Probe, n: int) -> tuple[int | None, str]:
@@ -187,6 +207,7 @@ def child_vestige(probe: Probe, n: int) -> tuple[int | None, str]:
             f"metric_logging: this vestige ({vestige.__file__}) has no "
             f"{' or '.join('vestige.' + m for m in missing)}: the metrics API is missing"
         )
+    probe.result["live"] = bool(os.environ.get("VESTIGE_LIVE"))  # under `vestige run`
     if hasattr(vestige, "start"):
         vestige.start()
     probe.start()
@@ -465,27 +486,35 @@ def peer_env(work: Path) -> dict[str, str]:
 
 
 def measure_ours(args: argparse.Namespace, tmp: Path) -> list[Measurement]:
-    """vestige and the two floors, `args.runs` times each, interleaved."""
+    """vestige in both modes and the three floors, `args.runs` times each, interleaved:
+    [under vestige run, in-process, two-array floor, no-op floor, list floor]."""
     project = tmp / "project"
     project.mkdir()
     env = bench_env()
     vestige_cmd = [vestige_script(), "run", "python", SCRIPT, "--child", "vestige"]
     floor_cmd = [PYTHON, SCRIPT, "--child"]
     rows = {
-        "vestige": (Measurement("vestige", "vestige.log + vestige.flush"), vestige_cmd),
+        "vestige": (Measurement("vestige", "vestige.log + flush, under vestige run"), vestige_cmd),
+        "inprocess": (Measurement("vestige", "vestige.log + flush, in-process run"),
+                      [PYTHON, SCRIPT, "--child", "vestige"]),
+        "arrays": (Measurement("floor", "floor(step=None, **kw): 2 array('d') appends"),
+                   [*floor_cmd, "floor:arrays"]),
         "noop": (Measurement("floor", "no-op function call"), [*floor_cmd, "floor:noop"]),
         "append": (Measurement("floor", "list.append((step, loss))"), [*floor_cmd, "floor:append"]),
-    }
-    progress("warm-up: vestige run and the floors, 1,000 points each")
+    }  # fmt: skip
+    ours = ("vestige", "inprocess")
+    progress("warm-up: vestige (both modes) and the floors, 1,000 points each")
     for key, (_, argv) in rows.items():
-        measure_once([*argv, "--points", "1000"], project, env, vestige=key == "vestige")
+        measure_once([*argv, "--points", "1000"], project, env, vestige=key in ours)
     for run in range(args.runs):
         progress(f"vestige and floors, {args.points:,} points, run {run + 1} of {args.runs}")
         for key, (m, argv) in rows.items():
             argv = [*argv, "--points", str(args.points)]
-            m.results.append(measure_once(argv, project, env, vestige=key == "vestige"))
-            if key == "vestige":
+            m.results.append(measure_once(argv, project, env, vestige=key in ours))
+            if key in ours:
                 m.results[-1]["stored"] = vestige_stored(project, env)
+                if m.results[-1].get("live") != (key == "vestige"):
+                    raise CommandFailed(f"{key}: VESTIGE_LIVE was {m.results[-1].get('live')}")
     return [m for m, _ in rows.values()]
 
 
@@ -609,7 +638,7 @@ def main(argv: list[str]) -> int:
         ours = measure_ours(args, tmp)
         peers = measure_peers(args, tmp, isolate)
 
-    vestige = ours[0]
+    vestige, inprocess, floor = ours[0], ours[1], ours[2]
     table = Table(
         f"metric logging: points timed from before the loop to the end of the flush "
         f"(vestige and floors: median of {args.runs}; peers: median of {args.peer_runs})",
@@ -638,12 +667,17 @@ def main(argv: list[str]) -> int:
     else:
         peer_line = "none measured"
     report.note(
-        f"vestige {vestige.results[0]['version']} under `vestige run`. Peers: {peer_line}. "
-        '"vestige is": how many times faster vestige is than that row (its points/s over '
-        'the row\'s). "peak RSS growth": VmHWM after the flush minus VmRSS before the loop, '
+        f"vestige {vestige.results[0]['version']}, under `vestige run` (VESTIGE_LIVE set, the "
+        "capture shim loaded) and in-process (`python script.py`, `vestige.start()` untimed). "
+        f"Peers: {peer_line}. "
+        '"vestige is": how many times faster vestige under `vestige run` is than that row '
+        "(its points/s over the row's). The floors time the loop only (nothing to flush); "
+        "the two-array floor keeps step and value per keyword and nothing else: no key, no "
+        "wall time, no checks, no disk. "
+        '"peak RSS growth": VmHWM after the flush minus VmRSS before the loop, '
         'of the logging process; "tree growth": the same for the summed RSS of its process '
         f'tree, sampled every {SAMPLE_S * 1000:.0f} ms. "stored": points the tool had '
-        "written when its flush returned, counted afterwards."
+        "written when its flush returned, counted afterwards (floors: kept in memory)."
     )
     if not all(r.get("peak_reset") for m in [*ours, *peers] for r in m.results):
         report.note("Note: /proc/self/clear_refs was not writable: peak RSS is since the start.")
@@ -652,6 +686,12 @@ def main(argv: list[str]) -> int:
     report.goal(f">= {GOAL_POINTS_PER_S:,} points/s, vestige.log to the end of vestige.flush",
                 speed >= GOAL_POINTS_PER_S,
                 f"{speed:,.0f} points/s, {vestige.points:,} points")  # fmt: skip
+    for m, mode in ((vestige, "under `vestige run`"), (inprocess, "in-process run")):
+        ratio = m.speed / floor.speed
+        report.goal(f"vestige.log >= {GOAL_OF_FLOOR:.2f}x the floor's points/s, {mode} "
+                    f"(floor: def floor(step=None, **kw), two array('d') appends per keyword)",
+                    ratio >= GOAL_OF_FLOOR,
+                    f"{ratio:.2f}x: {m.speed:,.0f} vs {floor.speed:,.0f} points/s")  # fmt: skip
     rss = growth(vestige) / KIB
     tree = tree_growth(vestige)
     tree_text = "" if tree is None else f"; with the vestige run process: {tree / KIB:.1f} MiB"

@@ -9,12 +9,14 @@ import json
 import math
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from conftest import vestige
 
 
@@ -86,6 +88,126 @@ def test_wrong_types_name_the_key(project: Path) -> None:
     assert "step must be a number" in lines[3]
     assert "must be a dict of metrics" in lines[4]
     assert list(metrics_json(project)) == ["ok"]
+
+
+def test_fast_path_records_what_the_slow_path_would(project: Path) -> None:
+    """vestige.log's fast paths (float and int values, a known key, an int step) write the
+    same record (key id, step, time, value) as the general conversion, `_number`, gives:
+    checked on the buffer itself (the flush lock held, so no flush empties it meanwhile),
+    then on what `vestige metrics` reads back after the seal."""
+    pytest.importorskip("numpy")
+    out = run_script(project, """
+        import json, math, struct
+        import numpy as np
+        import vestige
+        from vestige.api import log as L
+
+        vestige.log(first=0.0)  # opens the journal: key id 0
+        values = [0.5, -0.0, float("nan"), float("inf"), float("-inf"), 1e308, 5e-324,
+                  0, 3, -7, 2**53 + 1, True, False, np.float64(0.1), np.float32(0.1),
+                  np.int64(5), np.bool_(True), np.array(2.5), np.array([1.5])]
+        rows = []
+        with L._flush_lock:  # the flusher thread cannot empty the buffer while we read it
+            for i, v in enumerate(values):
+                for step in (None, 7, 2.5, np.int32(3)):
+                    key = f"v{i}"
+                    before = len(L._buf)
+                    t0 = L._time()
+                    vestige.log(step=step, **{key: v})
+                    kid, s, t, got = L._buf[before:]
+                    assert len(L._buf) == before + 4
+                    want = L._number(key, v)
+                    same = struct.pack("<d", got) == struct.pack("<d", want)
+                    assert same or (math.isnan(got) and math.isnan(want)), (v, got, want)
+                    assert kid == L._keys[key][0] == L._names.index(key)
+                    assert t0 <= t <= L._time()
+                    rows.append([key, s])
+        print(json.dumps(rows))
+    """)  # fmt: skip
+    rows = json.loads(out)
+    # steps: auto 0, then 7, 2.5, 3 (explicit ones reset the count), for every key
+    assert [s for _, s in rows[:4]] == [0, 7, 2.5, 3]
+    assert all([s for _, s in rows[i : i + 4]] == [0, 7, 2.5, 3] for i in range(0, len(rows), 4))
+    got = metrics_json(project, *(f"v{i}" for i in (0, 1, 2, 7, 10, 11, 13, 14, 17, 18)))
+    assert got["v0"]["value"] == [0.5] * 4 and got["v0"]["step"] == [0, 7, 2.5, 3]
+    assert got["v1"]["value"] == [-0.0] * 4
+    assert all(math.copysign(1, v) == -1 for v in got["v1"]["value"])
+    assert got["v2"]["value"] == ["nan"] * 4
+    assert got["v7"]["value"] == [0.0] * 4
+    assert got["v10"]["value"] == [float(2**53)] * 4  # rounded to float64, as documented
+    assert got["v11"]["value"] == [1.0] * 4  # True
+    assert got["v13"]["value"] == [0.1] * 4  # numpy.float64
+    assert got["v14"]["value"] == [struct.unpack("f", struct.pack("f", 0.1))[0]] * 4
+    assert got["v17"]["value"] == [2.5] * 4 and got["v18"]["value"] == [1.5] * 4
+
+
+def test_errors_leave_no_partial_record(project: Path) -> None:
+    """A call that raises writes nothing for the bad key and keeps the journal aligned:
+    the same TypeErrors as ever, and an int step or value too large for a float raises
+    OverflowError without a stray double in the buffer."""
+    pytest.importorskip("numpy")
+    out = run_script(project, """
+        import numpy as np
+        import vestige
+        from vestige.api import log as L
+
+        vestige.log(loss=1.0)
+        bad = [
+            ({"loss": "0.5"}, {}), ({"loss": None}, {}), ({"loss": [1.0]}, {}),
+            ({"loss": np.array([1.0, 2.0])}, {}), ({"loss": 1.0}, {"step": "a"}),
+            ({"loss": 1.0}, {"step": float("nan")}), ({1: 2.0}, {}),
+            ({"loss": 2**1100}, {}), ({"loss": 1.0}, {"step": 2**1100}),
+        ]
+        with L._flush_lock:
+            for metrics, extra in bad:
+                before = len(L._buf)
+                step = extra.pop("step", None)
+                try:
+                    vestige.log({**metrics, **extra}, step=step)
+                except (TypeError, OverflowError) as e:
+                    print(type(e).__name__, e)
+                else:
+                    print("no error", metrics, extra)
+                assert len(L._buf) == before, (metrics, extra)
+        vestige.log(loss=2.0)
+        vestige.log(loss=3.0, step=10)
+        vestige.log(loss=4.0)
+    """)  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0].startswith("TypeError") and "metric 'loss' must be a number" in lines[0]
+    assert "got str" in lines[0] and "got NoneType" in lines[1] and "got list" in lines[2]
+    assert "got ndarray" in lines[3]
+    assert "step must be a number" in lines[4] and "step must be a number" in lines[5]
+    assert lines[6].startswith("TypeError") and "metric names must be str" in lines[6]
+    assert lines[7].startswith("OverflowError") and lines[8].startswith("OverflowError")
+    loss = metrics_json(project, "loss")["loss"]
+    assert loss["step"] == [0, 1, 10, 11] and loss["value"] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_forked_child_continues_its_parents_steps(project: Path) -> None:
+    """Automatic steps are counted per process, a forked child going on from its
+    parent's counts at the fork (docs/api.md), with key ids of its own journal."""
+    run_script(project, """
+        import os
+        import vestige
+
+        for i in range(3):
+            vestige.log(loss=float(i), acc=0.5)
+        vestige.log(acc=0.5)
+        pid = os.fork()
+        if pid == 0:
+            vestige.log(fresh=1.0)       # the child's key id 0
+            vestige.log(acc=9.0, loss=9.0)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        vestige.log(loss=5.0)
+    """)  # fmt: skip
+    got = metrics_json(project, "loss", "acc", "fresh")
+    assert sorted(zip(got["loss"]["step"], got["loss"]["value"], strict=True)) == [
+        (0, 0.0), (1, 1.0), (2, 2.0), (3, 5.0), (3, 9.0)
+    ]  # fmt: skip
+    assert sorted(got["acc"]["step"]) == [0, 1, 2, 3, 4]
+    assert got["fresh"]["step"] == [0] and got["fresh"]["value"] == [1.0]
 
 
 def test_threads_and_processes_journal_safely(project: Path) -> None:
