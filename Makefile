@@ -5,13 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint bench clean
+.PHONY: demo test setup lint bench clean strace
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vestige needs Python >= 3.11; set PYTHON=python3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@command -v strace >/dev/null 2>&1 || $(MAKE) --no-print-directory strace
 	@touch $(STAMP)
+
+# strace traces the files of programs outside Python (docs/architecture.md); the tests of
+# tracing need it. Installed from Debian's packages when we may (root, apt-get).
+strace:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq >/dev/null && apt-get install -y -qq strace >/dev/null; \
+	else echo "note: strace is not installed (apt-get install strace): tracing tests are skipped"; fi
 
 setup: $(STAMP)
 

@@ -155,9 +155,9 @@ def child_pid_of(live: Path) -> int:
 
 
 def wait_for_capture(live: Path) -> None:
-    """What vestige captures early is on disk: the pre-run scan, the code snapshot, and
+    """What vestige captures early is on disk: when it started, the code snapshot, and
     the output printed so far (the tee writes our pipe first, then the live log)."""
-    wait_until("the pre-run scan", lambda: (live / "before.json").exists())
+    wait_until("the start", lambda: LiveRun(live).info.get("since_ns"))
     wait_until("the code snapshot", lambda: (live / "code.json").exists())
 
     def printed() -> bool:

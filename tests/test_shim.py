@@ -87,7 +87,7 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
 
 def stat_of(path: Path) -> tuple[int, ...]:
     st = path.stat()
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns)
 
 
 # ---------------------------------------------------------------------------- files

@@ -12,49 +12,65 @@ from conftest import git
 
 from vestige.capture import gitprobe
 from vestige.capture.code import snapshot
+from vestige.capture.dirs import Dirs
 from vestige.capture.gitprobe import RACY_NS, GitProbe
-from vestige.capture.scan import Scanner
 from vestige.repo import Repo
 from vestige.store.statcache import StatCache
 from vestige.store.tree import read_tree
 
 
-def _snap(project: Path, before: dict, started: float) -> tuple[Repo, list[str], object]:
+def _snap(project: Path, since_ns: int) -> tuple[Repo, list[str], object]:
     repo = Repo.open(project, create=True)
     cache = StatCache(repo.index.conn)
-    snap = snapshot(
-        project, repo.store.objects, cache, before, 1 << 20, GitProbe(str(project)), started
-    )
+    snap = snapshot(project, repo.store.objects, cache, 1 << 20, GitProbe(str(project)), since_ns)
     return repo, [e.path for e in read_tree(repo.store.objects, snap.tree)], snap
+
+
+def _now_ns(project: Path) -> int:
+    """Now by the filesystem's clock (as the runner reads it: the ctime of a new folder)."""
+    mark = project / ".mark"
+    mark.mkdir()
+    ns = mark.stat().st_ctime_ns
+    mark.rmdir()
+    return ns
 
 
 def test_file_made_by_the_run_before_git_lists_the_tree_is_not_code(project: Path) -> None:
     (project / "analyze.py").write_text("print(1)\n")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "script")
-    before = Scanner(project).scan()
-    started = time.time()
-    time.sleep(0.01)
-    (project / "fig.png").write_bytes(b"made by the run")  # untracked, not in `before`
-    _repo, paths, snap = _snap(project, before, started)
+    time.sleep(0.05)
+    since = _now_ns(project)
+    time.sleep(0.05)
+    (project / "fig.png").write_bytes(b"made by the run")  # untracked, made after the start
+    _repo, paths, snap = _snap(project, since)
     assert "analyze.py" in paths
     assert "fig.png" not in paths
     assert snap.warnings == []
 
 
-def test_untracked_file_missing_from_the_scan_but_older_than_the_run_is_code(
-    project: Path,
-) -> None:
+def test_tracked_file_the_run_changed_is_code_with_a_warning(project: Path) -> None:
+    (project / "analyze.py").write_text("print(1)\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "script")
+    time.sleep(0.05)
+    since = _now_ns(project)
+    time.sleep(0.05)
+    (project / "analyze.py").write_text("print(2)\n")  # tracked, changed after the start
+    _repo, paths, snap = _snap(project, since)
+    assert "analyze.py" in paths
+    assert any("analyze.py changed while the run started" in w for w in snap.warnings)
+
+
+def test_untracked_file_older_than_the_run_is_code(project: Path) -> None:
     (project / "notes.py").write_text("x = 1\n")
-    before: dict = {}  # e.g. a scan.ignore pattern left it out of the scan
-    paths = _snap(project, before, time.time() + 60)[1]
+    paths = _snap(project, time.time_ns() + 60 * 10**9)[1]
     assert "notes.py" in paths
 
 
 def test_secret_named_file_is_hashed_not_kept(project: Path) -> None:
     (project / ".env").write_text("TOKEN=abc123\n")
-    before = Scanner(project).scan()
-    repo, _paths, snap = _snap(project, before, time.time())
+    repo, _paths, snap = _snap(project, time.time_ns() + 60 * 10**9)
     entry = next(e for e in read_tree(repo.store.objects, snap.tree) if e.path == ".env")
     assert entry.kept is False
     assert not repo.store.objects.exists(entry.hash)
@@ -63,8 +79,7 @@ def test_secret_named_file_is_hashed_not_kept(project: Path) -> None:
 def test_large_file_is_hashed_not_kept_and_not_rehashed_each_time(project: Path) -> None:
     big = project / "weights.bin"
     big.write_bytes(b"\0" * (2 << 20))  # over the 1 MiB limit used here
-    before = Scanner(project).scan()
-    repo, _paths, snap = _snap(project, before, time.time())
+    repo, _paths, snap = _snap(project, time.time_ns() + 60 * 10**9)
     entry = next(e for e in read_tree(repo.store.objects, snap.tree) if e.path == "weights.bin")
     assert entry.kept is False
     assert not repo.store.objects.exists(entry.hash)
@@ -74,7 +89,9 @@ def test_large_file_is_hashed_not_kept_and_not_rehashed_each_time(project: Path)
 
 
 def _probe(project: Path, store: Path) -> GitProbe:
-    return GitProbe(str(project), Scanner(project).scan(), str(store))
+    dirs = Dirs(str(project))
+    dirs.refresh()
+    return GitProbe(str(project), str(store), None, dirs)
 
 
 def _later(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,22 +117,27 @@ def test_git_answers_are_reused_only_while_nothing_changed(
     (project / "a.py").write_text("a = 2\n")  # an uncommitted edit
     dirty = _probe(project, store)
     assert dirty.procs != []
-    files, state = dirty.result()
+    _files, _untracked, state = dirty.result()
     assert state["dirty"] is True
 
     (project / "b.py").write_text("b = 1\n")  # a new untracked file
-    files, _state = _probe(project, store).result()
-    assert "b.py" in files
+    files, untracked, _state = _probe(project, store).result()
+    assert "b.py" in files and untracked == ["b.py"]
+
+    (project / "data").mkdir()  # a new folder: git is asked again, its new file listed
+    (project / "data" / "c.py").write_text("c = 1\n")
+    files, _untracked, _state = _probe(project, store).result()
+    assert "data/c.py" in files
 
     git(project, "add", "-A")
     git(project, "commit", "-qm", "b")  # index and ref change: git is asked again
-    _files, state = _probe(project, store).result()
-    assert state["dirty"] is False
+    _files, untracked, state = _probe(project, store).result()
+    assert state["dirty"] is False and untracked == []
     assert state["commit"] == git(project, "rev-parse", "HEAD").strip()
 
 
 def test_without_a_store_or_scan_git_is_always_asked(project: Path) -> None:
     probe = GitProbe(str(project))
     assert probe.procs != []
-    files, state = probe.result()
+    files, _untracked, state = probe.result()
     assert "README.md" in files and state["branch"] == "main"

@@ -1023,20 +1023,16 @@ def test_unsynced_writes_then_one_barrier(
         layout.sync_filesystem(str(tmp_path / "missing"))
 
 
-def test_a_live_run_reads_its_scan_and_code_from_run_json_too(tmp_path: Path) -> None:
-    """A sweep's child writes its scan and code snapshot into run.json (one file, not
-    three): recovery and gc read them there as from before.json and code.json."""
-    from vestige.store.live import LiveRun, before_record
+def test_a_live_run_reads_its_code_from_run_json_too(tmp_path: Path) -> None:
+    """A sweep's child writes its code snapshot into run.json (one file, not two):
+    recovery and gc read it there as from code.json."""
+    from vestige.store.live import LiveRun
 
     live = LiveRun(tmp_path / "01TESTRUN")
     live.path.mkdir()
     live.write_info({"id": live.id, "seq": 3})
-    assert live.load_before() is None and live.code is None and not live.has_code()
-    before = {"a.py": Stat(dev=9, inode=3, size=5, mtime_ns=1, ctime_ns=2, mode=0o100644)}
-    live.write_info({"id": live.id, "seq": 3, "before": before_record(before),
-                     "code": {"tree": "t1", "files": 1}})  # fmt: skip
-    assert live.load_before() == before
+    assert live.code is None and not live.has_code()
+    live.write_info({"id": live.id, "seq": 3, "code": {"tree": "t1", "files": 1}})
     assert live.code == {"tree": "t1", "files": 1} and live.has_code()
-    live.save_code({"tree": "t2"})  # a terminal run's separate files still come first
-    live.save_before({})
-    assert live.code == {"tree": "t2"} and live.load_before() == {}
+    live.save_code({"tree": "t2"})  # a terminal run's separate file still comes first
+    assert live.code == {"tree": "t2"}

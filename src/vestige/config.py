@@ -43,6 +43,7 @@ class Config(Record):
     scan_ignore: tuple[str, ...] = ()
     capture_gpu: bool = True
     capture_figures: bool = True
+    capture_trace: str = "auto"
     index_timeout: float = 30.0
     compare_rtol: float = 1e-9
     compare_atol: float = 0.0
@@ -74,6 +75,7 @@ _KEYS = {
     "scan.ignore": "scan_ignore",
     "capture.gpu": "capture_gpu",
     "capture.figures": "capture_figures",
+    "capture.trace": "capture_trace",
     "index.timeout": "index_timeout",
     "compare.rtol": "compare_rtol",
     "compare.atol": "compare_atol",
@@ -144,5 +146,10 @@ def load_config(store_dir: Path, root: Path) -> Config:
             value = parse_size(value, name)
         elif name == "scan_ignore":
             value = tuple(str(v) for v in value)
+        elif name == "capture_trace":
+            value = {True: "always", False: "never"}.get(value, value)
+            if value not in ("auto", "always", "never"):
+                raise UsageError(f"capture.trace = {merged[name]!r}: write \"auto\" (trace "
+                                 "programs outside Python), \"always\" or \"never\"")  # fmt: skip
         values[name] = value
     return Config(**values)

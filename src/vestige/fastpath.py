@@ -14,6 +14,7 @@ import sys
 import time
 from _json import encode_basestring_ascii as _encode_str
 from _json import make_encoder as _make_encoder
+from _thread import get_ident
 
 _T0 = time.perf_counter()
 _TIMING = bool(os.environ.get("VESTIGE_TIMING"))
@@ -63,12 +64,14 @@ def _dumps(obj: object) -> str:
     return _encode_str(str(obj))
 
 
-def write_file(path: str, text: str) -> None:
-    """Replace a small file atomically (temp + rename); plain os calls, no io objects."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+def write_file(path: str, data: str | bytes) -> None:
+    """Replace a small file atomically (temp + rename); plain os calls, no io objects. The
+    temp name is the writer's (process and thread): two writers of one path never share it."""
+    tmp = f"{path}.{os.getpid()}-{get_ident()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        view = memoryview(text.encode("utf-8", "surrogateescape"))
+        raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+        view = memoryview(raw)
         while view:
             view = view[os.write(fd, view) :]
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vestige.capture.gitprobe import GitProbe
 from vestige.capture.redact import is_secret_file
-from vestige.capture.scan import is_ignored, is_regular
+from vestige.capture.scan import Scanner, is_ignored, is_regular
 from vestige.records import Factory, Record
 from vestige.store.objects import ObjectStore
 from vestige.store.stat import Stat
@@ -36,62 +36,76 @@ class Snapshot(Record):
     git: dict[str, Any] | None
     warnings: list[str] = Factory(list)
     hashes: dict[str, str] = Factory(dict)  # relpath -> hash, for the seal
-    #: every file came with a stat from `before`: the snapshot is a function of that scan
-    #: and git's answers (what a sweep's next child may reuse, runner.Launch._snapshot)
+    #: every file came with a stat the git probe's key covers: the snapshot is a function of
+    #: that key (what a sweep's next child may reuse, recording/background.py)
     exact: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"tree": self.tree, "files": self.files, "size": self.size, "git": self.git}
 
 
+#: A project without git whose snapshot holds more files than this is told how to bound it.
+LARGE_PLAIN_TREE = 20_000
+
+
 def snapshot(
     root: Path,
     objects: ObjectStore,
     cache: StatCache,
-    before: dict[str, Stat],
     max_size: int,
     probe: GitProbe | None = None,
-    started: float | None = None,
+    since_ns: int | None = None,
     ignore: tuple[str, ...] = (),
 ) -> Snapshot:
     """Hash and keep the project's code files; return the snapshot.
 
-    `before` is the scan taken just before the command started: a file whose stat
-    differs now was changed by the run itself, and its pre-run bytes are only known if
-    the stat cache had them.
+    It is taken while the command runs: an untracked file the run made (ctime at or after
+    `since_ns`) is its output, not its code; a tracked file the run changed already is
+    kept with its new bytes and a warning (its old ones only if the stat cache had them).
     """
 
-    listing, git = (probe or GitProbe(str(root))).result()
-    if listing is not None:  # git's view, less what scan.ignore leaves out
+    answer = (probe or GitProbe(str(root))).result()
+    warnings: list[str] = []
+    if answer is not None:  # git's view, less what scan.ignore leaves out
+        listing, untracked, git = answer
         paths = [p for p in listing if not is_ignored(p, ignore)] if ignore else listing
-    else:
-        paths = sorted(before)
+        stats = dict(probe.stats) if probe is not None else {}
+        new = set(untracked)
+    else:  # no git: the tree, less the default ignores (every file, every run)
+        git = None
+        stats = Scanner(root, ignore).scan()
+        paths = sorted(stats)
+        new = set(paths)
+        if len(paths) > LARGE_PLAIN_TREE:
+            warnings.append(
+                f"the code snapshot holds all {len(paths):,} files of this folder, which is "
+                "not a git repository; `git init` with a .gitignore, or scan.ignore in "
+                ".vestige/config.toml, keeps data out of it"
+            )
     base = str(root).rstrip("/") + "/"
     entries: list[TreeEntry] = []
-    warnings: list[str] = []
     hashes: dict[str, str] = {}
     total = 0
     exact = True
     for rel in paths:
         full = base + rel
-        st = before.get(rel)
+        st = stats.get(rel)
         exact = exact and st is not None
-        digest = cache.get(full, st) if st is not None else None
-        keep = st is not None and st.size <= max_size and not is_secret_file(rel)
-        if digest is None or (keep and not objects.exists(digest)):
-            # not seen before, or changed: hash it now (pathlib only on this slow path)
+        if st is None:
             try:
-                now = Stat.of(os.stat(full, follow_symlinks=False))
+                st = Stat.of(os.stat(full, follow_symlinks=False))
             except OSError:
                 continue  # deleted from disk but still in git's index
-            if not is_regular(now.mode):
-                continue
-            if st is None and started is not None and now.ctime_ns >= int(started * 1e9):
+        if not is_regular(st.mode):
+            continue
+        if since_ns is not None and st.ctime_ns >= since_ns:
+            if rel in new:
                 continue  # made by the run itself after it started: an output, not code
-            if st is not None and st.key() != now.key():
-                warnings.append(f"{rel} changed while the run started; snapshot has the new bytes")
-            st = now
-            keep = st.size <= max_size and not is_secret_file(rel)
+            warnings.append(f"{rel} changed while the run started; snapshot has the new bytes")
+        digest = cache.get(full, st)
+        keep = st.size <= max_size and not is_secret_file(rel)
+        if digest is None or (keep and not objects.exists(digest)):
+            # not seen before, or changed: hash it now (pathlib only on this slow path)
             try:
                 if keep:
                     digest, _ = objects.put_file(Path(full), None)

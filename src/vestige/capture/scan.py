@@ -44,8 +44,30 @@ def is_ignored(rel: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
+def tree_ignored(rel: str, patterns: tuple[str, ...]) -> bool:
+    """Whether the scan skips this file: a default-ignored folder or file name on its way,
+    or a `scan.ignore` glob (virtual environments are the folder scan's to tell)."""
+    parts = rel.split("/")
+    for part in parts[:-1]:
+        if part in IGNORED_DIRS or part.endswith(".egg-info"):
+            return True
+    name = parts[-1]
+    if name in IGNORED_FILES or name.endswith(IGNORED_SUFFIXES):
+        return True
+    return is_ignored(rel, patterns)
+
+
+def matches(rel: str, name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a `scan.ignore` glob matches the path or its name (its parent folders were
+    already checked on the way down)."""
+    from fnmatch import fnmatch
+
+    return any(fnmatch(rel, p) or fnmatch(name, p) for p in patterns)
+
+
 class Scanner:
-    """Walks a tree with the default ignores plus the user's `scan.ignore` globs."""
+    """Walks a tree with the default ignores plus the user's `scan.ignore` globs: every
+    file with its stat (the code snapshot of a project without git)."""
 
     def __init__(self, root: str | os.PathLike[str], ignore: tuple[str, ...] = ()) -> None:
         self.root = os.fspath(root)
@@ -53,9 +75,7 @@ class Scanner:
 
     def ignored(self, rel: str, name: str) -> bool:
         """Whether to skip `rel` (its parent folders were already checked on the way)."""
-        from fnmatch import fnmatch
-
-        return any(fnmatch(rel, p) or fnmatch(name, p) for p in self.patterns)
+        return matches(rel, name, self.patterns)
 
     def scan(self) -> dict[str, Stat]:
         """Every regular file under the root (POSIX relative path -> stat)."""

@@ -11,6 +11,18 @@ from __future__ import annotations
 import sys
 
 
+def _raw_names() -> None:
+    """A file name that is not UTF-8 is held with lone surrogates (surrogateescape): print
+    it as its bytes, as `ls` does, rather than fail on it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="surrogateescape")
+            except (ValueError, OSError):
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m vestige`."""
     args = sys.argv[1:] if argv is None else argv
@@ -25,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                 if argv is None:
                     _exit_now(code)
                 return code
+        _raw_names()
         from vestige.cli._app import app
 
         return app.main(args, prog_name="vestige", standalone_mode=False) or 0

@@ -24,7 +24,11 @@ def open_repo() -> Repo:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    """Stable JSON on stdout (a name that is not UTF-8 as \\uDCxx escapes: still JSON)."""
+    from vestige.store.objects import escape_surrogates
+
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+    sys.stdout.write(escape_surrogates(text) + "\n")
 
 
 def when(ts: float | None) -> str:

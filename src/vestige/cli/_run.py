@@ -21,10 +21,16 @@ VALUE_OPTIONS = {
     "--slurm-cluster": "slurm_cluster",
 }  # fmt: skip
 FLAG_OPTIONS = {"--fail-fast": "fail_fast", "--skip-done": "skip_done"}
+TRACE = "\0trace"
+
+
+#: `vestige run` flags that are not sweep options: how to learn the files (capture/trace.py)
+TRACE_FLAGS = {"--trace": "always", "--no-trace": "never"}
 
 
 def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] | None:
-    """(params, command, sweep options) from `vestige run` arguments; None for --help."""
+    """(params, command, sweep options) from `vestige run` arguments; None for --help. A
+    --trace / --no-trace comes back as the param `\0trace` (taken out by fast_run)."""
     params: dict[str, Any] = {}
     raw_params: list[str] = []
     sweep: dict[str, Any] = {}
@@ -57,6 +63,10 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] |
             continue
         if name in FLAG_OPTIONS and not eq:
             sweep[FLAG_OPTIONS[name]] = True
+            i += 1
+            continue
+        if arg in TRACE_FLAGS:
+            params[TRACE] = TRACE_FLAGS[arg]
             i += 1
             continue
         if arg.startswith("-"):
@@ -94,17 +104,18 @@ def fast_run(args: list[str]) -> int | None:
     if parsed is None:
         return None
     params, command, sweep = parsed
+    trace = params.pop(TRACE, None)
     if sweep:
-        return _sweep(params, command, sweep, args)
+        return _sweep(params, command, sweep, args, trace)
     from vestige.recording.process import die_like
     from vestige.recording.runner import Launch, RunOptions
 
-    code = Launch(command, RunOptions(params=params)).execute()
+    code = Launch(command, RunOptions(params=params, trace=trace)).execute()
     return die_like(code)
 
 
 def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],
-           args: list[str]) -> int:  # fmt: skip
+           args: list[str], trace: str | None = None) -> int:  # fmt: skip
     """A sweep (--each, --grid): not on the fast path, it may import what it needs."""
     from vestige.sweep.run import main
     from vestige.sweep.spec import SweepOptions
@@ -122,7 +133,7 @@ def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],
         each=list(sweep.get("each", [])), grid=sweep.get("grid"),
         jobs=_int("-j", sweep.get("jobs", 1)), fail_fast=bool(sweep.get("fail_fast")),
         skip_done=bool(sweep.get("skip_done")), executor=sweep.get("executor", "local"),
-        scheduler=sweep.get("scheduler"), slurm=slurm, params=params,
+        scheduler=sweep.get("scheduler"), slurm=slurm, params=params, trace=trace,
     )  # fmt: skip
     return main(options, command, args)
 

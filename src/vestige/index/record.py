@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from vestige.records import Run
+from vestige.store.objects import escape_surrogates
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 def _param_columns(value: Any) -> tuple[str, str | None, float | None]:
     """(value_json, value_text, value_num) for a param value, for --where comparisons."""
-    as_json = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    as_json = escape_surrogates(json.dumps(value, sort_keys=True, ensure_ascii=False))
     if isinstance(value, bool):
         return as_json, "true" if value else "false", 1.0 if value else 0.0
     if isinstance(value, int | float):
@@ -28,7 +29,7 @@ def _param_columns(value: Any) -> tuple[str, str | None, float | None]:
             num = float(value)
             return as_json, value, num if math.isfinite(num) else None
         except ValueError:
-            return as_json, value, None
+            return as_json, escape_surrogates(value), None
     if value is None:
         return as_json, None, None
     return as_json, as_json, None
@@ -68,10 +69,10 @@ class Recorder:
                 seq,
                 run.status,
                 run.exit_code,
-                run.command_line,
+                escape_surrogates(run.command_line),
                 json.dumps(run.command),
-                run.cwd,
-                run.root,
+                escape_surrogates(run.cwd),
+                escape_surrogates(run.root),
                 run.started,
                 run.ended,
                 run.duration,
@@ -104,20 +105,23 @@ class Recorder:
         self.conn.executemany(
             "INSERT INTO params (run_id, key, value_json, value_text, value_num)"
             " VALUES (?, ?, ?, ?, ?)",
-            [(run.id, k, *_param_columns(v)) for k, v in run.params.items()],
+            [(run.id, escape_surrogates(k), *_param_columns(v)) for k, v in run.params.items()],
         )
         rows: list[tuple[Any, ...]] = []
         for role, files in (("input", run.inputs), ("output", run.outputs)):
             for f in files:
-                rows.append((run.id, role, f.path, f.hash, f.size, int(f.kept), int(f.confirmed)))
+                rows.append((run.id, role, escape_surrogates(f.path), f.hash, f.size, int(f.kept),
+                             int(f.confirmed)))  # fmt: skip
         for m in (run.code or {}).get("modules", []):
-            rows.append((run.id, "module", m["path"], m.get("hash"), m.get("size"), 1, 1))
+            rows.append((run.id, "module", escape_surrogates(m["path"]), m.get("hash"),
+                         m.get("size"), 1, 1))  # fmt: skip
         for path, digest in ((run.code or {}).get("imported_hashes") or {}).items():
-            rows.append((run.id, "code", path, digest, None, 1, 1))
+            rows.append((run.id, "code", escape_surrogates(path), digest, None, 1, 1))
         for a in run.artefacts:
             for f in a.get("files") or ():
                 kept = int(f.get("kept", True) and f.get("hash") is not None)
-                rows.append((run.id, "artefact", f["path"], f.get("hash"), f.get("size"), kept, 1))
+                rows.append((run.id, "artefact", escape_surrogates(f["path"]), f.get("hash"),
+                             f.get("size"), kept, 1))  # fmt: skip
         self.conn.executemany(
             "INSERT INTO files (run_id, role, path, hash, size, kept, confirmed)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -172,5 +176,5 @@ class Recorder:
             return
         self.conn.executemany(
             "INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)",
-            [(run_id, t) for t in tags],
+            [(run_id, escape_surrogates(t)) for t in tags],
         )

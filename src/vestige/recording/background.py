@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, Protocol
 
+    from vestige.capture.dirs import Dirs
     from vestige.capture.gitprobe import GitProbe
     from vestige.capture.redact import Redactor
     from vestige.repo import Repo
     from vestige.store.live import LiveRun
-    from vestige.store.stat import Stat
     from vestige.store.statcache import StatCache
 
     class Prepared(Protocol):
@@ -36,23 +36,26 @@ if TYPE_CHECKING:
         started: float
         child: int | None
         info: dict[str, Any]
-        before: dict[str, Stat]
+        since_ns: int
         ignore: tuple[str, ...]
 
 
 class BackgroundCapture:
     """The capture of one launch, run while its command runs. It reads what the launch
-    prepared (store, root, live directory, the scan before, run.json's `info`) and adds
+    prepared (store, root, live directory, when it started, run.json's `info`) and adds
     to `info` what it learns (the redacted command, the run's number)."""
 
     def __init__(self, launch: Prepared) -> None:
         self.launch = launch
         self.probe: GitProbe | None = None
+        self.dirs: Dirs | None = None
         self.repo: Repo | None = None
         self.redactor: Redactor | None = None
         self.cache: StatCache | None = None
         self.code: dict[str, Any] | None = None
         self.warnings: list[str] = []
+        #: lines for the user's terminal, printed once the run is sealed (not mid-output)
+        self.tell: list[str] = []
         self.error: BaseException | None = None
 
     def run(self, argv: list[str], done: Any = None) -> None:
@@ -91,8 +94,10 @@ class BackgroundCapture:
 
         launch = self.launch
         reuse = launch.options.reuse
+        self.dirs = self._dirs()
+        timing("directories refreshed")
         memo = reuse.setdefault("git", {}) if reuse is not None else None
-        self.probe = GitProbe(launch.root, launch.before, launch.store, memo)  # runs meanwhile
+        self.probe = GitProbe(launch.root, launch.store, memo, self.dirs)  # runs meanwhile
         timing("git started")
         from pathlib import Path
 
@@ -104,7 +109,6 @@ class BackgroundCapture:
         live = LiveRun(Path(launch.live))
         if reuse is None:  # (a sweep's child writes run.json once, with all of it, below)
             live.write_info(launch.info)
-            live.save_before(launch.before)
         timing("redacted, live info saved")
         repo = self._open_repo()
         timing("repo open")
@@ -115,17 +119,32 @@ class BackgroundCapture:
         self.cache = self._stat_cache(repo)
         self._snapshot(repo, live)
         if reuse is not None:
-            # A sweep's child: its seq, scan and code in one write, not three files. Each
-            # file a sweep creates and deletes costs more as the churn grows on some
-            # filesystems (ext4 without a journal skips recently freed inodes).
-            from vestige.store.live import before_record
-
-            launch.info["before"] = before_record(launch.before)
+            # A sweep's child: its seq and code in one write, not two files. Each file a
+            # sweep creates and deletes costs more as the churn grows on some filesystems
+            # (ext4 without a journal skips recently freed inodes).
             if self.code is not None:
                 launch.info["code"] = self.code
             live.write_info(launch.info)
         timing("snapshot stored")
         import vestige.recording.seal  # noqa: F401  (here, off the path after the command ends)
+
+    def _dirs(self) -> Dirs:
+        """The tree's directories, refreshed (a sweep worker keeps its own between
+        children); the first run in a tree walks it, and says so when that was long."""
+        from vestige.capture.dirs import Dirs
+
+        launch = self.launch
+        reuse = launch.options.reuse
+        dirs = reuse.get("dirs") if reuse is not None else None
+        if dirs is None:
+            dirs = Dirs.load(launch.store, launch.root, launch.ignore)
+            if reuse is not None:
+                reuse["dirs"] = dirs
+        dirs.refresh()
+        if dirs.slow():
+            dirs.save()  # (the next run does not walk again, even if this one dies)
+            self.tell.append(slow_walk_note(dirs))
+        return dirs
 
     def _open_repo(self) -> Repo:
         """The sweep worker's open repo, else the store opened now (runs a killed vestige
@@ -184,8 +203,8 @@ class BackgroundCapture:
                 self.code = dict(memo[key])
             else:
                 snap = snapshot(
-                    Path(launch.root), repo.store.objects, self.cache, launch.before,
-                    repo.config.keep_code_max_size, self.probe, launch.started, launch.ignore,
+                    Path(launch.root), repo.store.objects, self.cache,
+                    repo.config.keep_code_max_size, self.probe, launch.since_ns, launch.ignore,
                 )  # fmt: skip
                 self.code = snap.to_dict()
                 self.warnings.extend(snap.warnings)
@@ -196,3 +215,13 @@ class BackgroundCapture:
                 live.save_code(self.code)
         except Exception as e:
             self.warnings.append(f"code snapshot failed ({describe(e)})")
+
+
+def slow_walk_note(dirs: Dirs) -> str:
+    """One line for a first look at a large tree: what it cost, where the entries are, and
+    how to leave folders out (later runs only stat the folders: this is paid once)."""
+    largest = ", ".join(f"{rel} ({n:,})" for rel, n in dirs.largest())
+    return (f"the first look at this project listed {dirs.listed:,} entries in "
+            f"{dirs.seconds:.1f} s (largest folders: {largest}); later runs do not list them "
+            "again, and scan.ignore in .vestige/config.toml leaves out folders that hold "
+            "no outputs")  # fmt: skip

@@ -1,7 +1,7 @@
-"""A run's files as its seal records them: the outputs (the tree's before/after scan and
-what its Python processes were seen writing), the inputs (as they were when read), the
-project modules imported from outside the tree; each hashed through the stat cache and
-kept in the store up to the configured limits."""
+"""A run's files as its seal records them: the outputs (what its processes were seen
+writing, then what the folder scan found changed), the inputs (as they were when read),
+the project modules imported from outside the tree; each hashed through the stat cache
+and kept in the store up to the configured limits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from vestige.capture.events import RunEvents
 from vestige.capture.paths import is_environment_path
 from vestige.capture.redact import is_secret_file
-from vestige.capture.scan import changed
+from vestige.capture.scan import tree_ignored
 from vestige.config import Config
 from vestige.records import FileRecord
 from vestige.store.hashing import hash_file
@@ -24,16 +24,27 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py
 if TYPE_CHECKING:
     from typing import Any
 
+    from vestige.capture.dirs import Dirs
+    from vestige.capture.trace import Trace
+
 
 class RunFiles:
-    """The files of one run being sealed; `live` is its live directory (the shim's copies
-    of inputs the run rewrote are there)."""
+    """The files of one run being sealed: `root` its tree, `since_ns` when it started by
+    the filesystem's clock, `dirs` the tree's folders (for the ignores: a virtual
+    environment is skipped), `live` its live directory (the shim's copies of inputs the
+    run rewrote are there)."""
 
-    def __init__(self, store: Store, cache: StatCache, config: Config, live: Path) -> None:
+    def __init__(
+        self, store: Store, cache: StatCache, config: Config, live: Path, root: Path,
+        since_ns: int, dirs: Dirs,
+    ) -> None:  # fmt: skip
         self.store = store
         self.cache = cache
         self.config = config
         self.live = live
+        self.root = root
+        self.since_ns = since_ns
+        self.dirs = dirs
 
     def keep(self, full: Path, st: Stat, limit: int | None) -> tuple[str, bool]:
         """Hash (through the stat cache) and keep a file's bytes unless over `limit`."""
@@ -49,41 +60,50 @@ class RunFiles:
         return digest, kept
 
     def outputs(
-        self,
-        root: Path,
-        before: dict[str, Stat],
-        after: dict[str, Stat],
-        events: RunEvents,
-        foreign: set[str],
+        self, changed: dict[str, Stat], events: RunEvents, foreign: set[str],
         warnings: list[str],
-    ) -> list[FileRecord]:
-        """Files created or changed in the tree (but a concurrent sibling's own writes),
-        and files outside it that a Python process of the run wrote (not the machine's)."""
-        modified, _deleted = changed(before, after)
-        written = set(events.writes)
-        out: list[FileRecord] = []
-        for rel in modified:
-            full = root / rel
-            if str(full) not in written and str(full) in foreign:
-                continue  # seen by the scan, but a concurrent sibling's own write
-            record = self._output(full, rel, after[rel], str(full) in written, warnings)
-            if record is not None:
-                out.append(record)
-        for path in sorted(written):
+    ) -> list[FileRecord]:  # fmt: skip
+        """The files the run's processes were seen writing, in the tree or outside it
+        (confirmed); then those the folder scan found created or replaced since the run
+        started (`changed`) that no process of it, nor of a concurrent sibling, was seen
+        writing (unconfirmed: another program of the run, or another process, wrote them)."""
+        root = self.root
+        out: dict[str, FileRecord] = {}
+        for path in sorted(events.writes):
             full = Path(path)
-            if full == root or root in full.parents:
-                continue  # in the tree: the scan saw it (or it was ignored on purpose)
-            if is_environment_path(path):
+            in_tree = full == root or root in full.parents
+            if in_tree:
+                name = full.relative_to(root).as_posix()
+                if self._ignored(name):
+                    continue
+            elif is_environment_path(path):
                 continue
+            else:
+                name = path
             try:
-                st = Stat.of(os.stat(full))
+                st = Stat.of(os.stat(full))  # (through a symlink: its target's bytes)
             except OSError:
                 continue  # a temp file removed before the end
-            if stat_mod.S_ISREG(st.mode):
-                record = self._output(full, str(full), st, True, warnings)
+            if stat_mod.S_ISREG(st.mode) and name not in out:
+                record = self._output(full, name, st, True, warnings)
                 if record is not None:
-                    out.append(record)
-        return out
+                    out[name] = record
+        for name, st in sorted(changed.items()):
+            full = root / name
+            if name in out or str(full) in foreign:
+                continue  # (in `foreign`: seen by the scan, but a concurrent sibling's write)
+            record = self._output(full, name, st, False, warnings)
+            if record is not None:
+                out[name] = record
+        return list(out.values())
+
+    def _ignored(self, rel: str) -> bool:
+        """An in-tree path the scan would not have looked at (default ignores, scan.ignore,
+        a virtual environment)."""
+        if tree_ignored(rel, self.config.scan_ignore):
+            return True
+        parts = rel.split("/")
+        return any(self.dirs.is_skipped("/".join(parts[:i])) for i in range(1, len(parts)))
 
     def _output(
         self, full: Path, name: str, st: Stat, confirmed: bool, warnings: list[str]
@@ -100,14 +120,13 @@ class RunFiles:
         return FileRecord(name, digest, st.size, kept, st.mode & 0o777, confirmed, note)
 
     def inputs(
-        self,
-        root: Path,
-        before: dict[str, Stat],
-        events: RunEvents,
-        warnings: list[str],
+        self, events: RunEvents, warnings: list[str], traced: Trace | None = None
     ) -> list[FileRecord]:
-        """The files the run opened for reading that existed before it, hashed (and kept)
-        as they were read; a file the run made and then read back is not an input."""
+        """The files the run opened for reading as they were before it: hashed (and kept)
+        as they were read. A file the run made or changed before reading it is not an
+        input: its ctime when first read was at or after the run started (the shim
+        records it), or the tracer saw it written before it was read."""
+        root = self.root
         out: list[FileRecord] = []
         for path, st_open in sorted(events.reads.items()):
             full = Path(path)
@@ -115,8 +134,6 @@ class RunFiles:
             if not in_tree and is_environment_path(path):
                 continue
             name = full.relative_to(root).as_posix() if in_tree else path
-            if in_tree and name not in before:
-                continue  # made by the run itself, then read back: not an input
             try:
                 now = Stat.of(os.stat(full))
             except OSError:
@@ -124,6 +141,18 @@ class RunFiles:
             if not stat_mod.S_ISREG(now.mode):
                 continue
             opened = st_open if st_open is not None else None
+            if opened is None and traced is not None and path in traced.reads:
+                # a read only the tracer saw: no stat from the moment it was read
+                if traced.made_first(path):
+                    continue  # made by the run itself, then read back: not an input
+                if now.ctime_ns >= self.since_ns:  # changed since: as it was is unknown
+                    limit = 0 if is_secret_file(name) else self.config.keep_inputs_max_size
+                    secret = bool(is_secret_file(name))
+                    out.append(self._changed_input(full, name, events, None, limit, secret))
+                    continue
+            read_ctime = opened[4] if opened is not None and len(opened) > 4 else now.ctime_ns
+            if read_ctime >= self.since_ns:
+                continue  # made (or changed) by the run itself, then read back: not an input
             same = opened is None or (opened[0], opened[1]) == (now.size, now.mtime_ns)
             secret = bool(is_secret_file(name))
             limit = 0 if secret else self.config.keep_inputs_max_size
@@ -139,21 +168,21 @@ class RunFiles:
                 kept = kept and not secret
                 out.append(FileRecord(name, digest, now.size, kept, now.mode & 0o777, True, note))
                 continue
-            out.append(self._changed_input(full, name, before, events, opened, limit, secret))
+            out.append(self._changed_input(full, name, events, opened, limit, secret))
         return out
 
     def _changed_input(
         self,
         full: Path,
         name: str,
-        before: dict[str, Stat],
         events: RunEvents,
         opened: tuple[int, ...] | None,
         limit: int,
         secret: bool,
     ) -> FileRecord:
         """An input the run changed after reading it: its bytes as they were read, from the
-        shim's copy made just before the rewrite, else from the stat cache's hash."""
+        shim's copy made just before the rewrite, else from the stat cache's hash of the
+        stat it had when read."""
         copy = events.pre.get(str(full))
         if copy is not None and (opened is None or copy[0] is None or copy[0][:2] == opened[:2]):
             copy_path = self.live / "pre" / copy[1]
@@ -168,10 +197,12 @@ class RunFiles:
                 return FileRecord(name, digest, size, kept, None, True, note)
             except OSError:
                 pass
-        pre = before.get(name)
-        digest = self.cache.get(str(full), pre) if pre is not None else None
+        digest = None
+        if opened is not None and len(opened) > 4:  # [size, mtime, ino, dev, ctime] when read
+            size_, mtime, ino, dev, ctime = opened[:5]
+            digest = self.cache.get(str(full), Stat(dev, ino, size_, mtime, ctime, 0))
         kept = digest is not None and not secret and self.store.objects.exists(digest)
-        size = pre.size if pre is not None else int(opened[0]) if opened else 0
+        size = int(opened[0]) if opened else 0
         note = (
             "changed by the run; hash is of the bytes before the run"
             if digest

@@ -137,7 +137,7 @@ class InProcessRun(Launch):
     _first_of: ClassVar[dict[int, bool]] = {}  # pid -> no run of it has started yet
 
     def __init__(self, on_exit: Callable[[], None] | None = None) -> None:
-        super().__init__(command_line(), RunOptions())
+        super().__init__(command_line(), RunOptions(trace="never"))  # (this very process)
         self.on_exit = on_exit  # at interpreter exit, if not ended before (vestige.finish)
         self.capture.warnings.clear()  # made now: this thread and the capture's both use it
         self.tees: list[tuple[int, int, Any]] = []  # (fd, saved copy, done lock)
@@ -187,12 +187,13 @@ class InProcessRun(Launch):
 
     def _backdate(self) -> None:
         """The process's first run starts when the process did: files it wrote before the
-        first API call are outputs (forget their stats in the before-scan). The margin
-        covers the start time's 10 ms ticks and the interpreter's own start-up (a file
-        written just before `python script.py` started is not the run's)."""
+        first API call are outputs. The margin covers the start time's 10 ms ticks and the
+        interpreter's own start-up (a file written just before `python script.py` started
+        is not the run's). No process watched those writes, and one in place leaves its
+        folder unchanged: such a run's seal looks at every file of the tree (`full_scan`)."""
         started = process_started()
-        started_ns = int((started + STARTUP_MARGIN_S) * 1e9)
-        self.before = {p: s for p, s in self.before.items() if s.mtime_ns < started_ns}
+        self.since_ns = int((started + STARTUP_MARGIN_S) * 1e9)
+        self.info.update(since_ns=self.since_ns, full_scan=True)
         self.started = started
 
     def _background_ignored(self, argv: list[str], done: Any) -> None:

@@ -112,6 +112,7 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
             warnings=["vestige was stopped while the command ran; captured until then"],
         )
     sealer = Sealer(repo.store, repo.index, StatCache(repo.index.conn), repo.config, redactor)
+    sealer.recovering = True
     parent = info.get("parent")
     if isinstance(parent, str):  # a sweep's child: its siblings wrote into the same tree
         sealer.foreign_of = lambda: _sibling_writes(repo, live, parent)

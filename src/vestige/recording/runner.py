@@ -19,6 +19,9 @@ import os
 import sys
 import time
 
+from vestige.capture.trace import LOG, is_python, tracer
+from vestige.capture.trace import command as trace_command
+from vestige.errors import UsageError
 from vestige.fastpath import boot_id, dumps, hostname, proc_start, timing, warn, write_file
 from vestige.recording.process import (
     DRAIN_GRACE_S,
@@ -53,13 +56,18 @@ class RunOptions:
     """What `vestige run` was asked besides the command."""
 
     __slots__ = ("commit", "cwd", "environ", "foreign_writes", "on_live", "on_spawn", "params",
-                 "parent", "repo", "rerun_of", "reuse", "root", "store", "terminal")  # fmt: skip
+                 "parent", "repo", "rerun_of", "reuse", "root", "store", "terminal",
+                 "trace")  # fmt: skip
 
     def __init__(
         self, params: dict[str, Any] | None = None, cwd: str | None = None,
         rerun_of: str | None = None, store: str | None = None, root: str | None = None,
+        trace: str | None = None,
     ) -> None:  # fmt: skip
         self.params = params or {}
+        #: trace the command's syscalls: "always", "never", "auto" (programs outside
+        #: Python); None: as configured (capture.trace), else auto
+        self.trace = trace
         self.cwd = cwd
         self.rerun_of = rerun_of
         self.store = store  # with root: record into this store, for this tree (a rerun)
@@ -94,6 +102,7 @@ class Launch:
         self.received: int | None = None
         self.child: int | None = None
         self.ptys: list[tuple[int, int]] = []
+        self.program = ""  # the program path, once resolved (execute)
         self._capture: BackgroundCapture | None = None
         self.sealed: Any = None  # the Run, once sealed
         self.tail = ""  # a sweep child's last output line (_run_to_logs)
@@ -119,11 +128,14 @@ class Launch:
     def execute(self) -> int:
         path, argv = resolve_command(self.argv)  # usage errors surface before anything runs
         self.resolved = argv
+        self.program = path
         if not self.options.terminal:
             self._prepare()  # a sweep's thread: its executor reports the failure
             return self._run(path, argv)
         try:
             self._prepare()
+        except UsageError:
+            raise  # bad input (a config typo): exit 2 before anything runs, as documented
         except Exception as e:  # never block the user's run
             warn(f"not recording this run ({describe(e)})")
             return run_uncaptured(path, argv)
@@ -132,7 +144,6 @@ class Launch:
     # -- before the command -------------------------------------------------------------
 
     def _prepare(self) -> None:
-        from vestige.capture.scan import Scanner
         from vestige.ids import new_run_id
         from vestige.store.layout import open_store
 
@@ -142,14 +153,17 @@ class Launch:
             self.store, self.root, created = open_store(self.cwd, create_missing=True)
         if created:
             sys.stderr.write(f"vestige: created a store at {self.store}\n")
-        self.ignore, self.inputs_max, self.figures = _start_config(self.store, self.root)
+        self.ignore, self.inputs_max, self.figures, trace = _start_config(self.store, self.root)
         self.run_id = new_run_id()
         self.started = time.time()
         self.live = os.path.join(self.store, "live", self.run_id)
-        os.makedirs(os.path.join(self.live, "events"))
+        events = os.path.join(self.live, "events")
+        os.makedirs(events)
+        self.since_ns = since_ns(events, self.root, self.started)
         self.info: dict[str, Any] = {
             "id": self.run_id,
             "started": self.started,
+            "since_ns": self.since_ns,
             "root": self.root,
             "cwd": os.path.relpath(self.cwd, self.root),
             "host": hostname(),
@@ -159,20 +173,20 @@ class Launch:
             "parent": self.options.parent or self.environ.get("VESTIGE_RUN_ID") or None,
             "rerun_of": self.options.rerun_of,
         }
+        self.strace = self._tracer(self.options.trace or trace)
         if self.environ.get("VESTIGE_NOW"):  # a simulated clock (tests, benchmarks)
             from vestige.clock import parse_time
 
-            simulated = parse_time(self.environ["VESTIGE_NOW"], "VESTIGE_NOW")
+            try:
+                simulated = parse_time(self.environ["VESTIGE_NOW"], "VESTIGE_NOW")
+            except UsageError as e:  # a bad clock never stops the command: it runs unrecorded
+                raise RuntimeError(e.message) from None
             self.info["clock_shift"] = simulated - self.started
         if self.options.reuse is not None:
-            # A sweep's child: its command and scan are in run.json before it starts, so a
-            # sweep killed at any moment leaves a child that recovery can seal right (the
+            # A sweep's child: its command is in run.json before it starts, so a sweep
+            # killed at any moment leaves a child that recovery can seal right (the
             # redactor is the worker's, known from its first child: no cost at start).
-            from vestige.store.live import before_record
-
-            self.before = Scanner(self.root, self.ignore).scan()
             self.capture.redact(self.resolved)
-            self.info["before"] = before_record(self.before)
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
         if self.options.on_live is not None:
             self.options.on_live(self.live)
@@ -182,8 +196,27 @@ class Launch:
                 write_file(report, self.run_id)
             except OSError:
                 pass
-        if self.options.reuse is None:
-            self.before = Scanner(self.root, self.ignore).scan()
+
+    def _tracer(self, mode: str) -> str | None:
+        """strace's path when this command's files are to be traced (capture/trace.py): by
+        default (`auto`) for a program outside Python, whose files no audit hook sees."""
+        if mode == "never" or (mode == "auto" and is_python(self.program)):
+            return None
+        strace, why, new = tracer(self.store)
+        if strace is None:
+            note = f"files of programs outside Python are found by the folder scan only: {why}"
+            self.info["trace_off"] = note
+            if new:  # (once per boot and store; each such run's record says it too)
+                warn(note)
+        else:
+            self.info["trace"] = os.path.join(self.live, LOG)
+        return strace
+
+    def _command(self, path: str, argv: list[str]) -> tuple[str, list[str]]:
+        """The program and argv to spawn: the command, under the tracer when traced."""
+        if self.strace is None:
+            return path, argv
+        return self.strace, trace_command(self.strace, argv, self.info["trace"])
 
     def _child_env(self) -> dict[str, str]:
         env = dict(self.environ)
@@ -235,7 +268,8 @@ class Launch:
         if self.ptys:
             handlers[28] = _signal.signal(28, self._on_winch)  # SIGWINCH
         try:
-            self.child = spawn(path, argv, self._child_env(), pipes[0][1], pipes[1][1])
+            self.child = spawn(*self._command(path, argv), self._child_env(), pipes[0][1],
+                               pipes[1][1])  # fmt: skip
         except OSError as e:
             for r, w in pipes:
                 os.close(r)
@@ -288,7 +322,7 @@ class Launch:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         logs = [os.open(os.path.join(self.live, n), flags, 0o600) for n in ("stdout", "stderr")]
         try:
-            self.child = spawn(path, argv, self._child_env(), logs[0], logs[1])
+            self.child = spawn(*self._command(path, argv), self._child_env(), logs[0], logs[1])
         except OSError as e:
             _rmtree(self.live)
             self.tail = f"cannot start {argv[0]}: {e.strerror}"
@@ -335,7 +369,8 @@ class Launch:
             sealer = Sealer(repo.store, repo.index, capture.cache, repo.config,
                             capture.redactor, self.environ)  # fmt: skip
             sealer.foreign_of = self.options.foreign_writes
-            sealer.before, sealer.info = self.before, self.info
+            sealer.info, sealer.dirs = self.info, capture.dirs
+            sealer.trace_pid = (self.child or 0) if self.strace else 0
             live = LiveRun(_path(self.live))
             if self.options.commit is None:
                 self.sealed = sealer.seal(live, seal_input, capture.code)
@@ -346,6 +381,32 @@ class Launch:
             seq = self.info.get("seq", "?")
             warn(f"run #{seq} could not be sealed ({describe(e)}); the next vestige "
                  "command will try again")  # fmt: skip
+        for line in capture.tell:
+            warn(line)
+
+
+def since_ns(mark: str, root: str, started: float) -> int:
+    """When the run starts by the filesystem's own clock: a file the command changes gets
+    a ctime at or after it, one changed before a ctime before it. `mark` is a folder just
+    made in the store; its ctime is read, then changed again until the clock has moved
+    past that first reading. Filesystems stamp with a coarse clock (one tick, 1 to 10 ms,
+    for every change within it; with multigrain timestamps a change to an inode whose time
+    was read gets a finer one at once): without the wait, a file changed just before the
+    run and one the command changes just after can share a stamp. When the store is on
+    another filesystem than the project (another clock: a network share), the wall
+    clock, one second early."""
+    try:
+        if os.stat(mark).st_dev != os.stat(root).st_dev:
+            return int(started * 1e9) - 1_000_000_000
+        first = os.stat(mark).st_ctime_ns
+        deadline = time.monotonic() + 0.05
+        while True:
+            os.utime(mark)
+            now = os.stat(mark).st_ctime_ns
+            if now > first or time.monotonic() > deadline:
+                return now
+    except OSError:
+        return int(started * 1e9) - 1_000_000_000
 
 
 def _path(p: str) -> Any:
@@ -354,18 +415,18 @@ def _path(p: str) -> Any:
     return Path(p)
 
 
-def _start_config(store: str, root: str) -> tuple[tuple[str, ...], int, bool]:
-    """(`scan.ignore`, `keep.inputs_max_size`, `capture.figures`): what the start needs of
-    the config, reading config files only when they exist (tomllib and the config module
-    cost ~5 ms)."""
+def _start_config(store: str, root: str) -> tuple[tuple[str, ...], int, bool, str]:
+    """(`scan.ignore`, `keep.inputs_max_size`, `capture.figures`, `capture.trace`): what
+    the start needs of the config, reading config files only when they exist (tomllib
+    and the config module cost ~5 ms)."""
     if not os.path.exists(os.path.join(store, "config.toml")) and not os.path.exists(
         os.path.join(root, "pyproject.toml")
     ):
-        return (), 64 * 1024 * 1024, True
+        return (), 64 * 1024 * 1024, True, "auto"
     from vestige.config import load_config
 
-    config = load_config(_path(store), _path(root))
-    return config.scan_ignore, config.keep_inputs_max_size, config.capture_figures
+    c = load_config(_path(store), _path(root))
+    return c.scan_ignore, c.keep_inputs_max_size, c.capture_figures, c.capture_trace
 
 
 def _rmtree(path: str) -> None:

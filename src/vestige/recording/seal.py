@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from vestige._version import __version__
+from vestige.capture.dirs import Dirs
 from vestige.capture.events import RunEvents, read_api_events, read_events
 from vestige.capture.params import params_from_argv
 from vestige.capture.redact import Redactor
-from vestige.capture.scan import Scanner
+from vestige.capture.trace import Trace, wait_for_exit
 from vestige.config import Config
 from vestige.fastpath import timing
 from vestige.index.db import Index
@@ -25,7 +26,6 @@ from vestige.recording.files import RunFiles, figure_label, link_figures
 from vestige.records import Factory, Record, Run
 from vestige.store.live import LiveRun
 from vestige.store.local import Store
-from vestige.store.stat import Stat
 from vestige.store.statcache import StatCache
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
@@ -101,9 +101,11 @@ class Sealer:
         #: Asked once the tree is scanned (a sibling's journal names a file before the file
         #: exists, so asking after the scan misses none the scan shows)
         self.foreign_of: Callable[[], set[str]] | None = None
-        #: the scan taken before the command, when the caller still has it (else read back)
-        self.before: dict[str, Stat] | None = None
+        #: the tree's folders when the caller has them refreshed already (else loaded)
+        self.dirs: Dirs | None = None
         self.info: dict[str, Any] | None = None  # run.json as its writer last wrote it
+        self.recovering = False  # sealed after vestige died: bound the scan by its end
+        self.trace_pid = 0  # the traced command's pid, to wait for the end of its trace
 
     def seal(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
         """Build the manifest and commit it: manifest object, ref, index rows, live removed."""
@@ -115,21 +117,28 @@ class Sealer:
         record built, but nothing names them yet (`seal`, or `commit_batch` for many)."""
         info = self.info if self.info is not None else live.info
         root = Path(info["root"])
-        files = RunFiles(self.store, self.cache, self.config, live.path)
-        before = self.before if self.before is not None else live.load_before()
+        since = int(info.get("since_ns") or float(info["started"]) * 1e9)
+        dirs = self.dirs or Dirs.load(str(self.store.path), str(root), self.config.scan_ignore)
+        files = RunFiles(self.store, self.cache, self.config, live.path, root, since, dirs)
         events = read_events(live.path)
         warnings = list(result.warnings)
-        after = Scanner(root, self.config.scan_ignore).scan()
-        if before is None:  # no scan from before the command: only what it was seen writing
-            seen = set(events.writes)
-            before = {rel: st for rel, st in after.items() if str(root / rel) not in seen}
-            warnings.append("the scan before the command was not recorded: its outputs are "
-                            "the files its Python processes were seen writing")  # fmt: skip
+        traced = self._trace(info, root, events, warnings)
+        # A run sealed by recovery, maybe days later: what changed after it ended is not its.
+        until = int((result.ended + 2.0) * 1e9) if self.recovering else None
+        dirs.refresh()
+        changed = dirs.changed_files(since, until)
+        dirs.save()
+        if info.get("full_scan"):  # writes before anything watched them (inprocess.py)
+            from vestige.capture.scan import Scanner
+
+            every = Scanner(root, self.config.scan_ignore).scan()
+            changed.update((rel, st) for rel, st in every.items() if st.ctime_ns >= since
+                           and (until is None or st.ctime_ns <= until))  # fmt: skip
         foreign = self.foreign_of() if self.foreign_of is not None else set()
         timing("seal: events read, tree scanned")
-        found = files.outputs(root, before, after, events, foreign, warnings)
+        found = files.outputs(changed, events, foreign, warnings)
         outputs = link_figures(found, root, events)
-        inputs = files.inputs(root, before, events, warnings)
+        inputs = files.inputs(events, warnings, traced)
         code = dict(code or {})
         code["modules"], code["imported"] = files.modules(root, events)
         code["imported_hashes"] = files.imported_hashes(code)
@@ -185,6 +194,29 @@ class Sealer:
         return run
 
     # -- the rest of the run -------------------------------------------------------------
+
+    def _trace(
+        self, info: dict[str, Any], root: Path, events: RunEvents, warnings: list[str]
+    ) -> Trace | None:
+        """What the tracer saw (capture/trace.py), merged into `events`: every program's
+        writes, renames and removals; its reads are returned for the inputs to judge."""
+        if info.get("trace_off"):
+            warnings.append(str(info["trace_off"]))
+        path = info.get("trace")
+        if not isinstance(path, str):
+            return None
+        from vestige.capture.trace import read
+
+        if self.trace_pid:  # wait (a little) for strace to write the command's end
+            wait_for_exit(path, self.trace_pid)
+        cwd = str(root / str(info.get("cwd") or "."))
+        traced = read(path, cwd, skip=(str(self.store.path),))
+        events.writes.update(traced.writes)
+        events.removed.update(traced.removed)
+        for read_path in traced.reads:
+            events.reads.setdefault(read_path, None)
+        timing("seal: trace read")
+        return traced
 
     def _params(
         self, info: dict[str, Any], events: RunEvents, api: list[dict[str, Any]]

@@ -35,7 +35,9 @@ Decisions and measured behaviour
   rename/remove events which carry dir_fd) and normalised, not resolved through symlinks.
   ``os.open(..., dir_fd=)`` does not pass dir_fd to the audit event: such relative paths are
   resolved against the cwd (wrong, rare: shutil.rmtree's internals).
-* A read whose stat fails (file absent) is still recorded, with ``"st": null``.
+* A read's ``st`` is [size, mtime_ns, ino, dev, ctime_ns] when the file is first read (the
+  seal tells a file the run made or changed before reading it by that ctime); a read
+  whose stat fails (file absent) is still recorded, with ``"st": null``.
 * Spawns: subprocess.Popen, os.system, os.exec, os.posix_spawn, os.spawn. On 3.13
   subprocess may also use os.posix_spawn for the same child: a posix_spawn whose argv
   equals the preceding Popen's is not recorded twice.
@@ -405,7 +407,8 @@ def _on_open(args):
     else:
         if (st.st_mode & 0o170000) == 0o040000:  # a directory
             return
-        sts = "[%d,%d,%d,%d]" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        sts = "[%d,%d,%d,%d,%d]" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev,
+                                    st.st_ctime_ns)
     _emit('{"e":"open","pid":%d,"path":%s,"mode":"r","st":%s}' % (_STATE["pid"], _js(p), sts))
 
 

@@ -1,7 +1,7 @@
 """A running run's live directory: what it has captured so far, readable after a crash.
 
-`live/<run-id>/` holds run.json (who, what, when), before.json (the tree scan taken
-before the command started), stdout and stderr as they were printed, events/ (the
+`live/<run-id>/` holds run.json (who, what, when: `since_ns` is when the run started by
+the filesystem's clock), stdout and stderr as they were printed, events/ (the
 shim's journals), code.json once the code snapshot is stored, and result.json once the
 command exited. Everything needed to seal the run is here, so a run whose vestige was
 killed can be sealed later as `interrupted` (docs/format.md, "Live runs").
@@ -17,7 +17,6 @@ from pathlib import Path
 from vestige.fastpath import boot_id as _boot_id
 from vestige.fastpath import hostname, write_file
 from vestige.fastpath import proc_start as _proc_start
-from vestige.store.stat import Stat
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -27,11 +26,6 @@ if TYPE_CHECKING:
 def write_json(path: Path, obj: Any) -> None:
     """Write a small JSON file atomically (temp + rename; fsync is not needed for these)."""
     write_file(str(path), json.dumps(obj))
-
-
-def before_record(before: dict[str, Stat]) -> dict[str, list[int]]:
-    """The scan before the command as JSON: path -> [dev, inode, size, mtime, ctime, mode]."""
-    return {p: [*s.key(), s.mode] for p, s in before.items()}
 
 
 def read_json(path: Path) -> Any | None:
@@ -58,19 +52,6 @@ class LiveRun:
     def write_info(self, info: dict[str, Any]) -> None:
         """Replace run.json with `info` whole (its writer holds all of it: no read first)."""
         write_json(self.path / "run.json", info)
-
-    def save_before(self, before: dict[str, Stat]) -> None:
-        write_json(self.path / "before.json", before_record(before))
-
-    def load_before(self) -> dict[str, Stat] | None:
-        """before.json, or the `before` of run.json (a sweep's child writes one file);
-        None when the scan was never recorded (vestige died before it)."""
-        data = read_json(self.path / "before.json")
-        if data is None:
-            data = self.info.get("before")
-        if not isinstance(data, dict):
-            return None
-        return {p: Stat(*v) for p, v in data.items()}
 
     def save_result(self, result: dict[str, Any]) -> None:
         write_json(self.path / "result.json", result)

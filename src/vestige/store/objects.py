@@ -7,6 +7,7 @@ whole one (docs/format.md, invariant O1). Nothing here deletes; only gc may.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import json
@@ -32,8 +33,33 @@ _FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, xfs, ove
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The one byte encoding of a JSON record: sorted keys, no spaces, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The one byte encoding of a JSON record: sorted keys, no spaces, UTF-8. A path that
+    is not valid UTF-8 comes in with each undecodable byte as a lone surrogate (Python's
+    surrogateescape); those alone are written as \\uDCxx escapes (valid JSON, read back
+    to the same string), so every name is kept byte for byte (docs/format.md)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "vestige.escape")
+
+
+def escape_surrogates(text: str) -> str:
+    """`text` with each lone surrogate written as a \\uDCxx escape (for JSON or SQLite,
+    which take only valid UTF-8): the form a non-UTF-8 name takes outside a manifest."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "vestige.escape").decode("utf-8")
+
+
+def _escape(error: UnicodeError) -> tuple[str, int]:
+    """The codec error handler behind canonical_json and escape_surrogates."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    return "".join(f"\\u{ord(c):04x}" for c in bad), error.end
+
+
+codecs.register_error("vestige.escape", _escape)
 
 
 def copy_into(src: BinaryIO, dst: BinaryIO, stop: Any = None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from vestige.store.objects import escape_surrogates
 from vestige.store.stat import Stat
 
 RACY_NS = 2_000_000_000  # 2 s: covers the coarsest common timestamp granularity (FAT, SMB)
@@ -52,6 +53,7 @@ class StatCache:
 
     def get(self, path: str, stat: Stat) -> str | None:
         """The cached hash of `path` if its stat is unchanged and the entry is not racy."""
+        path = escape_surrogates(path)  # (SQLite takes valid UTF-8 only)
         hit = self._new.get(path)
         if hit is not None and hit[0].key() == stat.key():
             return hit[1]
@@ -79,6 +81,7 @@ class StatCache:
 
     def put(self, path: str, stat: Stat, digest: str) -> None:
         """Remember the hash of `path` at `stat` (a no-op when the cache already says so)."""
+        path = escape_surrogates(path)
         known = self._known.get(path)
         if (
             known is not None

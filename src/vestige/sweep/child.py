@@ -31,6 +31,8 @@ def command_for(job: dict[str, Any]) -> list[str]:
     cmd = [sys.executable, "-m", "vestige", "run"]
     for key, value in job.get("params", {}).items():
         cmd += ["--param", f"{key}={value}"]
+    if job.get("trace") in ("always", "never"):
+        cmd.append("--trace" if job["trace"] == "always" else "--no-trace")
     return [*cmd, "--", *job["argv"]]
 
 

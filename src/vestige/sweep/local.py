@@ -148,7 +148,8 @@ class LocalExecutor:
         env = dict(job.get("env", {}))
         store, root = env.get("VESTIGE_DIR", ""), job.get("root", "")
         params = dict(parse_param_option(f"{k}={v}") for k, v in job.get("params", {}).items())
-        options = RunOptions(params=params, cwd=job["cwd"], store=store, root=root)
+        options = RunOptions(params=params, cwd=job["cwd"], store=store, root=root,
+                             trace=job.get("trace"))  # fmt: skip
         merged = reuse.get("environ")  # the same for every child of this worker
         if merged is None or merged[0] != env:
             merged = reuse["environ"] = (env, {**os.environ, **env})

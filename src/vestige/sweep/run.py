@@ -100,7 +100,8 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
                          "status": "not started", "exit_code": None})  # fmt: skip
         jobs.append({"index": i, "argv": child_argv,
                      "params": {**options.params, **values}, "cwd": str(cwd), "env": env,
-                     "root": str(repo.store.root), "capture": True})  # fmt: skip
+                     "root": str(repo.store.root), "capture": True,
+                     "trace": options.trace})  # fmt: skip
     if options.skip_done:
         from vestige.sweep.skip import done_runs
 

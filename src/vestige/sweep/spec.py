@@ -48,6 +48,7 @@ class SweepOptions(Record):
     scheduler: str | None = None
     slurm: dict[str, Any] = Factory(dict)
     params: dict[str, Any] = Factory(dict)
+    trace: str | None = None  # --trace / --no-trace for every child (None: as configured)
 
 
 def parse_each(item: str, cwd: Path) -> tuple[str, list[str]]:
