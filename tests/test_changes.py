@@ -282,3 +282,66 @@ def test_a_tracer_that_cannot_trace_leaves_the_run_alone(project: Path, tmp_path
     assert "Operation not permitted" in done.stderr.decode()
     assert (project / "out.txt").read_text() == "made\n"
     assert files(show(project)["outputs"]) == {"out.txt": False}
+
+
+# -- runs at the same time in one folder --------------------------------------------------
+
+
+def start(project: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ}
+    return subprocess.Popen(
+        [sys.executable, "-m", "vestige", "run", *args], cwd=project, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def runs(project: Path) -> list[dict[str, Any]]:
+    return [show(project, str(r["seq"])) for r in json.loads(ok("ls", "--json", cwd=project))]
+
+
+def test_concurrent_runs_each_keep_only_what_their_processes_wrote(project: Path) -> None:
+    script(
+        project,
+        "w.py",
+        """
+        import sys, time
+        time.sleep(0.3)  # all of them are going at once
+        open(f"out_{sys.argv[1]}.txt", "w").write(sys.argv[1])
+        time.sleep(0.3)
+    """,
+    )
+    ok("run", PY, "w.py", "x", cwd=project)  # (the store exists before they race)
+    (project / "out_x.txt").unlink()
+    procs = [start(project, PY, "w.py", str(k)) for k in range(8)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read() if p.stderr else b""
+    for run in runs(project)[:8]:
+        k = run["command"][-1]
+        assert files(run["outputs"]) == {f"out_{k}.txt": True}, run["command"]
+    which = json.loads(ok("which", "out_3.txt", "--json", cwd=project))
+    assert which["made_by"][0]["command"].endswith("w.py 3")
+
+
+def test_what_no_concurrent_run_can_claim_is_ambiguous_in_each(project: Path) -> None:
+    (project / "first").mkdir()
+    slow = "sleep 0.5; echo {0} > first/{0}.txt; sleep 0.5"
+    procs = [start(project, "--no-trace", "bash", "-c", slow.format(name))
+             for name in ("a", "b")]  # fmt: skip
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    for run in runs(project):
+        outputs = {f["path"]: f for f in run["outputs"]}
+        assert set(outputs) == {"first/a.txt", "first/b.txt"}
+        assert all(f.get("ambiguous") and f.get("confirmed") is False
+                   for f in outputs.values())  # fmt: skip
+
+
+@needs_strace
+def test_concurrent_traced_programs_each_keep_their_own(project: Path) -> None:
+    slow = "sleep 0.5; echo {0} > {0}.txt; sleep 0.5"
+    procs = [start(project, "bash", "-c", slow.format(name)) for name in ("a", "b")]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    for run in runs(project):
+        name = "a" if "a.txt" in run["command"][-1] else "b"
+        assert files(run["outputs"]) == {f"{name}.txt": True}

@@ -103,9 +103,10 @@ STATUSES = ("running", "ok", "failed", "interrupted")
 class FileRecord(Record):
     """A file a run read or wrote: where, which bytes, whether the store kept them.
 
-    `confirmed` is False for an output seen only by the before/after scan of the tree
-    (not opened for writing by an instrumented Python process): another program of the
-    run wrote it, or a concurrent process did.
+    `confirmed` is False for an output seen only by the folder scan (no process of the
+    run was seen writing it: a program nothing traced, or a concurrent process); it is
+    also `ambiguous` when another run was going in the same tree at the time, so the file
+    may be that run's (neither run's processes were seen writing it).
     """
 
     path: str
@@ -116,6 +117,7 @@ class FileRecord(Record):
     confirmed: bool = True
     note: str | None = None
     figure: str | None = None  # for a savefig target: which figure it was
+    ambiguous: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -132,6 +134,8 @@ class FileRecord(Record):
             d["note"] = self.note
         if self.figure:
             d["figure"] = self.figure
+        if self.ambiguous:
+            d["ambiguous"] = True
         return d
 
     @classmethod
@@ -145,6 +149,7 @@ class FileRecord(Record):
             confirmed=bool(d.get("confirmed", True)),
             note=d.get("note"),
             figure=d.get("figure"),
+            ambiguous=bool(d.get("ambiguous", False)),
         )
 
 

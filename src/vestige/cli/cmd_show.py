@@ -127,7 +127,9 @@ def _files(add: Any, title: str, files: tuple[FileRecord, ...], freed: set[str])
             flags.append("not kept")
         elif f.hash in freed:
             flags.append("freed by gc: vestige rerun re-makes it")
-        if not f.confirmed:
+        if f.ambiguous:
+            flags.append("ambiguous: another run was going in this folder")
+        elif not f.confirmed:
             flags.append("seen by scan only")
         extra = f"  [{', '.join(flags)}]" if flags else ""
         digest = (f.hash or "?")[:12]

@@ -36,7 +36,7 @@ class Files:
             "SELECT r.*, f.path AS file_path, f.confirmed AS confirmed, f.kept AS kept"
             " FROM files f JOIN runs r ON r.id = f.run_id"
             " WHERE f.hash = ? AND f.role IN ('output', 'artefact')"
-            " ORDER BY r.started, r.seq",
+            " ORDER BY f.confirmed DESC, r.started, r.seq",
             (digest,),
         ).fetchall()
 
@@ -118,6 +118,19 @@ class Files:
             "SELECT r.root, f.path FROM files f JOIN runs r ON r.id = f.run_id"
             " WHERE r.parent = ? AND f.role = 'output' AND f.confirmed = 1",
             (parent,),
+        ).fetchall()
+
+    def written_between(
+        self, root: str, start: float, end: float, exclude: str
+    ) -> list[tuple[str, str, str | None]]:
+        """(run id, run root, path) of the confirmed outputs of the runs in the tree
+        `root` that were running at some moment between `start` and `end` (seconds),
+        but `exclude`: what runs overlapping one were seen writing."""
+        return self.conn.execute(
+            "SELECT r.id, r.root, f.path FROM files f JOIN runs r ON r.id = f.run_id"
+            " WHERE r.root = ? AND r.id != ? AND r.started <= ?"
+            " AND COALESCE(r.ended, r.started) >= ? AND f.role = 'output' AND f.confirmed = 1",
+            (root, exclude, end, start),
         ).fetchall()
 
     # -- by path or hash (`affected`, `which --path`, `which --similar`) --------------------

@@ -61,12 +61,13 @@ class RunFiles:
 
     def outputs(
         self, changed: dict[str, Stat], events: RunEvents, foreign: set[str],
-        warnings: list[str],
+        warnings: list[str], ambiguous: bool = False,
     ) -> list[FileRecord]:  # fmt: skip
         """The files the run's processes were seen writing, in the tree or outside it
         (confirmed); then those the folder scan found created or replaced since the run
-        started (`changed`) that no process of it, nor of a concurrent sibling, was seen
-        writing (unconfirmed: another program of the run, or another process, wrote them)."""
+        started (`changed`) that no process of it, nor of a concurrent run (`foreign`),
+        was seen writing: unconfirmed, and `ambiguous` when another run was going in the
+        tree then (the file may be its)."""
         root = self.root
         out: dict[str, FileRecord] = {}
         for path in sorted(events.writes):
@@ -94,7 +95,7 @@ class RunFiles:
                 continue  # (in `foreign`: seen by the scan, but a concurrent sibling's write)
             record = self._output(full, name, st, False, warnings)
             if record is not None:
-                out[name] = record
+                out[name] = record.replace(ambiguous=True) if ambiguous else record
         return list(out.values())
 
     def _ignored(self, rel: str) -> bool:

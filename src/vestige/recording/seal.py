@@ -23,6 +23,7 @@ from vestige.config import Config
 from vestige.fastpath import timing
 from vestige.index.db import Index
 from vestige.recording.files import RunFiles, figure_label, link_figures
+from vestige.recording.overlap import overlapping
 from vestige.records import Factory, Record, Run
 from vestige.store.live import LiveRun
 from vestige.store.local import Store
@@ -134,9 +135,11 @@ class Sealer:
             every = Scanner(root, self.config.scan_ignore).scan()
             changed.update((rel, st) for rel, st in every.items() if st.ctime_ns >= since
                            and (until is None or st.ctime_ns <= until))  # fmt: skip
-        foreign = self.foreign_of() if self.foreign_of is not None else set()
+        others = overlapping(self.store, self.index, live.id, str(root),
+                             float(info["started"]), result.ended)  # fmt: skip
+        foreign = others.writes | (self.foreign_of() if self.foreign_of is not None else set())
         timing("seal: events read, tree scanned")
-        found = files.outputs(changed, events, foreign, warnings)
+        found = files.outputs(changed, events, foreign, warnings, ambiguous=bool(others.ids))
         outputs = link_figures(found, root, events)
         inputs = files.inputs(events, warnings, traced)
         code = dict(code or {})
