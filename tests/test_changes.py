@@ -345,3 +345,15 @@ def test_concurrent_traced_programs_each_keep_their_own(project: Path) -> None:
     for run in runs(project):
         name = "a" if "a.txt" in run["command"][-1] else "b"
         assert files(run["outputs"]) == {f"{name}.txt": True}
+
+
+def test_the_end_of_a_padded_pid_is_found_in_a_trace_log(tmp_path: Path) -> None:
+    """strace pads pids to five columns: a small pid's exit line has two spaces."""
+    from vestige.capture.trace import wait_for_exit
+
+    log = tmp_path / "trace"
+    log.write_text('2143  openat(AT_FDCWD, "x", O_RDONLY) = 3\n2143  +++ exited with 0 +++\n')
+    assert wait_for_exit(str(log), 2143, timeout=0.1)
+    assert not wait_for_exit(str(log), 214, timeout=0.05)
+    log.write_text("123456 +++ exited with 0 +++\n")
+    assert wait_for_exit(str(log), 123456, timeout=0.1)

@@ -179,6 +179,8 @@ def borrowed_imports(root: Path) -> list[str]:
     define it (it only imports it too): after a move, import from where the thing lives."""
     found = []
     for path in sorted(root.rglob("*.py")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue  # (benchmarks/.peers: the peer tools' own venvs)
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
                 continue

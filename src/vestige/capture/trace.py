@@ -132,16 +132,18 @@ def is_python(program: str) -> bool:
 
 def wait_for_exit(log: str, pid: int, timeout: float = 2.0) -> bool:
     """Wait until the log holds the end of process `pid` (strace writes it after the
-    process is gone, a moment after vestige saw it end); False at the timeout."""
+    process is gone, a moment after vestige saw it end); False at the timeout. strace
+    pads a pid to five columns (`2143  +++ exited`), so the line is matched loosely."""
+    import re
     import time
 
     deadline = time.monotonic() + timeout
-    marker = f"{pid} +++ ".encode()
+    marker = re.compile(rb"(?m)^%d +\+\+\+ " % pid)
     while True:
         try:
             with open(log, "rb") as f:
                 f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
-                if marker in f.read():
+                if marker.search(f.read()):
                     return True
         except OSError:
             return False

@@ -382,7 +382,16 @@ class Launch:
             warn(f"run #{seq} could not be sealed ({describe(e)}); the next vestige "
                  "command will try again")  # fmt: skip
         for line in capture.tell:
-            warn(line)
+            _tell(line)
+
+
+def _tell(line: str) -> None:
+    """A note for the user (not a warning: nothing went wrong), one line on stderr."""
+    try:
+        sys.stderr.write(f"vestige: {line}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
 
 
 def since_ns(mark: str, root: str, started: float) -> int:

@@ -102,6 +102,26 @@ def open_store(cwd: str | None = None, create_missing: bool = False) -> tuple[st
     return store, root, created
 
 
+_TEMP_COUNTER = [0]
+
+
+def make_temp(folder: str | os.PathLike[str], prefix: str) -> tuple[int, str]:
+    """(fd, path) of a new, empty file in `folder` whose name starts with `prefix`, opened
+    for writing, created exclusively (what tempfile.mkstemp does, without importing
+    tempfile and, through it, random and shutil: ~3 ms on `vestige run`'s path)."""
+    from _thread import get_ident
+
+    base = f"{os.fspath(folder)}/{prefix}{os.getpid()}-{get_ident() % 100000}-"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    while True:
+        _TEMP_COUNTER[0] += 1
+        path = f"{base}{_TEMP_COUNTER[0]}"
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+
+
 def fsync_dir(path: str) -> None:
     """Make a rename inside `path` durable."""
     fd = os.open(path, os.O_RDONLY)

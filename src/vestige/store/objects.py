@@ -12,14 +12,12 @@ import contextlib
 import errno
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from vestige.errors import CorruptObject
 from vestige.store.hashing import hash_bytes, hash_file, is_hash, object_relpath
-from vestige.store.layout import fsync_dir
+from vestige.store.layout import fsync_dir, make_temp
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -82,7 +80,8 @@ def copy_into(src: BinaryIO, dst: BinaryIO, stop: Any = None) -> bool:
     src.seek(0)
     dst.seek(0)
     dst.truncate()
-    shutil.copyfileobj(src, dst, 1 << 20)
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
     return True
 
 
@@ -132,7 +131,7 @@ class ObjectStore:
         if self.exists(digest):
             return digest, st.st_size
         self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
+        fd, tmp_name = make_temp(self.tmp, "obj-")
         tmp = Path(tmp_name)
         try:
             with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
@@ -153,7 +152,7 @@ class ObjectStore:
         import threading
 
         self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
+        fd, tmp_name = make_temp(self.tmp, "obj-")
         tmp = Path(tmp_name)
         stop = threading.Event()
         failed: list[BaseException] = []
@@ -189,7 +188,7 @@ class ObjectStore:
 
     def _write(self, digest: str, fill: Any, sync: bool = True) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
+        fd, tmp_name = make_temp(self.tmp, "obj-")
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as f:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from vestige.store.hashing import is_hash
-from vestige.store.layout import fsync_dir
+from vestige.store.layout import fsync_dir, make_temp
 
 
 class Refs:
@@ -45,7 +44,7 @@ class Refs:
         caller's barrier (layout.sync_filesystem), as for objects."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="ref-")
+        fd, tmp = make_temp(self.tmp, "ref-")
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(digest + "\n")
