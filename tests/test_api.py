@@ -420,3 +420,17 @@ def test_the_api_in_ipython_records_the_session(project: Path) -> None:
     assert run["params"] == {"a": 1}  # not IPython's own --no-banner
     assert run["metrics"]["keys"]["loss"]["last"] == 1.5
     assert [o["path"] for o in run["outputs"]] == ["o.txt"]
+
+
+def test_a_plain_script_is_part_of_its_runs_code(project: Path) -> None:
+    """The shim starts after the script did (its own open is never seen, and the
+    interpreter drops __main__.__file__ before the run's modules are reported): the script
+    is still code the run imported, so editing it makes the run stale."""
+    write(project / "helper.py", "def f(x):\n    return 2 * x\n")
+    code = 'import vestige\nfrom helper import f\nvestige.log(x=f(1))\nopen("r.txt", "w")\n'
+    done = plain_python(project, code)
+    assert done.returncode == 0, done.stderr.decode()
+    assert sorted(show(project)["code"]["imported"]) == ["helper.py", "script.py"]
+    write(project / "script.py", "import vestige\nvestige.log(x=3)\n")
+    stale = vestige("stale", cwd=project)
+    assert stale.returncode == 1 and "code script.py changed" in stale.stdout.decode()

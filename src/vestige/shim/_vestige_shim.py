@@ -1260,8 +1260,23 @@ def _handlers():
     }
 
 
+def _main_script():
+    """The file of a running main script, when the shim is loaded after it started (an
+    in-process run: the interpreter drops __main__.__file__ when the script ends, before
+    the run's modules are reported, and the script's own open was never seen)."""
+    try:
+        f = getattr(sys.modules.get("__main__"), "__file__", None)
+        if type(f) is str and f.endswith(".py"):
+            f = _normpath(os.path.abspath(f))
+            if not _ignored_module(f):
+                _CODE.add(f)
+    except Exception:
+        pass
+
+
 def _install():
     _configure()
+    _main_script()
     _open_journal()
     _H.update(_handlers())
     _hello()
@@ -1306,6 +1321,7 @@ def attach(live, run_id):
     _SEEN.clear()
     _CODE.clear()
     _configure()
+    _main_script()
     _open_journal()
     _H.update(_handlers())
     _hello()
