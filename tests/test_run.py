@@ -839,3 +839,14 @@ def test_vestige_now_places_a_run_on_a_simulated_clock(project: Path) -> None:
     assert bad.returncode == 0 and bad.stdout == b"hi\n"
     assert "bad VESTIGE_NOW 'soon'" in bad.stderr.decode()
     assert len(json.loads(vestige("ls", "--json", cwd=project).stdout)) == 1
+
+
+def test_a_missing_python_script_is_bad_input_before_anything_runs(project: Path) -> None:
+    for args in (["python", "missing.py"], ["python", "-u", "-W", "ignore", "missing.py"]):
+        done = run(project, *args)
+        assert done.returncode == 2, args
+        assert done.stderr.decode().strip().endswith("error: script not found: missing.py")
+    assert not (project / ".vestige" / "refs").exists() or not list(
+        (project / ".vestige" / "refs" / "runs").glob("*")
+    )
+    ok(run(project, "python", "-c", "print(1)"))  # -c and -m name no file

@@ -107,6 +107,9 @@ def find(
         what = f"package {name}=={version}"
         for rid in _runs_with_package(repo, name, version):
             direct[rid] = f"ran with {name}=={version}"
+        if not direct:  # as for --code and --input: a version no run used is bad input
+            raise UsageError(f"no recorded run used package {name}=={version}; "
+                             "`vestige show RUN --json` lists a run's packages")  # fmt: skip
     return what, _closure(repo, direct)
 
 

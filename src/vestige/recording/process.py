@@ -51,7 +51,37 @@ def resolve_command(argv: list[str]) -> tuple[str, list[str]]:
         if os.sep in first:
             raise PathMissing(f"command not found or not executable: {first}")
         raise PathMissing(f"command not found: {first} (is it on PATH?)")
+    script = python_script(argv)
+    if script is not None and not os.path.isfile(script):
+        raise PathMissing(f"script not found: {script}")
     return path, list(argv)
+
+
+def python_script(argv: list[str]) -> str | None:
+    """The script `python [options] SCRIPT ...` runs, or None (not Python, -c, -m, -,
+    or no script: an interactive interpreter). Short options may be grouped (-uW ignore)."""
+    if not os.path.basename(argv[0]).startswith("python"):
+        return None
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            return argv[i] if i < len(argv) else None
+        if arg == "-" or not arg.startswith("-"):
+            return None if arg == "-" else arg
+        if arg.startswith("--"):
+            if arg == "--check-hash-based-pycs":
+                i += 1
+            continue
+        for j, letter in enumerate(arg[1:]):
+            if letter in "cm":
+                return None  # the program is a command or a module, not a file
+            if letter in "WX":
+                if j == len(arg) - 2:
+                    i += 1  # its value is the next argument (else the rest of this one)
+                break
+    return None
 
 
 def heartbeat_interval() -> float:

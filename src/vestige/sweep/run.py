@@ -84,6 +84,8 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
     gc.freeze()
 
     cwd = Path.cwd()
+    if options.executor not in ("local", "dask", "slurm"):  # (before the command's checks)
+        raise UsageError(f"--executor {options.executor!r}: choose local, dask or slurm")
     combos = plan(options, command, cwd)
     executor = _executor(options)
     repo = Repo.open(create=True, notice=True)
