@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +358,137 @@ def test_the_end_of_a_padded_pid_is_found_in_a_trace_log(tmp_path: Path) -> None
     assert not wait_for_exit(str(log), 214, timeout=0.05)
     log.write_text("123456 +++ exited with 0 +++\n")
     assert wait_for_exit(str(log), 123456, timeout=0.1)
+
+
+def _hex(text: str) -> str:
+    return "".join(f"\\x{b:02x}" for b in text.encode())
+
+
+def test_padded_and_resumed_trace_lines_are_read(tmp_path: Path) -> None:
+    """strace aligns short results (`)      = 0`) and splits a syscall that another
+    process interrupted (`<unfinished ...>` ... `<... openat resumed>`): both count."""
+    from vestige.capture.trace import read
+
+    d = _hex("/p")
+    lines = [
+        f'100 openat(AT_FDCWD<{d}>, "{_hex("a.csv")}", O_RDONLY <unfinished ...>',
+        f'101 openat(AT_FDCWD<{d}>, "{_hex("b.txt")}", O_WRONLY|O_CREAT|O_TRUNC, 0666 '
+        "<unfinished ...>",
+        f"100 <... openat resumed>)             = 3<{_hex('/p/a.csv')}>",
+        f"101 <... openat resumed>) = 4<{_hex('/p/b.txt')}>",
+        f'102 unlinkat(AT_FDCWD<{d}>, "{_hex("c.txt")}", 0)  = 0',
+        f'102 chdir("{_hex("/q")}")                 = 0',
+        f'102 openat(AT_FDCWD<{_hex("/q")}>, "{_hex("d.txt")}", O_RDONLY)   = -1 ENOENT (No '
+        "such file or directory)",
+        "102 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=7, si_uid=0} ---",
+        "102 +++ killed by SIGTERM +++",
+    ]
+    log = tmp_path / "trace"
+    log.write_text("\n".join(lines) + "\n")
+    traced = read(str(log), "/p")
+    assert set(traced.reads) == {"/p/a.csv"}
+    assert set(traced.writes) == {"/p/b.txt"}
+    assert traced.removed == {"/p/c.txt"}
+    assert traced.exited == {102}
+
+
+@needs_strace
+def test_a_traced_program_killed_by_a_signal_has_its_end_in_the_log(tmp_path: Path) -> None:
+    """The end of a killed program is in the log (the seal waits for it)."""
+    from vestige.capture.trace import command, wait_for_exit
+
+    log = tmp_path / "trace"
+    argv = command(shutil.which("strace") or "strace", ["sh", "-c", "kill -9 $$"], str(log))
+    proc = subprocess.Popen(argv)  # (-D: the process is the command, strace its grandchild)
+    assert proc.wait(timeout=60) == -9
+    assert wait_for_exit(str(log), proc.pid, timeout=30)
+
+
+@needs_strace
+def test_an_input_another_process_changed_during_the_run_is_said_so(project: Path) -> None:
+    (project / "data.csv").write_text("old\n")
+    wait = "touch started; while [ ! -e go ]; do sleep 0.02; done; cat data.csv > out.txt"
+    proc = start(project, "bash", "-c", wait)
+    while not (project / "started").exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+        time.sleep(0.01)
+    (project / "data.csv").write_text("new\n")  # not by the run: by someone beside it
+    (project / "go").touch()
+    assert proc.wait(timeout=120) == 0
+    run = show(project)
+    (data,) = [f for f in run["inputs"] if f["path"] == "data.csv"]
+    assert "not by it" in data["note"]
+    assert ok("cat", "@last", "out.txt", cwd=project) == b"new\n"
+    assert ok("cat", "@last", "data.csv", cwd=project) == b"new\n"
+
+
+def test_a_run_that_overlapped_one_sealed_earlier_makes_its_files_ambiguous(
+    project: Path,
+) -> None:
+    """Run A starts and ends while B is going: both are told of the other, B from the index
+    (A left no live directory and, seen by no process, no confirmed output)."""
+    wait = "touch started; while [ ! -e go ]; do sleep 0.02; done; echo b > b.txt"
+    b = start(project, "--no-trace", "bash", "-c", wait)
+    while not (project / "started").exists():
+        assert b.poll() is None, b.stderr.read() if b.stderr else b""
+        time.sleep(0.01)
+    ok("run", "--no-trace", "bash", "-c", "echo a > a.txt", cwd=project)
+    (project / "go").touch()
+    assert b.wait(timeout=120) == 0
+    for run in runs(project):
+        outputs = {f["path"]: f for f in run["outputs"]}
+        assert "a.txt" in outputs, run["command"]
+        assert all(f.get("ambiguous") for f in outputs.values()), (run["command"], outputs)
+
+
+@needs_strace
+def test_a_run_that_copied_bytes_is_not_their_origin(project: Path) -> None:
+    script(project, "make.py", 'open("data.csv", "w").write("1,2\\n")\n')
+    ok("run", PY, "make.py", cwd=project)
+    ok("run", "bash", "-c", "cp data.csv copy.csv", cwd=project)  # (read and wrote the bytes)
+    tree = json.loads(ok("lineage", "data.csv", "--json", cwd=project))
+    assert tree["made_by"]["command"][-1] == "make.py"
+    script(project, "make.py", 'open("data.csv", "w").write("1,2\\n")  # changed\n')
+    stale = json.loads(vestige("stale", "--json", cwd=project).stdout)
+    assert [s["command"][-1] for s in stale] == ["make.py", "cp data.csv copy.csv"]
+    assert stale[0]["outputs"] == ["data.csv"] and stale[1]["outputs"] == ["copy.csv"]
+
+
+@needs_strace
+def test_a_traced_run_keeps_only_its_own_files(project: Path, tmp_path: Path) -> None:
+    """Traced to its end, a run's outputs are what its processes wrote (a file someone
+    else saved meanwhile is not one), and its inputs are data: not git's files, not the
+    user's dotfiles."""
+    home = tmp_path / "user"
+    home.mkdir()
+    (home / ".myrc").write_text("set x\n")
+    (project / "data.csv").write_text("1\n")
+    wait = ("touch started; while [ ! -e go ]; do sleep 0.02; done; "
+            "cat ~/.myrc .git/HEAD data.csv > out.txt")  # fmt: skip
+    env = {**os.environ, "HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "vestige", "run", "bash", "-c", wait],
+                            cwd=project, env=env, stderr=subprocess.PIPE)  # fmt: skip
+    while not (project / "started").exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+        time.sleep(0.01)
+    (project / "notes.txt").write_text("saved by an editor meanwhile\n")
+    (project / "go").touch()
+    assert proc.wait(timeout=120) == 0
+    run = show(project)
+    assert files(run["outputs"]) == {"started": True, "out.txt": True}
+    assert files(run["inputs"]) == {"data.csv": True}
+
+
+@needs_strace
+def test_a_file_name_that_is_not_utf8_can_be_asked_about(project: Path) -> None:
+    ok("run", "bash", "-c", "printf hi > $'caf\\xe9.txt'; cat $'caf\\xe9.txt' > copy.txt",
+       cwd=project)  # fmt: skip
+    ok("run", "bash", "-c", "cat $'caf\\xe9.txt' > again.txt", cwd=project)
+    name = b"caf\xe9.txt"
+    done = subprocess.run([sys.executable, "-m", "vestige", "which", "--path", name, "--json"],
+                          cwd=project, capture_output=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    history = json.loads(done.stdout)["history"]
+    assert [h["role"] for h in history] == ["output", "input"]
+    stale = vestige("stale", "--json", cwd=project)
+    assert stale.returncode == 0 and json.loads(stale.stdout) == [], stale.stderr

@@ -37,3 +37,21 @@ def test_keep_outputs_false_hashes_without_copying(project: Path) -> None:
     assert out["path"] == "out.bin" and out["hash"] and out["kept"] is False
     refused = vestige("cat", "@last", "out.bin", cwd=project)
     assert refused.returncode == 2 and b"kept no copy" in refused.stderr
+
+
+def test_scan_ignore_takes_a_folder_written_with_a_slash(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[tool.vestige.scan]\nignore = ["scratch/"]\n')
+    (project / "scratch").mkdir()
+    (project / "data.txt").write_text("read\n")
+    script = "open('scratch/tmp.txt', 'w').write(open('data.txt').read())\n"
+    (project / "make.py").write_text(script)
+    assert vestige("run", "python", "make.py", cwd=project).returncode == 0
+    run = _manifest(project)
+    assert run["outputs"] == []
+    assert [f["path"] for f in run["inputs"]] == ["data.txt"]
+
+
+def test_scan_ignore_that_is_not_a_list_is_refused(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.vestige.scan]\nignore = 3\n")
+    done = vestige("run", "python", "-c", "pass", cwd=project)
+    assert done.returncode == 2 and b"scan.ignore" in done.stderr

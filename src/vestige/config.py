@@ -145,7 +145,13 @@ def load_config(store_dir: Path, root: Path) -> Config:
         if name.endswith("max_size"):
             value = parse_size(value, name)
         elif name == "scan_ignore":
-            value = tuple(str(v) for v in value)
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list | tuple):
+                raise UsageError(f"scan.ignore = {value!r}: write a list of globs, "
+                                 'e.g. ["data/raw", "*.tmp"]')  # fmt: skip
+            # "data/" means the folder: a glob matches path names, never with a trailing /
+            value = tuple(str(v).rstrip("/") or str(v) for v in value)
         elif name == "capture_trace":
             value = {True: "always", False: "never"}.get(value, value)
             if value not in ("auto", "always", "never"):

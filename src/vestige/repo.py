@@ -277,11 +277,22 @@ class Repo:
         readers = [Maker.from_row(r) for r in self.index.files.readers_of(digest)]
         return digest, dedupe(makers), dedupe(readers)
 
-    def producer(self, digest: str, before: float | None = None) -> sqlite3.Row | None:
+    def producer(
+        self, digest: str, before: float | None = None, copies: bool = False,
+        path: str | None = None,
+    ) -> sqlite3.Row | None:  # fmt: skip
         """The run that made these bytes: the latest maker started before `before`
-        (confirmed writers preferred over scan-only ones), or None."""
+        (confirmed writers preferred over scan-only ones), or None. A run that read the same
+        bytes too only copied them (`cp a b`): it is not where they came from, unless
+        `copies`, or unless it wrote them at `path` (it put that file there)."""
         rows = [r for r in self.index.files.makers_of(digest)
                 if before is None or r["started"] < before]  # fmt: skip
+        here = [r for r in rows if r["file_path"] == path] if path is not None else []
+        if here:
+            rows = here
+        elif not copies and rows:
+            copiers = {r["id"] for r in self.index.files.readers_of(digest)}
+            rows = [r for r in rows if r["id"] not in copiers]
         if not rows:
             return None
         confirmed = [r for r in rows if r["confirmed"]]

@@ -18,11 +18,12 @@ HOME_TOOL_DIRS = (
 
 
 def is_environment_path(path: str) -> bool:
-    """True for files outside the project that belong to the system or a tool's cache."""
+    """True for files outside the project that belong to the system or a tool's cache or
+    configuration (a dotfile in the home folder: ~/.gitconfig, ~/.Rprofile)."""
     if path.startswith(SYSTEM_PREFIXES):
         return True
     home = os.path.expanduser("~")
     if home and home != "/" and path.startswith(home + "/"):
         first = path[len(home) + 1 :].split("/", 1)[0]
-        return first in HOME_TOOL_DIRS
+        return first in HOME_TOOL_DIRS or (first.startswith(".") and first == path[len(home) + 1 :])
     return False

@@ -36,6 +36,8 @@ SYSCALLS = ("openat", "?open", "?creat", "?truncate", "?rename", "renameat", "?r
 #: and paths that are never a run's data.
 _CODE = (".py", ".pyc", ".pyw", ".so", ".pth", ".zip", "pyvenv.cfg")
 _NOISE = ("/proc/", "/dev/", "/sys/")
+#: Parts of a path that mark an installation's or a cache's file, never a run's data.
+_INSTALLED = ("/site-packages/", "/dist-packages/", "/__pycache__/")
 LOG = "trace"  # the file in the live directory
 CACHE = ("cache", "trace")
 #: Flags of an open that may change the file.
@@ -46,7 +48,7 @@ def command(strace: str, argv: list[str], log: str) -> list[str]:
     """The argv that runs `argv` under the tracer, writing to `log`."""
     return [
         strace, "-D", "-f", "--seccomp-bpf", "-q", "-xx", "-y", "-s", "65535",
-        "-e", "signal=none", "-e", "trace=" + ",".join(SYSCALLS), "-o", log, "--", *argv,
+        "-e", "trace=" + ",".join(SYSCALLS), "-o", log, "--", *argv,
     ]  # fmt: skip
 
 
@@ -167,6 +169,7 @@ class Trace:
         self.python: dict[int, bool] = {}  # pid -> whether it runs a Python interpreter
         self.prefixes: dict[int, tuple[str, ...]] = {}  # pid -> its Python's installation
         self.skip: tuple[str, ...] = _NOISE
+        self.complete = False  # the log holds the command's end (set by the caller)
 
     def made_first(self, path: str) -> bool:
         """Whether the run wrote `path` before it first read it (its own file)."""
@@ -211,19 +214,32 @@ def read(path: str, cwd: str, skip: tuple[str, ...] = ()) -> Trace:
                     continue
                 rest = start + rest.split(" resumed>", 1)[-1]
             _apply(out, pid, rest, cwds, cwd)
-    skip = out.skip
-    out.reads = {p: i for p, i in out.reads.items() if not p.startswith(skip)}
-    out.writes = {p: i for p, i in out.writes.items() if not p.startswith(skip)}
-    out.removed = {p for p in out.removed if not p.startswith(skip)}
+    out.reads = {p: i for p, i in out.reads.items() if not _skipped(out, p)}
+    out.writes = {p: i for p, i in out.writes.items() if not _skipped(out, p)}
+    out.removed = {p for p in out.removed if not _skipped(out, p)}
     return out
+
+
+def _skipped(out: Trace, path: str) -> bool:
+    """vestige's own files, the machine's pseudo-files, and installed packages' and
+    caches' files (a pip install or a .pyc write is not the run's data)."""
+    return (
+        path.startswith(out.skip)
+        or path.endswith((".pyc", ".pyo"))
+        or any(part in path for part in _INSTALLED)
+    )
 
 
 def _apply(out: Trace, pid: int, call: str, cwds: dict[int, str], cwd: str) -> None:
     name, _sep, args = call.partition("(")
     if not _sep or name not in _CALLS:
         return
-    args, _sep, result = args.rpartition(") = ")
-    if not _sep or result.startswith("-"):
+    end = args.rfind(" = ")  # (strings are hex-escaped: a literal " = " is strace's)
+    head = args[:end].rstrip(" ")
+    if end < 0 or not head.endswith(")"):
+        return
+    args, result = head[:-1], args[end + 3 :]
+    if result.startswith("-"):
         return  # failed (or unknown): nothing happened to the file
     here = _dirs(args)
     if here and here[0][0] == "AT_FDCWD":

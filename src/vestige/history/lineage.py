@@ -82,7 +82,7 @@ def tree(repo: Repo, path: str, digest: str) -> FileNode:
     def file_node(p: str, h: str | None, before: float | None, depth: int) -> FileNode:
         if h is None:
             return FileNode(p, None, None, "not hashed")
-        row = repo.producer(h, before)
+        row = repo.producer(h, before, path=p)
         if row is None:
             return FileNode(p, h, None, None)
         if depth >= MAX_DEPTH:
@@ -169,7 +169,7 @@ def stale(repo: Repo) -> list[StaleRun]:
     # the run behind each file's current bytes
     made: dict[str, list[str]] = {}
     for rel, digest in now.items():
-        row = repo.producer(digest)
+        row = repo.producer(digest, path=rel)
         if row is not None and not _was_read(repo, row["id"], rel, digest):
             made.setdefault(row["id"], []).append(rel)
     runs: dict[str, Run] = {}
@@ -187,7 +187,7 @@ def stale(repo: Repo) -> list[StaleRun]:
         runs[run_id] = run
         for f in run.inputs:
             if f.hash:
-                row = repo.producer(f.hash, run.started)
+                row = repo.producer(f.hash, run.started, path=f.path)
                 if row is not None and row["id"] not in runs:
                     todo.append(row["id"])
     verdict: dict[str, StaleRun] = {}
@@ -197,7 +197,7 @@ def stale(repo: Repo) -> list[StaleRun]:
         for f in run.inputs:
             if not f.hash:
                 continue
-            row = repo.producer(f.hash, run.started)
+            row = repo.producer(f.hash, run.started, path=f.path)
             if row is not None and row["id"] in verdict:
                 reasons.append(f"input {f.path} was made by run #{row['seq']}, which is stale")
         if not reasons:

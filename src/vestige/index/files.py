@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Collection, Iterable, Sequence
 
 from vestige.index.query import chunks, row_cursor
+from vestige.store.objects import escape_surrogates
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 UNIT_ROWS = (
     "(f.role = 'code' OR (f.role = 'input' AND f.path LIKE '%.ipynb' AND f.path NOT LIKE '/%'))"
 )
+
+
+def _escaped(paths: Iterable[str]) -> list[str]:
+    """Paths as the index holds them: a non-UTF-8 name in its escaped form (index/record.py)."""
+    return [escape_surrogates(p) for p in paths]
 
 
 class Files:
@@ -94,7 +100,7 @@ class Files:
         """Whether the run read this very file with these bytes."""
         row = self.conn.execute(
             "SELECT 1 FROM files WHERE run_id = ? AND role = 'input' AND path = ? AND hash = ?",
-            (run_id, path, digest),
+            (run_id, escape_surrogates(path), digest),
         ).fetchone()
         return row is not None
 
@@ -128,9 +134,9 @@ class Files:
         but `exclude`: what runs overlapping one were seen writing."""
         return self.conn.execute(
             "SELECT r.id, r.root, f.path FROM files f JOIN runs r ON r.id = f.run_id"
-            " WHERE r.root = ? AND r.id != ? AND r.started <= ?"
-            " AND COALESCE(r.ended, r.started) >= ? AND f.role = 'output' AND f.confirmed = 1",
-            (root, exclude, end, start),
+            " WHERE r.root = ? AND r.ended >= ? AND r.started <= ? AND r.id != ?"
+            " AND f.role = 'output' AND f.confirmed = 1",
+            (root, start, end, exclude),
         ).fetchall()
 
     # -- by path or hash (`affected`, `which --path`, `which --similar`) --------------------
@@ -143,7 +149,7 @@ class Files:
         rows = self.conn.execute(
             f"SELECT DISTINCT hash FROM files WHERE run_id = ? AND role IN ({marks})"
             f" AND path IN ({pmarks}) AND hash IS NOT NULL",
-            (run_id, *roles, *paths),
+            (run_id, *roles, *_escaped(paths)),
         ).fetchall()
         return {r[0] for r in rows}
 
@@ -156,7 +162,7 @@ class Files:
         rows = self.conn.execute(
             f"SELECT DISTINCT hash FROM files WHERE role IN ({marks}) AND path IN ({pmarks})"
             " AND hash LIKE ?",
-            (*roles, *paths, prefix + "%"),
+            (*roles, *_escaped(paths), prefix + "%"),
         ).fetchall()
         return {r[0] for r in rows}
 
@@ -171,7 +177,7 @@ class Files:
         args: list[Any] = [*roles, *hashes]
         if paths:
             sql += f" AND f.path IN ({','.join('?' * len(paths))})"
-            args += list(paths)
+            args += _escaped(paths)
         return [(r[0], r[1]) for r in self.conn.execute(sql + " ORDER BY r.started", args)]
 
     def history_of(self, paths: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -182,7 +188,7 @@ class Files:
             "SELECT r.id, r.seq, r.started, r.argv, r.status, f.role, f.path, f.hash, f.size"
             f" FROM files f JOIN runs r ON r.id = f.run_id WHERE f.path IN ({marks})"
             " ORDER BY r.started, r.seq, f.role",
-            list(paths),
+            _escaped(paths),
         ).fetchall()
 
     def kept_named(self, roles: Sequence[str], suffixes: Sequence[str]) -> dict[str, str]:

@@ -128,6 +128,17 @@ class Runs:
             (parent,),
         ).fetchall()
 
+    def overlapping(self, root: str, start: float, end: float, exclude: str) -> list[str]:
+        """The ids of the sealed runs in the tree `root`, but `exclude` and sweeps' parents
+        (they run nothing themselves), that were going at some moment between `start` and
+        `end` (seconds)."""
+        rows = self.conn.execute(
+            "SELECT id FROM runs r WHERE root = ? AND ended >= ? AND started <= ? AND id != ?"
+            " AND NOT EXISTS (SELECT 1 FROM runs c WHERE c.parent = r.id)",
+            (root, start, end, exclude),
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def ok_commands(self, cwd: str) -> list[tuple[str, str]]:
         """(id, argv JSON) of the `ok` runs started in `cwd` (relative to the root), newest
         first: what `sweep --skip-done` compares a combination's command with."""

@@ -142,6 +142,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE IF NOT EXISTS objsize (hash TEXT PRIMARY KEY, size INTEGER NOT NULL);
         """,
     ),
+    (
+        # the runs of one tree going at some moment of a time window, asked at every seal
+        # (recording/overlap.py): by root, then by end time, not a scan of all runs; and
+        # whether a run is a sweep's parent (it has children)
+        "0005_runs_root_ended",
+        """
+        CREATE INDEX IF NOT EXISTS runs_root_ended ON runs(root, ended);
+        CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent);
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -98,10 +98,11 @@ class RunFiles:
                 out[name] = record.replace(ambiguous=True) if ambiguous else record
         return list(out.values())
 
-    def _ignored(self, rel: str) -> bool:
+    def _ignored(self, rel: str, inputs: bool = False) -> bool:
         """An in-tree path the scan would not have looked at (default ignores, scan.ignore,
-        a virtual environment)."""
-        if tree_ignored(rel, self.config.scan_ignore):
+        a virtual environment). For `inputs`, scan.ignore does not count: it bounds the
+        scan's cost (a dataset's folder), the files in it are still read."""
+        if tree_ignored(rel, () if inputs else self.config.scan_ignore):
             return True
         parts = rel.split("/")
         return any(self.dirs.is_skipped("/".join(parts[:i])) for i in range(1, len(parts)))
@@ -135,6 +136,8 @@ class RunFiles:
             if not in_tree and is_environment_path(path):
                 continue
             name = full.relative_to(root).as_posix() if in_tree else path
+            if in_tree and self._ignored(name, inputs=True):
+                continue  # (.git, caches, a virtual environment: never the run's data)
             try:
                 now = Stat.of(os.stat(full))
             except OSError:
@@ -142,35 +145,49 @@ class RunFiles:
             if not stat_mod.S_ISREG(now.mode):
                 continue
             opened = st_open if st_open is not None else None
+            secret = bool(is_secret_file(name))
+            limit = 0 if secret else self.config.keep_inputs_max_size
             if opened is None and traced is not None and path in traced.reads:
                 # a read only the tracer saw: no stat from the moment it was read
                 if traced.made_first(path):
                     continue  # made by the run itself, then read back: not an input
-                if now.ctime_ns >= self.since_ns:  # changed since: as it was is unknown
-                    limit = 0 if is_secret_file(name) else self.config.keep_inputs_max_size
-                    secret = bool(is_secret_file(name))
+                if now.ctime_ns >= self.since_ns and path in traced.writes:
+                    # the run rewrote it after reading it: as it was read is unknown
                     out.append(self._changed_input(full, name, events, None, limit, secret))
+                    continue
+                if now.ctime_ns >= self.since_ns:  # changed meanwhile, by no process of ours
+                    note = "changed while the run went on, not by it: recorded as it was at the end"
+                    record = self._as_now(full, name, now, limit, secret, note, warnings)
+                    if record is not None:
+                        out.append(record)
                     continue
             read_ctime = opened[4] if opened is not None and len(opened) > 4 else now.ctime_ns
             if read_ctime >= self.since_ns:
                 continue  # made (or changed) by the run itself, then read back: not an input
-            same = opened is None or (opened[0], opened[1]) == (now.size, now.mtime_ns)
-            secret = bool(is_secret_file(name))
-            limit = 0 if secret else self.config.keep_inputs_max_size
-            note = "not kept: the name looks like a credentials file" if secret else None
-            if same:
-                try:
-                    digest, kept = self.keep(full, now, limit)
-                except OSError as e:
-                    warnings.append(f"input {name}: could not be read ({e.strerror})")
-                    continue
-                if not kept and not secret:
-                    note = f"not kept: larger than keep.inputs_max_size ({limit} bytes)"
-                kept = kept and not secret
-                out.append(FileRecord(name, digest, now.size, kept, now.mode & 0o777, True, note))
+            if opened is None or (opened[0], opened[1]) == (now.size, now.mtime_ns):
+                record = self._as_now(full, name, now, limit, secret, None, warnings)
+                if record is not None:
+                    out.append(record)
                 continue
             out.append(self._changed_input(full, name, events, opened, limit, secret))
         return out
+
+    def _as_now(
+        self, full: Path, name: str, now: Stat, limit: int, secret: bool, note: str | None,
+        warnings: list[str],
+    ) -> FileRecord | None:  # fmt: skip
+        """An input as its bytes are now (kept up to `limit`; a credentials file never)."""
+        try:
+            digest, kept = self.keep(full, now, limit)
+        except OSError as e:
+            warnings.append(f"input {name}: could not be read ({e.strerror})")
+            return None
+        if secret:
+            note = "not kept: the name looks like a credentials file"
+        elif not kept:
+            note = note or f"not kept: larger than keep.inputs_max_size ({limit} bytes)"
+        return FileRecord(name, digest, now.size, kept and not secret, now.mode & 0o777, True,
+                          note)  # fmt: skip
 
     def _changed_input(
         self,

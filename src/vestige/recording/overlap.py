@@ -4,8 +4,8 @@ the others; a file another run's process wrote is that run's, not a scan-only ou
 this one, and a file no process of either reported may be either's: `ambiguous`.
 
 Other runs are looked for where they leave a record: the live directories of runs still
-going (their shim journals and trace logs) and, in the index, the confirmed outputs of
-runs sealed meanwhile.
+going (their shim journals and trace logs) and, in the index, the runs sealed meanwhile
+and their confirmed outputs.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def overlapping(
                 out.writes |= set(read(trace, cwd, skip=(str(store.path),)).writes)
     if index is not None:
         with contextlib.suppress(Exception):
+            out.ids.update(index.runs.overlapping(root, start, end, run_id))
             for other, other_root, path in index.files.written_between(root, start, end, run_id):
                 out.ids.add(other)
                 out.writes.add(path if path.startswith("/") else os.path.join(other_root, path))

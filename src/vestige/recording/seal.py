@@ -22,7 +22,7 @@ from vestige.capture.trace import Trace, wait_for_exit
 from vestige.config import Config
 from vestige.fastpath import timing
 from vestige.index.db import Index
-from vestige.recording.files import RunFiles, figure_label, link_figures
+from vestige.recording.files import RunFiles, figure_label, link_figures, own_dir
 from vestige.recording.overlap import overlapping
 from vestige.records import Factory, Record, Run
 from vestige.store.live import LiveRun
@@ -139,6 +139,10 @@ class Sealer:
                              float(info["started"]), result.ended)  # fmt: skip
         foreign = others.writes | (self.foreign_of() if self.foreign_of is not None else set())
         timing("seal: events read, tree scanned")
+        if traced is not None and traced.complete:
+            # every process of the command was traced to its end: a file none of them wrote
+            # is another program's (an editor, a run beside it), not this run's
+            changed = {rel: st for rel, st in changed.items() if str(root / rel) in events.writes}
         found = files.outputs(changed, events, foreign, warnings, ambiguous=bool(others.ids))
         outputs = link_figures(found, root, events)
         inputs = files.inputs(events, warnings, traced)
@@ -213,7 +217,9 @@ class Sealer:
         if self.trace_pid:  # wait (a little) for strace to write the command's end
             wait_for_exit(path, self.trace_pid)
         cwd = str(root / str(info.get("cwd") or "."))
-        traced = read(path, cwd, skip=(str(self.store.path),))
+        traced = read(path, cwd, skip=(str(self.store.path), own_dir()))
+        command_pid = self.trace_pid or int(info.get("child_pid") or 0)
+        traced.complete = bool(command_pid) and command_pid in traced.exited
         events.writes.update(traced.writes)
         events.removed.update(traced.removed)
         for read_path in traced.reads:

@@ -82,7 +82,7 @@ def source(repo: Repo, text: str) -> Source:
     from vestige.store.hashing import hash_file
 
     digest = hash_file(local)
-    row = repo.producer(digest)
+    row = repo.producer(digest) or repo.producer(digest, copies=True)
     if row is None:
         raise UsageError(f"{text}: no recorded run made these bytes (blake3 {digest[:12]}); "
                          "publish copies what a run made: `vestige which` tells")  # fmt: skip
@@ -191,7 +191,7 @@ def note_which(repo: Repo, path: Path, digest: str, makers: list[Maker], now: fl
     root = repo.store.root.resolve()
     inside = full.resolve() == root or root in full.resolve().parents
     if makers and not inside:
-        row = repo.producer(digest)
+        row = repo.producer(digest) or repo.producer(digest, copies=True)
         if row is not None:
             event = {"t": now, "dest": str(full), "how": "which", "run": row["id"],
                      "source": row["file_path"], "size": full.stat().st_size}  # fmt: skip
