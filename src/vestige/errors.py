@@ -14,8 +14,10 @@
     ├── StoreError                exit 2   the store cannot be used as asked
     │   ├── CorruptObject                  an object whose bytes do not match its name
     │   ├── UnknownFormat                  a store written by a newer vestige
-    │   └── StoreLocked                    a lock not obtained within its timeout
-    └── FsckFailed                exit 1   fsck found broken invariants (listed)
+    │   ├── StoreLocked                    a lock not obtained within its timeout
+    │   └── StoreReadOnly                  a command that must write, on a read-only store
+    ├── FsckFailed                exit 1   fsck found broken invariants (listed)
+    └── ReindexIncomplete         exit 1   reindex left out runs it could not read (named)
 
 Library code raises these and never prints or exits; `vestige.cli` turns any of them
 into one line `error: <message>` and the class's exit code, in one place.
@@ -98,7 +100,17 @@ class StoreLocked(StoreError):
     """A lock on the store was not obtained within its timeout."""
 
 
+class StoreReadOnly(StoreError):
+    """The store cannot be written (a read-only mount, an archive) and the command must."""
+
+
 class FsckFailed(VestigeError):
     """fsck found invariants broken; the message lists them."""
+
+    exit_code = 1
+
+
+class ReindexIncomplete(VestigeError):
+    """reindex left out sealed runs whose ref or manifest it could not read (named)."""
 
     exit_code = 1

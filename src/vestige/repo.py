@@ -2,8 +2,10 @@
 
 It resolves run references and reads runs, their files, logs, metrics and environment,
 keeping the store (the truth) and the index (a cache) consistent where both change.
-Opening one rebuilds a lost index; sealing the runs a killed vestige left behind is the
-run path's job (`vestige.recording.recover.recover`), done by the shells as they open.
+Opening one rebuilds a lost or damaged index, and opens a store it cannot write (a
+read-only mount, an archive) read-only (`readonly`); sealing the runs a killed vestige
+left behind is the run path's job (`vestige.recording.recover.recover`), done by the
+shells as they open.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class Repo:
         self.store = store
         self.config = config
         self.index = index
+        #: the store cannot be written: nothing may be (commands that must write refuse)
+        self.readonly = index.readonly
 
     @classmethod
     def open(cls, cwd: Path | None = None, create: bool = False, notice: bool = False) -> Repo:
@@ -92,14 +96,20 @@ class Repo:
 
     @classmethod
     def _open(cls, store: Store) -> Repo:
+        """Open the index (read-only if the store cannot be written); rebuild it from the
+        store if it was lost or damaged, saying so on stderr when it was damaged."""
         config = load_config(store.path, store.root)
         try:
-            index, fresh = Index.open(store.index_path, timeout=config.index_timeout)
+            index, fresh = Index.open(store.index_path, timeout=config.index_timeout,
+                                      store=store.path, readonly=not writable(store))  # fmt: skip
         except sqlite3.OperationalError as e:
             raise StoreLocked(f"cannot open the index {store.index_path}: {e}") from None
         repo = cls(store, config, index)
         if fresh and any(True for _ in store.refs):
-            repo.reindex()
+            skipped: list[tuple[str, str]] = []
+            count = repo.reindex(skipped)
+            if index.damage is not None:
+                _say_rebuilt(repo, count, skipped)
         return repo
 
     def close(self) -> None:
@@ -295,6 +305,8 @@ class Repo:
             rows = [r for r in rows if r["id"] not in copiers]
         if not rows:
             return None
+        # a rerun reproduces bytes an earlier run made: that run is where they came from
+        rows = [r for r in rows if not r["rerun_of"]] or rows
         confirmed = [r for r in rows if r["confirmed"]]
         return max(confirmed or rows, key=lambda r: (r["started"], r["seq"]))
 
@@ -340,11 +352,36 @@ class Repo:
 
     # -- the index ------------------------------------------------------------------------
 
-    def reindex(self) -> int:
-        """Rebuild the index from the store alone; the number of runs indexed."""
+    def reindex(self, skipped: list[tuple[str, str]] | None = None) -> int:
+        """Rebuild the index from the store alone; the number of runs indexed. The sealed
+        runs left out (ref or manifest unreadable) go to `skipped` as (run id, why)."""
         from vestige.index.rebuild import rebuild
 
-        return rebuild(self.store, self.index)
+        return rebuild(self.store, self.index, skipped)
+
+
+def writable(store: Store) -> bool:
+    """Whether this process may write the store: not on a read-only mount nor someone
+    else's archive (its folder; and its index file, when that can be read: one that
+    cannot is set aside and rebuilt)."""
+    if not os.access(store.path, os.W_OK):
+        return False
+    index = store.index_path
+    return not os.access(index, os.R_OK) or os.access(index, os.W_OK)
+
+
+def _say_rebuilt(repo: Repo, count: int, skipped: list[tuple[str, str]]) -> None:
+    """One line on stderr: the index file was damaged and was rebuilt from the store."""
+    import sys
+
+    where = ("the store is read-only: indexed in memory for this command" if repo.readonly
+             else "rebuilt it from the store")  # fmt: skip
+    line = (f"vestige: the index {repo.store.index_path} {repo.index.damage}; {where} "
+            f"({count} run{'s' if count != 1 else ''})")  # fmt: skip
+    if skipped:
+        line += (f"; {len(skipped)} run{'s' if len(skipped) != 1 else ''} left out, "
+                 "unreadable (see `vestige reindex`)")  # fmt: skip
+    print(line, file=sys.stderr)
 
 
 def _artefact_file(run: Run, path: str) -> FileRecord | None:

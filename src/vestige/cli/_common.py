@@ -7,18 +7,34 @@ import sys
 import time
 from typing import Any
 
+from vestige.errors import StoreReadOnly
 from vestige.repo import Repo
 
 #: click settings for commands taking a run reference: `-1` is a run, not an option.
 RUN_ARG_SETTINGS = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
+#: The commands that must write to the store: on one that cannot be written they fail.
+#: (`vestige run` opens no repo here: it runs its command unrecorded, with a warning.)
+WRITERS = frozenset({"rerun", "gc", "tag", "note", "pin", "unpin", "publish", "reindex"})
 
 
 def open_repo() -> Repo:
     """The repo for the current directory, runs a killed vestige left behind sealed
-    first; a missing store is a usage error (exit 2)."""
+    first; a missing store is a usage error (exit 2). A store that cannot be written is
+    opened read-only (nothing sealed, nothing written), and a command that must write
+    to it fails at once (exit 2)."""
+    import click
+
     from vestige.recording.recover import recover
 
     repo = Repo.open()
+    ctx = click.get_current_context(silent=True)
+    name = ctx.info_name if ctx is not None else None
+    if repo.readonly and name in WRITERS:
+        repo.close()
+        raise StoreReadOnly(
+            f"the store {repo.store.path} is read-only (a read-only mount, or files this "
+            f"user may not write): `vestige {name}` must write to it"
+        )
     recover(repo)
     return repo
 

@@ -48,11 +48,12 @@ class Debt:
         ).fetchall()
 
     def latest(self, now: float) -> dict[str, tuple[str | None, int, str]]:
-        """{unit: (hash, seq, run id)} of each unit's latest run up to now."""
+        """{unit: (hash, seq, run id)} of each unit's latest run up to now (not a rerun: it
+        ran an earlier version again)."""
         rows = self.conn.execute(
             "SELECT f.path, f.hash, r.seq, r.id, MAX(r.started)"  # SQLite: the max row's
             f" FROM files f JOIN runs r ON r.id = f.run_id WHERE {UNIT_ROWS}"
-            " AND r.started <= :now GROUP BY f.path",
+            " AND r.started <= :now AND r.rerun_of IS NULL GROUP BY f.path",
             {"now": now},
         ).fetchall()
         return {row[0]: (row[1], int(row[2]), row[3]) for row in rows}

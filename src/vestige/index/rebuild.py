@@ -1,10 +1,9 @@
 """Rebuild the index from the store alone: sealed manifests through their refs, the start
 records of runs still live, and the store's other refs (annotations, published, freed,
-pins). `reindex` gives the same `ls --json` as before."""
+pins). `reindex` gives the same `ls --json` as before. A run whose ref or manifest
+cannot be read is left out and named (`skipped`): `vestige reindex` says so and fails."""
 
 from __future__ import annotations
-
-import contextlib
 
 from vestige.errors import CorruptObject
 from vestige.records import Run
@@ -20,15 +19,17 @@ if TYPE_CHECKING:
     from vestige.store.local import Store
 
 
-def rebuild(store: Store, index: Index) -> int:
-    """Drop and refill every derived table; return the number of runs indexed."""
+def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = None) -> int:
+    """Drop and refill every derived table; return the number of runs indexed. Each sealed
+    run left out (its ref or manifest unreadable) is appended to `skipped` as (run id,
+    why)."""
     runs: list[Run] = []
     for run_id in store.refs:
-        digest = store.refs.get(run_id)
-        if digest is None:
-            continue
-        with contextlib.suppress(CorruptObject, KeyError, TypeError, ValueError):
-            runs.append(Run.from_dict(store.objects.read_json(digest), manifest=digest))
+        run, why = _sealed(store, run_id)
+        if run is not None:
+            runs.append(run)
+        elif skipped is not None:
+            skipped.append((run_id, why))
     sealed = {r.id for r in runs}
     if store.live.is_dir():
         for path in sorted(store.live.iterdir()):
@@ -58,3 +59,23 @@ def rebuild(store: Store, index: Index) -> int:
     index.marks.set_freed(add=freed_records(store).values(), replace_all=True)  # refs/freed (gc)
     index.marks.set_pins(dict(Pins(store).all()), replace_all=True)  # refs/pins (vestige pin)
     return len(runs)
+
+
+def _sealed(store: Store, run_id: str) -> tuple[Run | None, str]:
+    """A sealed run read through its ref, or (None, why it cannot be)."""
+    try:
+        digest = store.refs.get(run_id)
+    except OSError as e:
+        return None, f"its ref could not be read ({e.strerror})"
+    if digest is None:
+        return None, "its ref holds no manifest hash"
+    try:
+        manifest = store.objects.read_json(digest)
+    except CorruptObject as e:
+        return None, f"its manifest: {e}"
+    except OSError as e:
+        return None, f"its manifest {digest[:12]} could not be read ({e.strerror})"
+    try:
+        return Run.from_dict(manifest, manifest=digest), ""
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        return None, f"its manifest {digest[:12]} is not a run's ({type(e).__name__}: {e})"

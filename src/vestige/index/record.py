@@ -1,13 +1,19 @@
 """Writing the index: a run's rows (runs, params, files, metrics, tags, blobs) from its
-manifest, in one transaction; or its `running` row, which gives it its sequence number."""
+manifest, in one transaction; or its `running` row, which gives it its sequence number:
+above every number the index or the store (a sealed run's manifest, a live run's
+run.json) already gives a run, so a number is never given twice, even by an index that
+lost runs."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 
+from vestige.errors import CorruptObject
 from vestige.records import Run
 from vestige.store.objects import escape_surrogates
 
@@ -47,16 +53,20 @@ def _real(x: Any) -> float | None:
 class Recorder:
     """Writes runs into the index (`index.record.run(run)`); readers are the other groups."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, store: Path | None = None) -> None:
         self.conn = conn
+        self.store = store
 
     def begin(self, run: Run) -> int:
-        """Insert a running run and give it the next sequence number, atomically."""
+        """Insert a running run and give it the next sequence number, atomically: above the
+        index's highest and above those of the store's runs the index does not hold."""
         with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            (seq,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs").fetchone()
+            self.conn.execute("BEGIN IMMEDIATE")  # (a rebuild cannot empty the table meanwhile)
+            (top,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM runs").fetchone()
+            floor = unindexed_seq(self.conn, self.store) if self.store is not None else 0
+            seq = max(int(top), floor) + 1
             self._insert_row(run, seq)
-        return int(seq)
+        return seq
 
     def _insert_row(self, run: Run, seq: int) -> None:
         git = (run.code or {}).get("git") or {}
@@ -178,3 +188,47 @@ class Recorder:
             "INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)",
             [(run_id, escape_surrogates(t)) for t in tags],
         )
+
+
+def unindexed_seq(conn: sqlite3.Connection, store: Path) -> int:
+    """The highest sequence number of a run the store holds and the index does not (a ref
+    whose manifest says it, a live directory whose run.json does), 0 if none: an index
+    rebuilt, replaced or rebuilding must not make begin() give a number again. One listing
+    of refs/runs/ and live/ and one read of the indexed ids (inside begin()'s write
+    transaction); a manifest is read only for a run the index lacks."""
+    names: set[str] = set()
+    for folder in ("refs/runs", "live"):
+        try:
+            names.update(n for n in os.listdir(store / folder) if not n.startswith("."))
+        except OSError:
+            pass
+    if not names:
+        return 0
+    known = {row[0] for row in conn.execute("SELECT id FROM runs")}
+    top = 0
+    for run_id in names - known:
+        top = max(top, _stored_seq(store, run_id))
+    return top
+
+
+def _stored_seq(store: Path, run_id: str) -> int:
+    """The sequence number the store gives a run (its live run.json, else its sealed
+    manifest), 0 when neither says (not numbered yet, or unreadable)."""
+    from vestige.store.objects import ObjectStore
+    from vestige.store.refs import Refs
+
+    try:
+        with open(store / "live" / run_id / "run.json", "rb") as f:
+            seq = json.loads(f.read()).get("seq")
+        if isinstance(seq, int):
+            return seq
+    except (OSError, ValueError, AttributeError):
+        pass
+    digest = Refs(store).get(run_id)
+    if digest is None:
+        return 0
+    try:
+        seq = ObjectStore(store).read_json(digest).get("seq")
+    except (CorruptObject, OSError, ValueError, AttributeError):  # reindex names it
+        return 0
+    return seq if isinstance(seq, int) else 0
