@@ -100,6 +100,25 @@ MANIFEST_FORMAT = 1
 STATUSES = ("running", "ok", "failed", "interrupted")
 
 
+def safe_relative(path: object) -> bool:
+    """Whether `path` is a relative POSIX path that stays inside any folder it is joined to:
+    a non-empty string, no NUL, no empty, `.` or `..` component. Every writer of recorded
+    paths (restore, export, rerun) and fsck ask this one question (docs/format.md, M3):
+    a manifest is only data, and one crafted or tampered must not climb out."""
+    if not isinstance(path, str) or not path or "\0" in path or path.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def safe_recorded(path: object) -> bool:
+    """Whether `path` is safe as an input, output or module path: safe_relative (a file in
+    the project), or absolute (a file outside it) and safe_relative after its leading `/`,
+    so that it stays inside a folder too (`restore --to DIR` puts it under DIR/outside/)."""
+    if isinstance(path, str) and path.startswith("/"):
+        return safe_relative(path.lstrip("/"))
+    return safe_relative(path)
+
+
 class FileRecord(Record):
     """A file a run read or wrote: where, which bytes, whether the store kept them.
 

@@ -42,12 +42,13 @@ def export(repo: Repo, run: Run, to: Path) -> dict[str, Any]:
         raise UsageError(f"--to {to}: exists and is not an empty folder; give a new one")
     if run.status == "running":
         raise UsageError(f"run #{run.seq} is still running; export it when it has ended")
-    to.mkdir(parents=True, exist_ok=True)
-    from vestige.history.restore import Candidate, candidates
+    from vestige.history.restore import Candidate, candidates, refuse_unsafe
 
+    items: list[Candidate] = candidates(repo, run)
+    refuse_unsafe(run, items, str(to))  # before the folder is made: nothing written
+    to.mkdir(parents=True, exist_ok=True)
     counts = {"code": 0, "inputs": 0, "outputs": 0, "artefacts": 0, "missing": 0}
     inputs: list[dict[str, Any]] = []
-    items: list[Candidate] = candidates(repo, run)
     for c in items:
         if c.role == "code":
             if c.path.startswith("/"):

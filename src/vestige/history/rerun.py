@@ -14,7 +14,8 @@ import shlex
 from pathlib import Path
 
 from vestige.errors import UsageError
-from vestige.records import Factory, Record
+from vestige.history.restore import unsafe_path
+from vestige.records import Factory, Record, safe_recorded, safe_relative
 from vestige.store.hashing import hash_if_file
 
 TYPE_CHECKING = False
@@ -103,10 +104,18 @@ def plan(
     if run.status == "running":
         raise UsageError(f"run #{run.seq} is still running")
     argv = substitute(list(run.command), params)
+    where = "the project" if in_place else str(directory or "the rerun's folder")
+    if run.cwd not in ("", ".") and not safe_relative(run.cwd):
+        raise unsafe_path(run, "cwd", run.cwd, where)
+    for f in run.inputs:  # staged into the folder: checked before anything is written
+        if not safe_recorded(f.path):
+            raise unsafe_path(run, "inputs", f.path, where)
     files: list[tuple[str, str, int | None]] = []
     code = run.code or {}
     if code.get("tree"):
         for e in read_tree(repo.store.objects, code["tree"]):
+            if not safe_relative(e.path):
+                raise unsafe_path(run, "code", e.path, where)
             if not e.kept:
                 raise CannotRerun(f"{e.path} of run #{run.seq}'s code was over the size limit "
                                   "and not kept; a rerun cannot rebuild the project")  # fmt: skip
@@ -213,6 +222,7 @@ def execute(
     With stdout_to_stderr the command's stdout is shown on stderr (ours carries JSON)."""
     from vestige.recording.runner import Launch, RunOptions
 
+    _DAMAGED[run.id] = _damaged(repo, run)  # before the rerun's seal re-makes them
     options = RunOptions(cwd=str(p.cwd), rerun_of=run.id, store=str(repo.store.path),
                          root=str(p.root))  # fmt: skip
     launch = Launch(p.argv, options)
@@ -238,21 +248,50 @@ def execute(
     return code, new_id
 
 
+#: run id -> the hashes of its kept outputs whose stored copies were damaged when its
+#: rerun started (execute), for verdicts to say so: the rerun's seal re-makes them.
+_DAMAGED: dict[str, set[str]] = {}
+
+
+def _files(run: Run) -> dict[str, tuple[str | None, int, bool]]:
+    """A run's outputs and artefact files (`artefact:NAME`): path -> (hash, size, kept)."""
+    out = {f.path: (f.hash, f.size, f.kept) for f in run.outputs}
+    for a in run.artefacts:
+        for f in a.get("files") or []:
+            out["artefact:" + str(f["path"])] = (f.get("hash"), int(f.get("size") or 0),
+                                                 bool(f.get("kept", True)))  # fmt: skip
+    return out
+
+
+def _damaged(repo: Repo, run: Run) -> set[str]:
+    """The hashes of the run's kept outputs whose objects are there but do not hash to
+    their names (checked through the stat cache: one stat each when known intact)."""
+    from vestige.store.statcache import StatCache
+
+    objects = repo.store.objects
+    cache = StatCache(repo.index.conn)
+    damaged = {h for h, _size, kept in _files(run).values()
+               if kept and h and objects.exists(h) and not objects.intact(h, cache)}  # fmt: skip
+    cache.flush()
+    return damaged
+
+
 def verdicts(
     repo: Repo, old: Run, new: Run, rtol: float = 1e-9, atol: float = 0.0
 ) -> list[Verdict]:
-    """Each output (and artefact file) of `old` against `new`, then those only `new` has."""
+    """Each output (and artefact file) of `old` against `new`, then those only `new` has.
+
+    Outputs are compared by the hashes the manifests record, so one whose stored copy was
+    damaged is still identical when the rerun made the recorded bytes (its seal re-made
+    the object from them, and the verdict says so); with other bytes, a damaged copy is
+    not compared by content: it differs."""
     from vestige.history.filediff import compare_bytes
+    from vestige.store.statcache import StatCache
 
-    def files(run: Run) -> dict[str, tuple[str | None, int, bool]]:
-        out = {f.path: (f.hash, f.size, f.kept) for f in run.outputs}
-        for a in run.artefacts:
-            for f in a.get("files") or []:
-                out["artefact:" + str(f["path"])] = (f.get("hash"), int(f.get("size") or 0),
-                                                     bool(f.get("kept", True)))  # fmt: skip
-        return out
-
-    before, after = files(old), files(new)
+    before, after = _files(old), _files(new)
+    damaged = _DAMAGED.get(old.id, set())
+    objects = repo.store.objects
+    cache = StatCache(repo.index.conn)
     result: list[Verdict] = []
     for path, (h1, s1, k1) in sorted(before.items()):
         if path not in after:
@@ -260,11 +299,22 @@ def verdicts(
             continue
         h2, s2, k2 = after[path]
         if h1 is not None and h1 == h2:
-            result.append(Verdict(path, "identical", "same bytes"))
+            summary = "same bytes"
+            if h1 in damaged:
+                summary += (
+                    "; the original's stored copy was damaged: re-made from the rerun's bytes"
+                    if objects.intact(h1, cache)
+                    else "; the stored copy is damaged (see `vestige fsck`)"
+                )
+            result.append(Verdict(path, "identical", summary))
             continue
-        objects = repo.store.objects
         readable = bool(k1 and k2 and h1 and h2 and max(s1, s2) <= COMPARE_MAX_BYTES)
         readable = readable and objects.exists(h1) and objects.exists(h2)  # type: ignore[arg-type]
+        if readable and not objects.intact(h1, cache):  # type: ignore[arg-type]
+            result.append(Verdict(path, "differs", f"other bytes ({s1} -> {s2} bytes); the "
+                                  "original's stored copy is damaged (see `vestige fsck`), so "
+                                  "only hashes were compared", {"hashes": [h1, h2]}))  # fmt: skip
+            continue
         if not readable:
             result.append(Verdict(path, "differs", f"other bytes ({s1} -> {s2} bytes)",
                                   {"hashes": [h1, h2]}))  # fmt: skip
@@ -275,6 +325,7 @@ def verdicts(
         result.append(Verdict(path, d.verdict, d.summary, dict(d.details)))
     for path in sorted(set(after) - set(before)):
         result.append(Verdict(path, "new", "only the rerun made it"))
+    cache.flush()
     return result
 
 

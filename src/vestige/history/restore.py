@@ -11,11 +11,12 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
-from vestige.errors import UsageError
-from vestige.records import Record
+from vestige.errors import StoreError, UsageError
+from vestige.records import Record, safe_recorded, safe_relative
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
     from vestige.records import Run
@@ -115,6 +116,7 @@ def restore(
     from vestige.store.hashing import hash_if_file
 
     root = repo.store.root
+    refuse_unsafe(run, chosen, str(to) if to is not None else f"the project {root}")
     for c in chosen:  # bytes gc freed: say which run re-makes them, before writing anything
         if c.kept and c.hash and not repo.store.objects.exists(c.hash):
             freed = repo.freed_error(c.path, c.hash)
@@ -139,6 +141,29 @@ def restore(
         repo.store.objects.copy_to(c.hash, dest, c.mode)
         results.append(Restored(c.role, c.path, str(dest), "written"))
     return results
+
+
+def refuse_unsafe(run: Run, items: Iterable[Candidate], where: str) -> None:
+    """Raise StoreError, before anything is written, when a file's recorded path would not
+    stay inside the folder it is written under (`where`, for the message): a crafted or
+    tampered manifest (docs/format.md, M3). Absolute paths (files outside the project)
+    pass when they too would stay inside a folder; artefact files are names, relative."""
+    for c in items:
+        if not (safe_relative(c.path) if c.role == "artefacts" else safe_recorded(c.path)):
+            raise unsafe_path(run, c.role, c.path, where)
+
+
+def unsafe_path(run: Run, role: str, path: object, where: str) -> StoreError:
+    """The one-line error of a writer that met an unsafe recorded path (restore, export,
+    rerun): which run, which path, and that nothing was written."""
+    what = _WHAT.get(role, role)
+    return StoreError(f"run #{run.seq} ({run.id}) records the {what} path {path!r}, which "
+                      f"would not stay inside {where}: nothing was written (a tampered "
+                      "store? see `vestige fsck`)")  # fmt: skip
+
+
+_WHAT = {"code": "code file", "inputs": "input", "outputs": "output", "artefacts": "artefact file",
+         "cwd": "working directory"}  # fmt: skip
 
 
 def _destination(c: Candidate, root: Path, to: Path | None, seq: int) -> Path:

@@ -3,6 +3,11 @@
 Every object is written to `tmp/`, fsynced, made read-only, renamed into
 `objects/ab/cdef...`, and the directory is fsynced: a crash leaves either no object or a
 whole one (docs/format.md, invariant O1). Nothing here deletes; only gc may.
+
+A write whose object is already there skips the copy only if that object is intact
+(`intact`): one damaged on disk would otherwise poison every later run that makes the
+same bytes. It is trusted without reading while its stat is the one recorded when it was
+written or last verified; else re-hashed, and replaced from the bytes in hand if wrong.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from vestige.errors import CorruptObject
 from vestige.store.hashing import hash_bytes, hash_file, is_hash, object_relpath
 from vestige.store.layout import fsync_dir, make_temp
+from vestige.store.stat import Stat
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -93,43 +99,100 @@ class ObjectStore:
         self.dir = root / "objects"
         self._dir = str(self.dir)
         self.tmp = root / "tmp"
+        #: digest -> the stat key of its object when this process wrote or verified it
+        self._trusted: dict[str, tuple[int, int, int, int, int]] = {}
 
     def path(self, digest: str) -> Path:
         """Where an object lives (whether or not it exists)."""
         return self.dir / object_relpath(digest)
 
     def exists(self, digest: str) -> bool:
+        """Whether the object is there (not whether its bytes are right: see `intact`)."""
         return os.path.exists(f"{self._dir}/{digest[:2]}/{digest[2:]}")
 
+    def intact(self, digest: str, cache: Any = None) -> bool:
+        """Whether the object is there with bytes that hash to its name, so that a write of
+        those bytes may be skipped. Objects are written once and made read-only, so any
+        later write (or chmod) changes their ctime: one whose stat (dev, inode, size, mtime,
+        ctime) is the one recorded when it was written or last verified, by this process or
+        in `cache` (a store.statcache.StatCache), is trusted unread. Otherwise it is
+        re-hashed, and the stat recorded when it is right."""
+        path = f"{self._dir}/{digest[:2]}/{digest[2:]}"
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        stat = Stat.of(st)
+        if self._trusted.get(digest) == stat.key():
+            return True
+        if cache is not None and cache.get(f"object:{digest}", stat, racy_ns=0) == digest:
+            self._trusted[digest] = stat.key()
+            return True
+        try:
+            if hash_file(path, st.st_size) != digest:
+                return False
+        except OSError:
+            return False
+        self._trust(digest, stat, cache)
+        return True
+
+    def _trust(self, digest: str, stat: Stat, cache: Any) -> None:
+        """Record that the object at `stat` has the bytes of its name (just written from
+        them, or just verified). In the stat cache its key is `object:<hash>`, not its
+        path: a preload of the project's folder (the store is in it) does not load them."""
+        self._trusted[digest] = stat.key()
+        if cache is not None:
+            cache.put(f"object:{digest}", stat, digest)
+
     def put_bytes(self, data: bytes, sync: bool = True) -> str:
-        """Store `data`; return its hash. Storing bytes already present costs one stat.
-        `sync=False` skips the fsyncs: the caller makes a batch durable at once
-        (layout.sync_filesystem) before anything names these objects."""
+        """Store `data`; return its hash. Storing bytes already present costs one stat and
+        a read to compare them (a damaged object is replaced), one stat if this process
+        wrote or verified the object since. `sync=False` skips the fsyncs: the caller makes
+        a batch durable at once (layout.sync_filesystem) before anything names these
+        objects."""
         digest = hash_bytes(data)
-        if not self.exists(digest):
+        if not self._holds(digest, data):
             self._write(digest, lambda f: f.write(data), sync)
         return digest
+
+    def _holds(self, digest: str, data: bytes) -> bool:
+        """Whether the object `digest` is there with exactly `data` (put_bytes' dedup)."""
+        path = f"{self._dir}/{digest[:2]}/{digest[2:]}"
+        try:
+            with open(path, "rb") as f:
+                stat = Stat.of(os.fstat(f.fileno()))
+                if self._trusted.get(digest) == stat.key():
+                    return True
+                same = stat.size == len(data) and f.read() == data
+        except OSError:
+            return False
+        if same:
+            self._trusted[digest] = stat.key()
+        return same
 
     def put_json(self, obj: Any, sync: bool = True) -> str:
         """Store a record as canonical JSON; equal records get equal hashes."""
         return self.put_bytes(canonical_json(obj), sync)
 
-    def put_file(self, path: Path, digest: str | None = None) -> tuple[str, int]:
+    def put_file(self, path: Path, digest: str | None = None, cache: Any = None) -> tuple[str, int]:
         """Store a file's bytes; return (hash, size).
 
         `digest` is a hash the caller already trusts (from the stat cache): if that
-        object exists nothing is read. Otherwise the file is hashed first (so bytes
-        already stored are never copied), then copied; if it changed during the copy,
-        the copy is hashed again and stored under the hash of what was copied.
+        object is intact (`intact`, through `cache`: a StatCache that remembers objects
+        verified) the file is not read. Otherwise the file is hashed first (so bytes
+        already stored intact are never copied), then copied, replacing a damaged object;
+        if it changed during the copy, the copy is hashed again and stored under the
+        hash of what was copied.
         """
         st = os.stat(path)
-        if digest is not None and self.exists(digest):
+        if digest is not None and self.intact(digest, cache):
             return digest, st.st_size
         if st.st_size >= PARALLEL_THRESHOLD:
-            return self._put_large(path, st)
-        digest = hash_file(path, st.st_size)
-        if self.exists(digest):
-            return digest, st.st_size
+            return self._put_large(path, st, cache, digest)
+        hashed = hash_file(path, st.st_size)
+        if hashed != digest and self.intact(hashed, cache):  # (if equal: known not intact)
+            return hashed, st.st_size
+        digest = hashed
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = make_temp(self.tmp, "obj-")
         tmp = Path(tmp_name)
@@ -141,14 +204,17 @@ class ObjectStore:
             after = os.stat(path)
             if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
                 digest = hash_file(tmp)
-            self._install(tmp, digest)
+            self._install(tmp, digest, cache=cache)
         finally:
             tmp.unlink(missing_ok=True)
         return digest, os.stat(self.path(digest)).st_size
 
-    def _put_large(self, path: Path, st: os.stat_result) -> tuple[str, int]:
+    def _put_large(
+        self, path: Path, st: os.stat_result, cache: Any = None, not_intact: str | None = None
+    ) -> tuple[str, int]:
         """put_file for a large file: copy (and fsync) in a thread while hashing here; if
-        the hash shows the bytes are already stored, the copy is stopped and dropped."""
+        the hash shows the bytes are already stored intact, the copy is stopped and
+        dropped. `not_intact`: a hash already found not intact (not checked again)."""
         import threading
 
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -170,7 +236,7 @@ class ObjectStore:
         worker.start()
         try:
             digest = hash_file(path, st.st_size)
-            if self.exists(digest):
+            if digest != not_intact and self.intact(digest, cache):
                 stop.set()
                 return digest, st.st_size
             worker.join()
@@ -179,7 +245,7 @@ class ObjectStore:
             after = os.stat(path)
             if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
                 digest = hash_file(tmp)  # changed while read: store what was copied
-            self._install(tmp, digest)
+            self._install(tmp, digest, cache=cache)
         finally:
             stop.set()
             worker.join()
@@ -200,14 +266,17 @@ class ObjectStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _install(self, tmp: Path, digest: str, sync: bool = True) -> None:
-        """Rename a complete, synced temp file into place as a read-only object."""
+    def _install(self, tmp: Path, digest: str, sync: bool = True, cache: Any = None) -> None:
+        """Rename a complete, synced temp file into place as a read-only object (over a
+        damaged one, atomically), and record its stat as intact."""
         os.chmod(tmp, 0o444)
         final = self.path(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)  # a concurrent writer of the same bytes is harmless
         if sync:
             fsync_dir(final.parent)
+        with contextlib.suppress(OSError):
+            self._trust(digest, Stat.of(os.stat(final)), cache)
 
     def read_bytes(self, digest: str, verify: bool = False) -> bytes:
         """An object's bytes; `verify` re-hashes them (CorruptObject on mismatch)."""

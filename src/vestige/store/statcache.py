@@ -51,8 +51,10 @@ class StatCache:
             self._known[path] = ((dev, ino, size, mt, ct), digest, hashed)
         self._preloaded.append(lo)
 
-    def get(self, path: str, stat: Stat) -> str | None:
-        """The cached hash of `path` if its stat is unchanged and the entry is not racy."""
+    def get(self, path: str, stat: Stat, racy_ns: int = RACY_NS) -> str | None:
+        """The cached hash of `path` if its stat is unchanged and the entry is not racy.
+        `racy_ns=0` for the store's own objects (ObjectStore.intact): never written after
+        they are made, their entries are recorded right after writing or verifying them."""
         path = escape_surrogates(path)  # (SQLite takes valid UTF-8 only)
         hit = self._new.get(path)
         if hit is not None and hit[0].key() == stat.key():
@@ -75,7 +77,7 @@ class StatCache:
         key, digest, hashed_ns = known
         if key != stat.key():
             return None
-        if hashed_ns - max(stat.mtime_ns, stat.ctime_ns) < RACY_NS:
+        if hashed_ns - max(stat.mtime_ns, stat.ctime_ns) < racy_ns:
             return None
         return digest
 
@@ -93,8 +95,9 @@ class StatCache:
         self._new[path] = (stat, digest, time.time_ns())
 
     def flush(self) -> None:
-        """Write new entries back; a failure only costs re-hashing next time."""
-        if self.conn is None or not self._new:
+        """Write new entries back; a failure only costs re-hashing next time. Not to an
+        index opened read-only (its connection's `readonly`: the store cannot be written)."""
+        if self.conn is None or not self._new or getattr(self.conn, "readonly", False):
             return
         rows = [(p, *s.key(), d, h) for p, (s, d, h) in self._new.items()]
         try:

@@ -10,7 +10,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from vestige.records import MANIFEST_FORMAT, Record
+from vestige.records import MANIFEST_FORMAT, Record, safe_recorded, safe_relative
 from vestige.store.hashing import hash_file, is_hash
 
 if TYPE_CHECKING:
@@ -68,9 +68,11 @@ def fsck(repo: Repo) -> list[Problem]:
             problems.append(Problem("R2", "must", f"manifest of run {run_id} is not JSON"))
             continue
         problems += _check_manifest(run_id, manifest)
+        if isinstance(manifest, dict):
+            problems += _check_paths(run_id, manifest)
         manifests[run_id] = manifest
     from vestige.store.freed import freed_records
-    from vestige.upkeep.gc import TEMP_PREFIXES
+    from vestige.store.layout import TEMP_PREFIXES
 
     freed = freed_records(store)  # payloads gc freed on purpose (F1): absent, not lost
     for run_id, manifest in manifests.items():
@@ -119,6 +121,32 @@ def _check_manifest(run_id: str, m: Any) -> list[Problem]:
         if key not in m:
             bad.append(f"field {key!r} is missing")
     return [Problem("R2", "must", f"manifest of run {run_id}: {b}") for b in bad]
+
+
+def _check_paths(run_id: str, m: dict[str, Any]) -> list[Problem]:
+    """M3: every path the manifest records for a file stays inside the folder a restore,
+    export or rerun writes it under (records.safe_recorded; artefact files: safe_relative).
+    Code tree entries are checked with the tree, in _check_references."""
+    out: list[Problem] = []
+    files: list[tuple[str, Any, bool]] = []
+    for role in ("inputs", "outputs"):
+        files += [(role[:-1], f.get("path"), False) for f in _dicts(m.get(role))]
+    code = m.get("code") if isinstance(m.get("code"), dict) else {}
+    files += [("module", f.get("path"), False) for f in _dicts(code.get("modules"))]
+    for a in _dicts(m.get("artefacts")):
+        files += [("artefact file", f.get("path"), True) for f in _dicts(a.get("files"))]
+    for what, path, relative in files:
+        if not (safe_relative(path) if relative else safe_recorded(path)):
+            why = "it would not stay inside the folder it is restored into"
+            out.append(
+                Problem("M3", "must", f"run {run_id}: {what} path {path!r} is unsafe: {why}")
+            )
+    return out
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    """The dicts of a manifest list (a crafted manifest may hold anything)."""
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 
 def _check_references(
@@ -188,6 +216,9 @@ def _check_references(
             out.append(Problem("T1", "must", f"run {run_id}: code tree {tree} is not a tree"))
         else:
             for entry in entries:
+                if not safe_relative(entry[0]):
+                    out.append(Problem("M3", "must", f"run {run_id}: code tree {tree} records "
+                                       f"the unsafe path {entry[0]!r}"))  # fmt: skip
                 if entry[4] and entry[3] not in present:
                     out.append(
                         Problem(
