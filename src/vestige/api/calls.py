@@ -122,6 +122,7 @@ def start() -> str | None:
 
     Under `vestige run`, or when a run is already going, this only returns its id.
     """
+    session.retry()
     return run_id()
 
 

@@ -32,6 +32,7 @@ class _Session:
     inprocess: InProcessRun | None = None
     api_fd = -1
     disabled = False
+    failed = False  # disabled because a run could not start: an explicit start tries again
     warned = False
 
 
@@ -74,12 +75,17 @@ def live_dir(start: bool = True) -> str | None:
 
             run = InProcessRun.begin(on_exit=finish)
         except Exception as e:  # never break the user's program
-            from vestige.recording.process import describe
+            try:
+                from vestige.recording.inprocess import why
 
-            warn(f"not recording ({describe(e)})")
-            s.disabled = True
+                reason = why(e)  # (out of fds: says so, whatever the error blamed)
+            except Exception:
+                reason = f"{type(e).__name__}: {e}"
+            warn(f"not recording ({reason})")
+            s.disabled = s.failed = True
             return None
         s.inprocess = run
+        s.failed = False
         s.live, s.run_id = run.live, run.run_id
     if "IPython" in sys.modules:  # a notebook or IPython session: its cells too
         _record_cells()
@@ -98,6 +104,14 @@ def _record_cells() -> None:
             manager.load_extension("vestige")  # as %load_ext: %unload_ext then works
     except Exception as e:  # the run goes on without its cells
         warn(f"notebook cells are not recorded ({type(e).__name__}: {e})")
+
+
+def retry() -> None:
+    """An explicit start (`vestige.start()`, `with vestige.run()`): if the last run could not
+    start (out of file descriptors, a full disk), try again rather than stay off."""
+    s = _Session
+    if s.failed and s.pid == os.getpid():
+        s.failed = s.disabled = False
 
 
 def run_id() -> str | None:
