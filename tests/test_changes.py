@@ -492,3 +492,24 @@ def test_a_file_name_that_is_not_utf8_can_be_asked_about(project: Path) -> None:
     assert [h["role"] for h in history] == ["output", "input"]
     stale = vestige("stale", "--json", cwd=project)
     assert stale.returncode == 0 and json.loads(stale.stdout) == [], stale.stderr
+
+
+@pytest.mark.parametrize("trace", ["--no-trace", "--trace"])
+def test_writes_through_symbolic_links_are_outputs(project: Path, tmp_path: Path,
+                                                   trace: str) -> None:  # fmt: skip
+    """`data -> /scratch/...` and a link to a file: what a run writes through them is its
+    output, under the name it used, whether a process reported it or only the scan saw it."""
+    if trace == "--trace" and not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "old.txt").write_text("before\n")
+    (project / "out").symlink_to(scratch)
+    (project / "latest.txt").symlink_to(scratch / "old.txt")
+    (project / "loop").symlink_to(project)  # (a link holding the tree: never walked)
+    ok("run", "bash", "-c", "echo new > out/made.txt", cwd=project)  # (the walk learns them)
+    ok("run", trace, "bash", "-c", "echo a > out/result.txt; echo b > latest.txt", cwd=project)
+    outputs = files(show(project)["outputs"])
+    confirmed = trace == "--trace"
+    assert outputs.get("out/result.txt") is confirmed and outputs.get("latest.txt") is confirmed
+    assert ok("cat", "@last", "out/result.txt", cwd=project) == b"a\n"

@@ -70,13 +70,20 @@ def write_file(path: str, data: str | bytes) -> None:
     tmp = f"{path}.{os.getpid()}-{get_ident()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:  # (a full disk: no half-written temp file left behind)
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def which(program: str) -> str | None:

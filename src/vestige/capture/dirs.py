@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 #: Bump when the cache's layout changes (an old one is then ignored, not misread).
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: A walk listing this many entries, or taking this long, is worth one line naming the
 #: largest folders and `scan.ignore` (once per store and tree).
 SLOW_ENTRIES = 100_000
@@ -45,25 +45,27 @@ _VENV_MARKERS = ("pyvenv.cfg", "conda-meta")
 
 class Dir:
     """One directory: its stat when last looked at, its subdirectories then (None for a
-    folder skipped as a virtual environment), and how many entries it had."""
+    folder skipped as a virtual environment; symbolic links to folders included), its
+    symbolic links to files, and how many entries it had."""
 
-    __slots__ = ("ctime_ns", "entries", "ino", "mtime_ns", "subdirs")
+    __slots__ = ("ctime_ns", "entries", "ino", "links", "mtime_ns", "subdirs")
 
     def __init__(
         self, ino: int, mtime_ns: int, ctime_ns: int, subdirs: tuple[str, ...] | None,
-        entries: int,
+        entries: int, links: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
         self.ino, self.mtime_ns, self.ctime_ns = ino, mtime_ns, ctime_ns
         self.subdirs = subdirs
         self.entries = entries
+        self.links = links
 
     def same(self, st: os.stat_result) -> bool:
         return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == (
             self.ino, self.mtime_ns, self.ctime_ns,
         )  # fmt: skip
 
-    def to_tuple(self) -> tuple[int, int, int, tuple[str, ...] | None, int]:
-        return (self.ino, self.mtime_ns, self.ctime_ns, self.subdirs, self.entries)
+    def to_tuple(self) -> tuple[int, int, int, tuple[str, ...] | None, int, tuple[str, ...]]:
+        return (self.ino, self.mtime_ns, self.ctime_ns, self.subdirs, self.entries, self.links)
 
 
 class Dirs:
@@ -121,16 +123,18 @@ class Dirs:
         started = time.monotonic()
         self.listed = 0
         seen: dict[str, Dir] = {}
+        real: set[tuple[int, int]] = set()  # (dev, ino) of each folder: links make cycles
         stack = [""]
         while stack:
             rel = stack.pop()
             path = self._path(rel)
             try:
-                st = os.lstat(path)
+                st = os.stat(path)  # (through a link: the folder it names)
             except OSError:
                 continue
-            if (st.st_mode & 0o170000) != 0o040000:
+            if (st.st_mode & 0o170000) != 0o040000 or (st.st_dev, st.st_ino) in real:
                 continue
+            real.add((st.st_dev, st.st_ino))
             known = self.dirs.get(rel)
             if known is None or not known.same(st):
                 known = self._list(rel, path, st)
@@ -152,10 +156,19 @@ class Dirs:
             # a virtual environment: installed packages, not the user's files
             return Dir(st.st_ino, st.st_mtime_ns, st.st_ctime_ns, None, len(entries))
         subdirs = []
+        links = []
         for entry in entries:
             name = entry.name
             try:
-                if not entry.is_dir(follow_symlinks=False):
+                if entry.is_dir(follow_symlinks=False):
+                    kind = subdirs
+                elif not entry.is_symlink():
+                    continue
+                elif entry.is_file():  # a write through it changes the file it names
+                    kind = links
+                elif entry.is_dir() and self._may_follow(entry.path):
+                    kind = subdirs
+                else:
                     continue
             except OSError:
                 continue
@@ -164,9 +177,16 @@ class Dirs:
             child = f"{rel}/{name}" if rel else name
             if self.patterns and matches(child, name, self.patterns):
                 continue
-            subdirs.append(name)
+            kind.append(name)
         return Dir(st.st_ino, st.st_mtime_ns, st.st_ctime_ns, tuple(sorted(subdirs)),
-                   len(entries))  # fmt: skip
+                   len(entries), tuple(sorted(links)))  # fmt: skip
+
+    def _may_follow(self, link: str) -> bool:
+        """Whether to look into the folder a symbolic link names (`data -> /scratch/x`:
+        outputs land there): not when it is the tree or holds it (`home -> ~`)."""
+        target = os.path.realpath(link)
+        root = os.path.realpath(self.root)
+        return not (root == target or root.startswith(target.rstrip("/") + "/"))
 
     def changed_files(self, since_ns: int, until_ns: int | None = None) -> dict[str, Stat]:
         """The regular files (relative path -> stat) created, renamed or replaced at or
@@ -174,6 +194,14 @@ class Dirs:
         changed since, whose ctime is in that window too. Call `refresh` first."""
         out: dict[str, Stat] = {}
         for rel, d in self.dirs.items():
+            for name in d.links:  # a file written through a link: its target changed
+                child = f"{rel}/{name}" if rel else name
+                try:
+                    st = os.stat(self._path(child))
+                except OSError:
+                    continue
+                if st.st_ctime_ns >= since_ns and (until_ns is None or st.st_ctime_ns <= until_ns):
+                    out[child] = Stat.of(st)
             if d.ctime_ns < since_ns or d.subdirs is None:
                 continue
             for child, st in self._files(rel):

@@ -256,7 +256,10 @@ def _apply(out: Trace, pid: int, call: str, cwds: dict[int, str], cwd: str) -> N
         return
     if name in ("openat", "open", "creat"):
         ret = _decoration(result)
-        target = ret if ret is not None else _join(here[0][1] if here else base, strings[:1])
+        given = _join(here[0][1] if here else base, strings[:1])
+        target = ret if ret is not None else given
+        if ret is not None and given is not None and given != ret and _names(given, ret):
+            target = given  # through a link: the name the program used, as the shim has it
         if target is None or target.startswith(out.skip):
             return
         write = name == "creat" or any(flag in args for flag in _WRITE_FLAGS)
@@ -331,6 +334,15 @@ def _python(program: str) -> bool:
     if known is None:
         known = _PYTHON[program] = is_python(program)
     return known
+
+
+def _names(given: str, real: str) -> bool:
+    """Whether the path a program opened names the file the kernel resolved (a symbolic
+    link on the way: `out/link`, `data -> /scratch/x`), not one since replaced."""
+    try:
+        return os.path.realpath(given) == real
+    except OSError:
+        return False
 
 
 def _strings(args: str) -> list[bytes]:
