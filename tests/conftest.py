@@ -4,6 +4,7 @@ temp dirs, and a helper that runs the real `vestige` CLI in a subprocess."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The tests that press Ctrl-C play a terminal's foreground job, whose SIGINT is never
+# ignored. A suite started as a script's background job (`make test &` in `sh -c`, some CI
+# harnesses) inherits SIGINT ignored, and so would every vestige it starts: vestige, as the
+# bare command would, then leaves it ignored for the program (test_run.py shows it).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "test@example.org",
@@ -24,8 +32,9 @@ GIT_ENV = {
 def clean_environment(mp: pytest.MonkeyPatch, base: Path) -> None:
     """No vestige variables leak in from the developer's shell; git works without config;
     HOME is a fresh folder under `base`. Also for module-scoped fixtures."""
-    for name in list(os.environ):
-        if name.startswith(("VESTIGE_", "GIT_")) or name in ("PYTHONPATH", "VIRTUAL_ENV"):
+    for name in list(os.environ):  # (PYTHONPATH stays: it runs the suite on another
+        # checkout's code, `PYTHONPATH=/tmp/old/src pytest ...`, to see a test fail before a fix)
+        if name.startswith(("VESTIGE_", "GIT_")) or name == "VIRTUAL_ENV":
             mp.delenv(name, raising=False)
     for name, value in GIT_ENV.items():
         mp.setenv(name, value)

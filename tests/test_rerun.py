@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -45,7 +46,13 @@ def test_deterministic_run_reproduces_after_the_script_is_deleted(project: Path)
     assert [(v["path"], v["verdict"]) for v in result["verdicts"]] == [("out.json", "identical")]
     new = json.loads(ok("show", str(result["rerun_seq"]), "--json", cwd=project))
     assert new["rerun_of"] == result["run"] and new["status"] == "ok"
-    assert Path(result["dir"]).is_dir() and not (project / "double.py").exists()
+    assert not (project / "double.py").exists()
+    # its temp dir is gone (everything of it is in the store); --keep keeps it
+    assert result["kept_dir"] is False and not Path(result["dir"]).exists()
+    code, result = rerun(project, "1", "--keep")
+    assert code == 0 and result["kept_dir"] is True
+    assert (Path(result["dir"]) / "out.json").read_text() == "[[2, 4], [6, 8]]"
+    shutil.rmtree(result["dir"])
 
 
 def test_random_output_differs_and_fails(project: Path) -> None:
@@ -129,3 +136,26 @@ def test_in_place_needs_a_clean_tree_and_yes(project: Path) -> None:
     code, result = rerun(project, "1", "--in-place", "--yes")
     assert code == 0 and result["dir"] == str(project)
     assert vestige("rerun", "1", "--in-place", "--dir", "x", cwd=project).returncode == 2
+
+
+def test_a_rerun_is_not_where_bytes_came_from(project: Path) -> None:
+    """After a rerun reproduced an old run, lineage and stale still name the original as
+    the maker, and debt's latest version of the script is the newest run's, not the
+    rerun's (it ran the old code again)."""
+    script(project, "make.py", 'open("fig.txt", "w").write("v1")\n')
+    ok("run", "python", "make.py", cwd=project)
+    script(project, "other.py", 'open("table.txt", "w").write("t")\n')
+    ok("run", "python", "other.py", cwd=project)
+    code, result = rerun(project, "1")
+    assert code == 0 and result["reproduced"] is True
+    tree = json.loads(ok("lineage", "fig.txt", "--json", cwd=project))
+    assert tree["made_by"]["seq"] == 1
+    script(project, "make.py", 'open("fig.txt", "w").write("v1")  # edited\n')
+    stale = json.loads(vestige("stale", "--json", cwd=project).stdout)
+    assert [s["seq"] for s in stale] == [1]
+    ok("run", "python", "make.py", cwd=project)  # #4: the latest version of make.py
+    code, result = rerun(project, "1")  # #5 runs the old make.py again
+    assert code == 0
+    debt = json.loads(ok("debt", "--json", cwd=project))
+    (unit,) = [u for u in debt["units"] if u["unit"] == "make.py"]
+    assert unit["restore"] == "vestige restore 4 make.py", unit

@@ -263,6 +263,34 @@ def test_signal_to_vestige_interrupts_the_run(project: Path, sig: signal.Signals
     assert log(project) == b"working on it\nready\n"
 
 
+DISPOSITIONS = (
+    "import signal; print([signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, "
+    "signal.SIGTERM, signal.SIGHUP)])"
+)
+
+
+@pytest.mark.parametrize("ignored", [(), (signal.SIGINT,), (signal.SIGINT, signal.SIGHUP)],
+                         ids=["none", "INT", "INT+HUP"])  # fmt: skip
+def test_the_command_starts_with_the_signals_it_would_have_bare(
+    project: Path, ignored: tuple[int, ...]
+) -> None:
+    """A script's background job (`cmd &` in sh) starts with SIGINT ignored, `nohup` with
+    SIGHUP: the program under vestige inherits that as it would bare, neither more nor
+    less (vestige used to reset them to their default, so Ctrl-C killed a job the shell
+    had shielded from it)."""
+
+    def ignore() -> None:
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)
+
+    bare = subprocess.run([PY, "-c", DISPOSITIONS], capture_output=True, preexec_fn=ignore)
+    under = subprocess.run([PY, "-m", "vestige", "run", PY, "-c", DISPOSITIONS], cwd=project,
+                           capture_output=True, preexec_fn=ignore)  # fmt: skip
+    assert under.returncode == 0, under.stderr.decode()
+    assert under.stdout == bare.stdout
+    assert (b"True" in bare.stdout) == bool(ignored)
+
+
 KILLS_ITSELF = """
 import os
 with open("partial.txt", "w") as f:

@@ -114,8 +114,18 @@ def snapshot(
 
                     digest = hash_file(full, st.size)
             except OSError as e:
-                warnings.append(f"{rel}: could not read ({e.strerror})")
-                continue
+                if not keep or e.errno not in (28, 122, 27):  # ENOSPC, EDQUOT, EFBIG
+                    warnings.append(f"{rel}: could not read ({e.strerror})")
+                    continue
+                try:  # no room in the store: its hash at least
+                    from vestige.store.hashing import hash_file
+
+                    digest, keep = hash_file(full, st.size), False
+                except OSError:
+                    warnings.append(f"{rel}: could not read ({e.strerror})")
+                    continue
+                warnings.append(f"{rel}: not kept in the code snapshot: no room in the store"
+                                f" ({e.strerror})")  # fmt: skip
             cache.put(full, st, digest)
         hashes[rel] = digest
         entries.append(TreeEntry(rel, st.mode & 0o777 | 0o100000, st.size, digest, keep))

@@ -8,6 +8,7 @@ only here.
 
 from __future__ import annotations
 
+import os  # (loaded by the interpreter's start already)
 import sys
 
 
@@ -31,8 +32,6 @@ def _bytecode_cache() -> None:
     the user's own programs, which inherit the variable, are not touched."""
     if not sys.flags.dont_write_bytecode or sys.pycache_prefix is not None:
         return
-    import os
-
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     sys.pycache_prefix = os.path.join(base, "vestige", "pycache")
     sys.dont_write_bytecode = False
@@ -41,6 +40,51 @@ def _bytecode_cache() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m vestige`."""
     _bytecode_cache()
+    try:
+        return _main(argv)
+    except EOFError as e:
+        path = _truncated_bytecode(e)
+        if path is None:
+            raise
+        print(f"error: removed a truncated bytecode file of vestige ({path}, written while the"
+              " disk was full); run the command again", file=sys.stderr)  # fmt: skip
+        return 2
+
+
+def _truncated_bytecode(error: EOFError) -> str | None:
+    """A .pyc written while the disk was full (or past RLIMIT_FSIZE) is cut short, and
+    CPython then fails every import of it ("marshal data too short") instead of compiling
+    the source again, for good: remove it (and, in vestige's own bytecode cache, every
+    other one cut short), and say which it was."""
+    tb = error.__traceback__
+    path = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "get_code":  # importlib's SourceLoader
+            path = tb.tb_frame.f_locals.get("bytecode_path") or path
+        tb = tb.tb_next
+    if not isinstance(path, str):
+        return None
+    try:
+        os.unlink(path)
+    except OSError:
+        return None
+    prefix = sys.pycache_prefix
+    if prefix and path.startswith(prefix + os.sep) and os.sep + "vestige" + os.sep in prefix:
+        import marshal
+
+        for top, _dirs, files in os.walk(prefix):
+            for name in files:
+                try:
+                    with open(os.path.join(top, name), "rb") as f:
+                        marshal.loads(f.read()[16:])  # (after the 16-byte header)
+                except (EOFError, ValueError, TypeError):
+                    os.unlink(os.path.join(top, name))
+                except OSError:
+                    pass
+    return path
+
+
+def _main(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else argv
     from vestige.errors import VestigeError
 

@@ -18,6 +18,8 @@ same command runs there as a new run, and each output gets a verdict: identical,
 close (numbers within rtol/atol: CSV, JSON, .npy, .npz, parquet), differs, missing,
 or new. Exit 0 only when every output is identical or close; 1 otherwise; 2 when the
 rerun cannot start (an input only hashed and gone, a dirty tree for --in-place).
+The temp dir is removed after the rerun (its outputs are kept in the store, `vestige
+restore`): --keep keeps it; a folder given with --dir is always kept.
 Examples:
   vestige rerun 42
   vestige rerun 42 --param lr=0.01 --dir /tmp/lr001
@@ -28,20 +30,32 @@ Examples:
               metavar="DIR", help="Rerun in DIR (new or empty) instead of a temp dir.")  # fmt: skip
 @click.option("--in-place", is_flag=True, help="Rerun in the project (a clean git tree only).")
 @click.option("--yes", is_flag=True, help="Do not ask before --in-place overwrites files.")
+@click.option("--keep", is_flag=True, help="Keep the temp dir the rerun ran in.")
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Change a command-line param (repeatable).")  # fmt: skip
 @click.option("--rtol", type=float, default=None, help="Relative tolerance for 'close'.")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for 'close'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
 def command(
-    run: str, directory: Path | None, in_place: bool, yes: bool, params: tuple[str, ...],
-    rtol: float | None, atol: float | None, as_json: bool,
+    run: str, directory: Path | None, in_place: bool, yes: bool, keep: bool,
+    params: tuple[str, ...], rtol: float | None, atol: float | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Re-make RUN from its kept snapshot and inputs; say which outputs reproduced."""
-    from vestige.history import rerun as rr
-
     if directory is not None and in_place:
         raise UsageError("choose one of --dir and --in-place")
+    if keep and (directory is not None or in_place):
+        raise UsageError("--keep is for the temp dir: a --dir or --in-place folder is kept")
+    ok = _rerun(run, directory, in_place, yes, keep, params, rtol, atol, as_json)
+    if not ok:
+        raise SystemExit(1)
+
+
+def _rerun(
+    run: str, directory: Path | None, in_place: bool, yes: bool, keep: bool,
+    params: tuple[str, ...], rtol: float | None, atol: float | None, as_json: bool,
+) -> bool:  # fmt: skip
+    from vestige.history import rerun as rr
+
     changes: dict[str, str] = {}
     for item in params:
         key, eq, value = item.partition("=")
@@ -58,27 +72,42 @@ def command(
             raise UsageError("--in-place overwrites project files; add --yes to confirm")
         click.confirm(f"Overwrite the project's files with run #{old.seq}'s snapshot?",
                       abort=True)  # fmt: skip
-    rr.materialize(repo, plan)
-    click.echo(f"vestige: rerunning #{old.seq} in {plan.cwd}: {shlex.join(plan.argv)}", err=True)
-    code, new_id = rr.execute(repo, old, plan, stdout_to_stderr=as_json)
-    if new_id is None or repo.store.refs.get(new_id) is None:
-        raise UsageError(f"the rerun ran (exit {code}) but was not recorded; see the warnings")
-    new = repo.run(new_id)
-    items = rr.verdicts(repo, old, new, rtol=rtol, atol=atol)
+    temp = directory is None and not in_place
+    try:
+        rr.materialize(repo, plan)
+        click.echo(f"vestige: rerunning #{old.seq} in {plan.cwd}: {shlex.join(plan.argv)}",
+                   err=True)  # fmt: skip
+        code, new_id = rr.execute(repo, old, plan, stdout_to_stderr=as_json)
+        if new_id is None or repo.store.refs.get(new_id) is None:
+            keep = True  # (nothing of it is in the store)
+            raise UsageError(f"the rerun ran (exit {code}) in {plan.root} but was not recorded;"
+                             " see the warnings")  # fmt: skip
+        new = repo.run(new_id)
+        unkept = [f.path for f in new.outputs if not f.kept]
+        if temp and not keep and unkept:
+            keep = True
+            click.echo(f"vestige: {plan.root} is kept: {len(unkept)} output(s) of the rerun "
+                       f"are not in the store ({unkept[0]}...)", err=True)  # fmt: skip
+        items = rr.verdicts(repo, old, new, rtol=rtol, atol=atol)
+    finally:
+        if temp and not keep:
+            import shutil
+
+            shutil.rmtree(plan.root, ignore_errors=True)
     ok = rr.reproduced(items)
+    where = str(plan.root) if not temp or keep else "a temp dir (removed; --keep keeps it)"
     if as_json:
         print_json({
             "run": old.id, "seq": old.seq, "rerun": new.id, "rerun_seq": new.seq,
-            "dir": str(plan.root), "exit_code": new.exit_code, "reproduced": ok,
-            "verdicts": [v.to_dict() for v in items],
+            "dir": str(plan.root), "kept_dir": not temp or keep, "exit_code": new.exit_code,
+            "reproduced": ok, "verdicts": [v.to_dict() for v in items],
         })  # fmt: skip
     else:
-        click.echo(f"rerun of #{old.seq} is run #{new.seq} in {plan.root} (exit {new.exit_code})")
+        click.echo(f"rerun of #{old.seq} is run #{new.seq} in {where} (exit {new.exit_code})")
         for v in items:
             click.echo(f"  {v.verdict:9} {v.path}" + (f"  {v.summary}" if v.summary else ""))
         good = sum(v.verdict in ("identical", "close") for v in items if v.verdict != "new")
         total = sum(v.verdict != "new" for v in items)
         click.echo(("reproduced" if ok else "NOT reproduced")
                    + f": {good} of {total} outputs identical or close")  # fmt: skip
-    if not ok:
-        raise SystemExit(1)
+    return ok

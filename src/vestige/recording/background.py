@@ -8,7 +8,7 @@ here may fail the user's run: an error is kept and the seal says so.
 
 from __future__ import annotations
 
-from vestige.fastpath import timing
+from vestige.fastpath import proc_start, timing
 from vestige.recording.process import describe
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         run_id: str
         started: float
         child: int | None
+        spawned: Any  # a lock held until `child` is known, or None
         info: dict[str, Any]
         since_ns: int
         ignore: tuple[str, ...]
@@ -160,10 +161,16 @@ class BackgroundCapture:
         return repo
 
     def _begin_row(self, repo: Repo) -> None:
-        """The `running` row of the index, which gives the run its number."""
+        """The `running` row of the index, which gives the run its number (once the command
+        started: its pid is in the row)."""
         from vestige.records import Run
 
         launch = self.launch
+        if launch.spawned is not None:
+            with launch.spawned:
+                pass
+        if launch.child is None:
+            raise RuntimeError("the command did not start")
         info = launch.info
         run = Run(
             id=launch.run_id, seq=0, status="running", command=info["command"],
@@ -172,7 +179,9 @@ class BackgroundCapture:
             pid=launch.child, parent=info["parent"], rerun_of=launch.options.rerun_of,
         )  # fmt: skip
         seq = repo.index.record.begin(run)
-        info.update(seq=seq, child_pid=launch.child)
+        # (with its start time: recovery tells the command, still running, from a reused pid)
+        start = proc_start(launch.child) if launch.child else None
+        info.update(seq=seq, child_pid=launch.child, child_start=start)
 
     def _stat_cache(self, repo: Repo) -> StatCache:
         """The stat cache of the tree: a sweep worker's previous one, else loaded now."""

@@ -5,6 +5,7 @@ and kept in the store up to the configured limits."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 from pathlib import Path
@@ -14,6 +15,7 @@ from vestige.capture.paths import is_environment_path
 from vestige.capture.redact import is_secret_file
 from vestige.capture.scan import tree_ignored
 from vestige.config import Config
+from vestige.fastpath import warn
 from vestige.records import FileRecord
 from vestige.store.hashing import hash_file
 from vestige.store.local import Store
@@ -26,6 +28,19 @@ if TYPE_CHECKING:
 
     from vestige.capture.dirs import Dirs
     from vestige.capture.trace import Trace
+
+
+#: The errors of a store with no room (a full disk, a quota, a file size limit).
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class StoreFull(OSError):
+    """A file's bytes did not fit in the store: `digest` their hash, `why` the error."""
+
+    def __init__(self, digest: str, why: str) -> None:
+        super().__init__(errno.ENOSPC, why)
+        self.digest = digest
+        self.why = why
 
 
 class RunFiles:
@@ -47,17 +62,37 @@ class RunFiles:
         self.dirs = dirs
 
     def keep(self, full: Path, st: Stat, limit: int | None) -> tuple[str, bool]:
-        """Hash (through the stat cache) and keep a file's bytes unless over `limit`."""
+        """Hash (through the stat cache) and keep a file's bytes unless over `limit`. An
+        object of these bytes already there is checked (through the stat cache too) and
+        re-made from the file if damaged, even over `limit`: a run names it. A store with
+        no room for them (StoreFull) still gets their hash, and the record says why."""
         digest = self.cache.get(str(full), st)
-        if limit is not None and st.size > limit:
-            if digest is None:
-                digest = hash_file(full, st.size)
-            kept = self.store.objects.exists(digest)
-        else:
-            digest, _ = self.store.objects.put_file(full, digest)
-            kept = True
+        objects = self.store.objects
+        try:
+            if limit is not None and st.size > limit:
+                if digest is None:
+                    digest = hash_file(full, st.size)
+                kept = objects.exists(digest)
+                if kept:
+                    digest, _ = objects.put_file(full, digest, self.cache)
+            else:
+                digest, _ = objects.put_file(full, digest, self.cache)
+                kept = True
+        except OSError as e:
+            if e.errno not in NO_ROOM:
+                raise
+            raise StoreFull(digest or hash_file(full, st.size), e.strerror or str(e)) from e
         self.cache.put(str(full), st, digest)
         return digest, kept
+
+    def _no_room(self, kind: str, name: str, full: StoreFull, warnings: list[str]) -> str:
+        """The note of a file whose bytes the store had no room for; said on stderr too
+        (the run's record would otherwise be the only place it shows)."""
+        note = f"not kept: no room in the store ({full.why})"
+        warnings.append(f"{kind} {name}: {note}; its hash is recorded")
+        warn(f"{kind} {name} was not kept: no room in the store ({full.why}); its hash is "
+             "recorded (free space, then `vestige rerun` can re-make it)")  # fmt: skip
+        return note
 
     def outputs(
         self, changed: dict[str, Stat], events: RunEvents, foreign: set[str],
@@ -112,13 +147,16 @@ class RunFiles:
     ) -> FileRecord | None:
         secret = bool(is_secret_file(name))
         limit = 0 if secret or not self.config.keep_outputs else None
+        note = "not kept: the name looks like a credentials file" if secret else None
         try:
             digest, kept = self.keep(full, st, limit)
+        except StoreFull as e:
+            note = self._no_room("output", name, e, warnings)
+            return FileRecord(name, e.digest, st.size, False, st.mode & 0o777, confirmed, note)
         except OSError as e:
             warnings.append(f"output {name}: could not be read ({e.strerror})")
             return None
         kept = kept and not secret
-        note = "not kept: the name looks like a credentials file" if secret else None
         return FileRecord(name, digest, st.size, kept, st.mode & 0o777, confirmed, note)
 
     def inputs(
@@ -179,6 +217,9 @@ class RunFiles:
         """An input as its bytes are now (kept up to `limit`; a credentials file never)."""
         try:
             digest, kept = self.keep(full, now, limit)
+        except StoreFull as e:
+            note = self._no_room("input", name, e, warnings)
+            return FileRecord(name, e.digest, now.size, False, now.mode & 0o777, True, note)
         except OSError as e:
             warnings.append(f"input {name}: could not be read ({e.strerror})")
             return None
@@ -262,6 +303,8 @@ class RunFiles:
             try:
                 st = Stat.of(os.stat(full))
                 digest, kept = self.keep(full, st, self.config.keep_code_max_size)
+            except StoreFull as e:
+                digest, kept = e.digest, False
             except OSError:
                 continue
             outside.append({"path": path, "hash": digest, "size": st.size, "kept": kept})

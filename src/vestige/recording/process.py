@@ -13,7 +13,7 @@ import sys
 import time
 
 from vestige.errors import PathMissing, VestigeError
-from vestige.fastpath import which
+from vestige.fastpath import dumps, which, write_file
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms here
 if TYPE_CHECKING:
@@ -115,15 +115,19 @@ def current_python() -> str:
     return sys.executable
 
 
-def tee(src: int, dst: int, log_path: str, done: Any) -> None:
+def tee(src: int, dst: int, log_path: str, done: Any, cut: list[str] | None = None) -> None:
     """Copy a child's output stream to our own (unless dst is -1) and to the live log, as
-    it comes."""
+    it comes. A log that cannot be written on (a full disk) stops there; `cut` then gets
+    one line saying where and why (the program's output still reaches our own)."""
     try:
         log: int | None
         try:
             log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        except OSError:
+        except OSError as e:
             log = None
+            if cut is not None:
+                cut.append(f"not kept at all ({e.strerror})")
+        logged = 0
         to_terminal = dst >= 0
         while True:
             try:
@@ -143,9 +147,16 @@ def tee(src: int, dst: int, log_path: str, done: Any) -> None:
                     to_terminal = False  # our stdout went away (`| head`): keep logging
             if log is not None:
                 try:
-                    os.write(log, data)
-                except OSError:
+                    view = memoryview(data)
+                    while view:  # (a disk filling up takes part of a write, then fails)
+                        written = os.write(log, view)
+                        logged += written
+                        view = view[written:]
+                except OSError as e:
+                    close_quietly(log)
                     log = None
+                    if cut is not None:
+                        cut.append(f"cut after {logged} bytes ({e.strerror})")
         if log is not None:
             os.close(log)
     finally:
@@ -171,16 +182,20 @@ def pty_for(fd: int) -> tuple[int, int] | None:
         return None
 
 
-def spawn(path: str, argv: list[str], env: dict[str, str], out: int, err: int) -> int:
+def spawn(
+    path: str, argv: list[str], env: dict[str, str], out: int, err: int,
+    sigdef: tuple[int, ...] = (13, 25),
+) -> int:  # fmt: skip
     """Start the command with our stdin and the given stdout/stderr (posix_spawn: no fork of
-    this process's memory, and no `subprocess` import). SIGPIPE is reset to its default,
-    which Python had set to ignored."""
+    this process's memory, and no `subprocess` import). SIGPIPE and SIGXFSZ, which Python
+    had set to ignored, are reset to their default (as subprocess's restore_signals does),
+    and so is every other signal of `sigdef`."""
     return os.posix_spawn(
         path,
         argv,
         env,
         file_actions=[(os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)],
-        setsigdef=(13, 25),  # SIGPIPE, SIGXFSZ: as subprocess's restore_signals does
+        setsigdef=sigdef,
     )
 
 
@@ -225,6 +240,49 @@ def wait4(pid: int) -> tuple[int, int, Any]:
             return os.wait4(pid, 0)
         except InterruptedError:
             continue
+
+
+#: A live directory's reserve: room set aside at the start for result.json, freed to
+#: write it when the store's disk has filled up meanwhile (so how the command ended is
+#: kept, not recorded later as `interrupted`).
+RESERVE = "reserve"
+RESERVE_BYTES = 64 * 1024
+
+
+def make_reserve(live: str) -> None:
+    """Set the reserve aside (allocated, not written: ~10 us); nothing if it cannot be."""
+    try:
+        fd = os.open(os.path.join(live, RESERVE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_result(live: str, result: dict[str, Any]) -> bool:
+    """Write how the command ended (result.json); on a full disk, free the reserve and try
+    again. Whether it was written."""
+    path = os.path.join(live, "result.json")
+    for _attempt in range(2):
+        try:
+            write_file(path, dumps(result))
+            return True
+        except OSError as e:
+            if e.errno not in (28, 122) or not _unlink(os.path.join(live, RESERVE)):
+                return False  # (not ENOSPC/EDQUOT, or no reserve left to free)
+    return False
+
+
+def _unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
 
 
 def close_quietly(fd: int) -> None:

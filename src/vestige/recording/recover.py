@@ -1,5 +1,7 @@
-"""Crash recovery: seal the live runs whose vestige died, as `interrupted`, keeping all
-that was captured so far; finish the index rows of runs sealed just before a crash."""
+"""Crash recovery: seal the live runs whose vestige died, keeping all that was captured so
+far: with the command's own end when its tee process outlived vestige and recorded it
+(recording/tee.py), else as `interrupted`; finish the index rows of runs sealed just
+before a crash."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import contextlib
 import os
 import time
 
+from vestige.fastpath import boot_id, hostname, proc_start
 from vestige.records import Run
 from vestige.store.live import LiveRun, pid_alive
 
@@ -17,19 +20,28 @@ if TYPE_CHECKING:
 
 #: A live directory without run.json this young may be a run being created right now.
 CREATION_GRACE_S = 60.0
+#: The warning of a run whose command ran on after vestige died, its end recorded by its tee.
+RAN_ON = ("vestige died while the command ran (killed?); the command ran on to its end, "
+          "its output and how it ended kept by vestige's tee process")  # fmt: skip
 
 
 def recover(repo: Repo) -> list[str]:
     """What every command does as it opens a store: seal each live run whose vestige is
     gone (the first command after a crash marks them `interrupted`, keeping what they
     captured); return their ids. First put back the objects a gc that died had moved
-    aside (one listdir of tmp/, usually empty)."""
+    aside (one listdir of tmp/, usually empty). Nothing on a store that cannot be
+    written (a read-only mount, an archive): its live runs are read as they are."""
+    if repo.readonly:
+        return []
     try:
-        leftovers = [n for n in os.listdir(repo.store.path / "tmp") if n.startswith("gc-")]
+        names = os.listdir(repo.store.path / "tmp")
     except OSError:
-        leftovers = []
+        names = []
+    leftovers = [n for n in names if n.startswith("gc-")]
     if leftovers:
         restore_quarantined(repo, leftovers)
+    if len(names) > len(leftovers):
+        remove_dead_temporaries(repo, [n for n in names if not n.startswith("gc-")])
     if not repo.store.live.is_dir():
         return []
     return recover_orphans(repo)
@@ -58,10 +70,28 @@ def recover_orphans(repo: Repo) -> list[str]:
             continue
         if live.runner_alive() is not False or not live.claim():
             continue
-        with contextlib.suppress(Exception):
+        try:
             _seal_orphan(repo, live, info)
             recovered.append(live.id)
+        except Exception as e:  # said, not raised: the command asked for goes on
+            _unsealed(live, e)
     return recovered
+
+
+def _unsealed(live: LiveRun, error: Exception) -> None:
+    """Say that a run vestige lost could not be sealed yet (a full disk: how it ended and
+    all it captured wait in its live directory) and give the claim back for next time."""
+    from vestige.fastpath import warn
+    from vestige.recording.process import describe
+
+    seq = live.info.get("seq")
+    name = f"run #{seq}" if seq else f"run {live.id}"
+    room = isinstance(error, OSError) and error.errno in (28, 122)  # ENOSPC, EDQUOT
+    hint = "free space in the store; " if room else ""
+    warn(f"{name} could not be sealed ({describe(error)}); {hint}the next vestige command "
+         "will try again")  # fmt: skip
+    with contextlib.suppress(OSError):
+        (live.path / "sealing").unlink()
 
 
 def _finish_index(repo: Repo, live: LiveRun, digest: str) -> None:
@@ -100,16 +130,18 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
         live.update_info(seq=repo.index.record.begin(start))
     result = live.result
     if result:
-        seal_input = SealInput.from_result(
-            result, ["sealed after vestige stopped before finishing the record"]
-        )
+        stopped = "sealed after vestige stopped before finishing the record"
+        if result.get("unsealed"):
+            stopped = f"sealed later: it could not be sealed when it ended ({result['unsealed']})"
+        why = RAN_ON if result.get("runner_died") else stopped
+        seal_input = SealInput.from_result(result, [why])
     else:
         seal_input = SealInput(
             status="interrupted",
             exit_code=None,
             signal=None,
             ended=last,
-            warnings=["vestige was stopped while the command ran; captured until then"],
+            warnings=[_stopped_while_running(info)],
         )
     sealer = Sealer(repo.store, repo.index, StatCache(repo.index.conn), repo.config, redactor)
     sealer.recovering = True
@@ -117,6 +149,28 @@ def _seal_orphan(repo: Repo, live: LiveRun, info: dict[str, object]) -> None:
     if isinstance(parent, str):  # a sweep's child: its siblings wrote into the same tree
         sealer.foreign_of = lambda: _sibling_writes(repo, live, parent)
     sealer.seal(live, seal_input, live.code)
+
+
+def _stopped_while_running(info: dict[str, object]) -> str:
+    """The warning of a run whose vestige stopped while its command ran and whose end is
+    not known: that command may be running still (its tee outlived vestige), and then the
+    run is `interrupted` because its record was cut short, not the command."""
+    pid = info.get("child_pid")
+    if isinstance(pid, int) and _still_running(pid, info):
+        return (f"vestige died while the command ran; the command (pid {pid}) was still "
+                "running when this run was sealed: recorded until vestige died, not how "
+                "the command ended")  # fmt: skip
+    return "vestige was stopped while the command ran; captured until then"
+
+
+def _still_running(pid: int, info: dict[str, object]) -> bool:
+    """Whether the run's command is still running here (this host and boot; the same
+    process start time, so not another process that reused its pid)."""
+    if info.get("host") != hostname() or info.get("boot_id") not in (None, boot_id()):
+        return False
+    start = proc_start(pid)
+    known = info.get("child_start")
+    return start is not None and (known is None or start == known)
 
 
 def _sibling_writes(repo: Repo, live: LiveRun, parent: str) -> set[str]:
@@ -132,6 +186,34 @@ def _sibling_writes(repo: Repo, live: LiveRun, parent: str) -> set[str]:
     for root, path in repo.index.files.children_outputs(parent):
         paths.add(path if path.startswith("/") else os.path.join(root or "", path))
     return paths
+
+
+#: A temp file of a dead writer, untouched this long, is removed by the next command (a
+#: writer on another host sharing the store, whose pid means nothing here, touches its
+#: file as it writes; gc removes any temp file untouched for an hour).
+DEAD_TEMP_S = 30.0
+
+
+def remove_dead_temporaries(repo: Repo, names: list[str], now: float | None = None) -> int:
+    """Remove the store's temp files (`obj-`, `ref-`, `w-` + the writer's pid) whose writer
+    is gone: a kill while storing a large output leaves up to its size there. Returns how
+    many were removed."""
+    from vestige.store.layout import TEMP_PREFIXES
+
+    clock = time.time() if now is None else now
+    tmp = repo.store.path / "tmp"
+    removed = 0
+    for name in names:
+        prefix = next((p for p in TEMP_PREFIXES if name.startswith(p)), None)
+        pid = name[len(prefix) :].partition("-")[0] if prefix else ""
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            st = os.stat(tmp / name, follow_symlinks=False)
+            if (st.st_mode & 0o170000) == 0o100000 and clock - st.st_mtime >= DEAD_TEMP_S:
+                os.unlink(tmp / name)
+                removed += 1
+    return removed
 
 
 def restore_quarantined(repo: Repo, names: list[str]) -> list[str]:

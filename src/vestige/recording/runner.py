@@ -24,15 +24,14 @@ from vestige.capture.trace import command as trace_command
 from vestige.errors import UsageError
 from vestige.fastpath import boot_id, dumps, hostname, proc_start, timing, warn, write_file
 from vestige.recording.process import (
-    DRAIN_GRACE_S,
     SHIM_DIR,
     SIGHUP,
     SIGINT,
     SIGTERM,
     classify,
-    close_quietly,
     describe,
     heartbeat,
+    make_reserve,
     pty_for,
     resolve_command,
     resources,
@@ -40,16 +39,22 @@ from vestige.recording.process import (
     run_uncaptured,
     spawn,
     tail_line,
-    tee,
     terminal_sent_to_group,
     wait4,
+    write_result,
 )
+from vestige.recording.tee import start as start_tee
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~4 ms here
 if TYPE_CHECKING:
     from typing import Any
 
     from vestige.recording.background import BackgroundCapture
+    from vestige.recording.tee import TeeProcess
+
+
+#: The warning of a run whose tee process was killed before the command ended.
+LOST_END = "vestige's tee process died while the command ran: how the command ended is unknown"
 
 
 class RunOptions:
@@ -101,11 +106,12 @@ class Launch:
         self.cwd = os.path.realpath(options.cwd or os.getcwd())
         self.received: int | None = None
         self.child: int | None = None
-        self.ptys: list[tuple[int, int]] = []
         self.program = ""  # the program path, once resolved (execute)
         self._capture: BackgroundCapture | None = None
         self.sealed: Any = None  # the Run, once sealed
         self.tail = ""  # a sweep child's last output line (_run_to_logs)
+        #: held until the command's pid is known (`child`), when its tee spawns it
+        self.spawned: Any = None
 
     @property
     def capture(self) -> BackgroundCapture:
@@ -131,7 +137,7 @@ class Launch:
         self.program = path
         if not self.options.terminal:
             self._prepare()  # a sweep's thread: its executor reports the failure
-            return self._run(path, argv)
+            return self._run_to_logs(path, argv)
         try:
             self._prepare()
         except UsageError:
@@ -159,6 +165,14 @@ class Launch:
         self.live = os.path.join(self.store, "live", self.run_id)
         events = os.path.join(self.live, "events")
         os.makedirs(events)
+        try:
+            self._describe(events, trace)
+        except BaseException:  # (a full disk at start): no live directory left behind
+            _rmtree(self.live)
+            raise
+
+    def _describe(self, events: str, trace: str) -> None:
+        """The live directory's run.json: what recovery needs to seal this run if we die."""
         self.since_ns = since_ns(events, self.root, self.started)
         self.info: dict[str, Any] = {
             "id": self.run_id,
@@ -188,6 +202,7 @@ class Launch:
             # redactor is the worker's, known from its first child: no cost at start).
             self.capture.redact(self.resolved)
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
+        make_reserve(self.live)
         if self.options.on_live is not None:
             self.options.on_live(self.live)
         report = self.environ.get("VESTIGE_ID_OUT")
@@ -245,76 +260,87 @@ class Launch:
         except OSError:
             pass
 
-    def _on_winch(self, _signum: int, _frame: Any) -> None:
-        try:
-            import fcntl
-            import termios
-
-            for fd, (_master, slave) in zip((1, 2), self.ptys, strict=False):
-                size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-                fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
-        except Exception:
-            pass
-
     def _run(self, path: str, argv: list[str]) -> int:
-        if not self.options.terminal:
-            return self._run_to_logs(path, argv)
+        """Run the command under its tee process (recording/tee.py: the command's parent,
+        which copies its output and outlives us), capture meanwhile, seal."""
         outs = [pty_for(1), pty_for(2)]
-        self.ptys = [p for p in outs if p is not None]
+        ptys = [(fd, pair[0]) for fd, pair in zip((1, 2), outs, strict=True) if pair]
         pipes = [pair if pair is not None else os.pipe() for pair in outs]
+        logs = [os.path.join(self.live, name) for name in ("stdout", "stderr")]
         handlers: dict[int, Any] = {}
-        for sig in (SIGINT, SIGTERM, SIGHUP):
-            handlers[sig] = _signal.signal(sig, self._on_signal)
-        if self.ptys:
-            handlers[28] = _signal.signal(28, self._on_winch)  # SIGWINCH
+        ignored = []  # started with it ignored (a background job of a script, nohup): the
+        for sig in (SIGINT, SIGTERM, SIGHUP):  # command inherits that, as run bare
+            if _signal.getsignal(sig) == _signal.SIG_IGN:
+                ignored.append(sig)
+            else:
+                handlers[sig] = _signal.signal(sig, self._on_signal)
         try:
-            self.child = spawn(*self._command(path, argv), self._child_env(), pipes[0][1],
-                               pipes[1][1])  # fmt: skip
+            tee = start_tee(*self._command(path, argv), self._child_env(), pipes, ptys, logs,
+                            self.live, ignored)  # fmt: skip
         except OSError as e:
             for r, w in pipes:
                 os.close(r)
                 os.close(w)
             restore_handlers(handlers)
+            warn(f"not recording this run ({describe(e)})")
             _rmtree(self.live)
-            sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
-            return 127
-        for _r, w in pipes:
-            os.close(w)
-        if self.options.on_spawn is not None:
-            self.options.on_spawn(self.child)
-        tee_done = [_thread.allocate_lock(), _thread.allocate_lock()]
-        for lock, (r, _w), dst, name in zip(
-            tee_done, pipes, (1, 2), ("stdout", "stderr"), strict=True
-        ):
-            lock.acquire()
-            args = (r, dst, os.path.join(self.live, name), lock)
-            _thread.start_new_thread(tee, args)
+            return run_uncaptured(path, argv)
+        try:
+            return self._run_under(tee, argv)
+        finally:
+            tee.close()
+            restore_handlers(handlers)
+
+    def _run_under(self, tee: TeeProcess, argv: list[str]) -> int:
+        """While the tee spawns the command, the background capture starts (it waits for
+        the command's pid only to insert the index row); then wait for the end, seal."""
+        self.spawned = _thread.allocate_lock()
+        self.spawned.acquire()
         bg_done = _thread.allocate_lock()
         bg_done.acquire()
         _thread.start_new_thread(self._capture_in_background, (argv, bg_done))
+        try:
+            self.child = tee.started()
+        except OSError as e:
+            self.spawned.release()  # (the capture sees no command, and stops)
+            bg_done.acquire()
+            _rmtree(self.live)
+            sys.stderr.write(f"vestige: cannot start {argv[0]}: {e.strerror}\n")
+            return 127
+        self.spawned.release()
+        if self.options.on_spawn is not None:
+            self.options.on_spawn(self.child)
         beat = _thread.allocate_lock()
         beat.acquire()
         _thread.start_new_thread(heartbeat, (os.path.join(self.live, "run.json"), beat))
 
         timing("command started")
-        _pid, status, usage = wait4(self.child)
+        end = tee.ended()
         beat.release()
         timing("command ended")
-        code = os.waitstatus_to_exitcode(status)
-        ended = time.time()
-        deadline = time.monotonic() + DRAIN_GRACE_S
-        drained = all(
-            lock.acquire(timeout=max(0.0, deadline - time.monotonic())) for lock in tee_done
-        )
-        if drained:
-            for r, _w in pipes:
-                close_quietly(r)
-        result = self._result(code, ended, usage)
+        if end is None:
+            result, code = self._lost_end()
+        else:
+            code, ended, usage = end
+            result = self._result(code, ended, usage, tee.cut)
         bg_done.acquire()
+        if end is None:
+            self.capture.warnings.append(LOST_END)
         self._seal(result)
         timing("sealed")
-        restore_handlers(handlers)
         return code
+
+    def _lost_end(self) -> tuple[dict[str, Any], int]:
+        """The tee died before telling how the command ended (someone killed it): wait for
+        the command, whose end is then unknown; (result, our exit code)."""
+        assert self.child is not None
+        warn(LOST_END)
+        while _alive(self.child):
+            time.sleep(0.05)
+        result = {"status": "interrupted", "exit_code": None, "signal": None,
+                  "ended": time.time(), "resources": {}}  # fmt: skip
+        write_result(self.live, result)
+        return result, 1
 
     def _run_to_logs(self, path: str, argv: list[str]) -> int:
         """A sweep's child: its stdout and stderr go straight to the live logs (no pipes, no
@@ -335,20 +361,24 @@ class Launch:
         self.capture.run(argv)  # in this thread: it has nothing else to do meanwhile
         _pid, status, usage = wait4(self.child)
         code = os.waitstatus_to_exitcode(status)
-        result = self._result(code, time.time(), usage)
+        result = self._result(code, time.time(), resources(usage))
         self.tail = tail_line(self.live, prefer_stderr=code != 0)
         self._seal(result)
         return code
 
-    def _result(self, code: int, ended: float, usage: Any) -> dict[str, Any]:
-        """How the command ended, also written to the live directory (result.json)."""
+    def _result(
+        self, code: int, ended: float, usage: dict[str, Any], cut: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """How the command ended, also written to the live directory (result.json); `cut`:
+        the output logs that could not be kept whole (a full disk), said now as well."""
         status_name, exit_code, sig_name = classify(code, self.received)
         result = {"status": status_name, "exit_code": exit_code, "signal": sig_name,
-                  "ended": ended, "resources": resources(usage)}  # fmt: skip
-        try:
-            write_file(os.path.join(self.live, "result.json"), dumps(result))
-        except OSError:
-            pass
+                  "ended": ended, "resources": usage}  # fmt: skip
+        if cut:
+            result["cut"] = cut
+            for name, why in cut.items():
+                warn(f"the run's {name} log was {why}: the rest was shown, not kept")
+        write_result(self.live, result)
         return result
 
     # -- after it ended -----------------------------------------------------------------
@@ -378,6 +408,7 @@ class Launch:
                 self.sealed = sealer.build(live, seal_input, capture.code)
                 self.options.commit(self.sealed, live)
         except Exception as e:  # the run happened; only its record failed
+            write_result(self.live, {**result, "unsealed": describe(e)})  # (for recovery)
             seq = self.info.get("seq", "?")
             warn(f"run #{seq} could not be sealed ({describe(e)}); the next vestige "
                  "command will try again")  # fmt: skip
@@ -416,6 +447,17 @@ def since_ns(mark: str, root: str, started: float) -> int:
                 return now
     except OSError:
         return int(started * 1e9) - 1_000_000_000
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of that pid still runs (not ours to wait for: the tee's child)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _path(p: str) -> Any:

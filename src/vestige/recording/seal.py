@@ -49,7 +49,12 @@ class SealInput(Record):
 
     @classmethod
     def from_result(cls, result: dict[str, Any], warnings: list[str]) -> SealInput:
-        """From the live directory's result.json (as the runner writes it)."""
+        """From the live directory's result.json (as the runner writes it): a log cut
+        short (a full disk) is said in the warnings."""
+        cut = result.get("cut") or {}
+        if isinstance(cut, dict) and cut:
+            warnings = [*warnings, *(f"{name} log {why}: the rest was shown, not kept"
+                                     for name, why in sorted(cut.items()))]  # fmt: skip
         return cls(
             status=str(result.get("status") or "interrupted"),
             exit_code=result.get("exit_code"),

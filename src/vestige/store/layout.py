@@ -105,6 +105,10 @@ def open_store(cwd: str | None = None, create_missing: bool = False) -> tuple[st
 _TEMP_COUNTER = [0]
 
 
+#: The store's temp files in tmp/: a writer's, named by its pid (`<prefix><pid>-...`).
+TEMP_PREFIXES = ("obj-", "ref-", "w-")
+
+
 def make_temp(folder: str | os.PathLike[str], prefix: str) -> tuple[int, str]:
     """(fd, path) of a new, empty file in `folder` whose name starts with `prefix`, opened
     for writing, created exclusively (what tempfile.mkstemp does, without importing

@@ -29,6 +29,7 @@ from pathlib import Path
 from vestige.errors import StoreLocked, UsageError
 from vestige.records import Factory, Record
 from vestige.store.freed import freed_dir, freed_records
+from vestige.store.layout import TEMP_PREFIXES
 from vestige.upkeep import usage
 
 TYPE_CHECKING = False
@@ -382,7 +383,6 @@ def collect(repo: Repo, policy: Policy, now: float, dry_run: bool = False,
 #: (`gc-<pid>-`) are put back by recovery (recover.restore_quarantined), and folders (a
 #: Slurm sweep's job folder, tmp/slurm) may belong to something still running.
 STALE_TEMP_S = 3600.0
-TEMP_PREFIXES = ("obj-", "ref-", "w-")
 
 
 def stale_temporaries(store: Store, clock: float) -> list[tuple[str, int]]:
