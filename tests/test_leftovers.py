@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import vestige
 
 
@@ -65,3 +66,37 @@ def test_temp_files_of_a_dead_writer_are_removed_by_the_next_command(project: Pa
     assert done.returncode == 0 and len(json.loads(done.stdout)) == 1
     left = sorted(os.listdir(tmp))
     assert left == sorted([f"obj-{dead}-1-3", f"obj-{alive}-1-4", f"gc-{alive}-x", "notes.txt"])
+
+
+@pytest.mark.parametrize("own", [False, True], ids=["PYTHONPYCACHEPREFIX", "vestige-cache"])
+def test_bytecode_files_cut_short_by_a_full_disk_are_removed(
+    project: Path, tmp_path: Path, own: bool
+) -> None:
+    """CPython installs a .pyc a full disk cut short, then fails every import of it
+    ("marshal data too short") instead of compiling the source: vestige would never start
+    again. It is removed and named (in vestige's own bytecode cache, used under
+    PYTHONDONTWRITEBYTECODE, every one cut short is), and the next start works."""
+    assert vestige("run", "true", cwd=project).returncode == 0
+    env = {**os.environ}
+    if own:
+        env.update(PYTHONDONTWRITEBYTECODE="1", XDG_CACHE_HOME=str(tmp_path / "cache"))
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    else:
+        env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pyc")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+
+    def ls() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "vestige", "ls"], cwd=project, env=env,
+                              capture_output=True, timeout=120)  # fmt: skip
+
+    assert ls().returncode == 0
+    cache = tmp_path / ("cache" if own else "pyc")
+    cut = [next(cache.rglob(f"vestige/{name}.cpython-*.pyc")) for name in ("errors", "repo")]
+    for path in cut if own else cut[:1]:
+        path.write_bytes(path.read_bytes()[:40])  # the header and a little
+    broken = ls()
+    said = broken.stderr.decode()
+    assert broken.returncode == 2 and said.count("\n") == 1, said
+    assert "removed a truncated bytecode file" in said and str(cut[0]) in said
+    again = ls()
+    assert again.returncode == 0, again.stderr.decode()
