@@ -75,11 +75,18 @@ def check_format(store: str) -> None:
     path = os.path.join(store, "format")
     try:
         with open(path, "rb") as f:
-            text = f.read().decode()
+            data = f.read()
+    except OSError as e:
+        if e.errno in (23, 24, 12, 5):  # ENFILE, EMFILE, ENOMEM, EIO: not the store's fault
+            raise  # (said as it is: "Too many open files", not "is this a vestige store?")
+        raise UnknownFormat(f"{path} is unreadable ({e.strerror}); is this a vestige store?"
+                            ) from None  # fmt: skip
+    try:
+        text = data.decode()
         number = text.split('"format":', 1)[1].split(",", 1)[0].split("}", 1)[0].strip()
         version = int(number)
-    except (OSError, IndexError, ValueError, UnicodeDecodeError):
-        raise UnknownFormat(f"{path} is unreadable; is this a vestige store?") from None
+    except (IndexError, ValueError, UnicodeDecodeError):
+        raise UnknownFormat(f"{path} is damaged; is this a vestige store?") from None
     if version > FORMAT:
         raise UnknownFormat(
             f"store format {version} is newer than this vestige understands ({FORMAT}); "
