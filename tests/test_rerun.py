@@ -159,3 +159,22 @@ def test_a_rerun_is_not_where_bytes_came_from(project: Path) -> None:
     debt = json.loads(ok("debt", "--json", cwd=project))
     (unit,) = [u for u in debt["units"] if u["unit"] == "make.py"]
     assert unit["restore"] == "vestige restore 4 make.py", unit
+
+
+def test_figures_left_open_at_show_reproduce(project: Path) -> None:
+    """The most common sloppy script: plt.show() at the end. vestige keeps the open figure
+    as PNG and SVG; matplotlib's SVG carries a date and random ids, so a rerun of the same
+    plot used to 'differ' (issue 21, item 7). Its own renderings are deterministic."""
+    script(project, "plot.py", """
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        plt.plot([1, 2, 3], [3, 1, 2])
+        plt.title("a line")
+        plt.show()
+    """)  # fmt: skip
+    ok("run", "plot.py", cwd=project)
+    code, result = rerun(project, "1")
+    verdicts = {v["path"]: v["verdict"] for v in result["verdicts"]}
+    assert code == 0 and result["reproduced"] is True, verdicts
+    assert len(verdicts) == 2 and set(verdicts.values()) == {"identical"}, verdicts

@@ -977,7 +977,11 @@ def _keep_figure(fig, why):
     blobs = []
     for fmt in ("png", "svg"):
         buf = io.BytesIO()
-        save(fig, buf, format=fmt, dpi="figure")
+        # the same figure gives the same bytes: no date in the metadata, and SVG's ids
+        # from a fixed salt, not random (a rerun's figures would "differ" otherwise)
+        with sys.modules["matplotlib"].rc_context({"svg.hashsalt": "vestige"}):
+            save(fig, buf, format=fmt, dpi="figure", metadata={"Date": None} if fmt == "svg"
+                 else None)
         blobs.append((fmt, buf.getvalue()))
     d = _LIVE + _SEP + "figures"
     try:
