@@ -118,3 +118,17 @@ def test_a_figure_shown_again_after_a_change_gets_a_new_name(project: Path) -> N
     """)  # fmt: skip
     assert [a["name"] for a in run["artefacts"]] == ["figure-1", "figure-1-2", "figure-1-3"]
     assert cat(project, "figure-1-2.png") != cat(project, "figure-1.png")
+
+
+def test_figures_shown_one_after_another_are_named_by_their_titles(project: Path) -> None:
+    """Each new figure after plt.close() is pyplot's number 1 again: a title names it
+    (issue 21, item 8), the suptitle first; without one it stays figure-N."""
+    run = run_script(project, """
+        plt.plot([1, 2]); plt.title("Loss (lr=0.1)"); plt.show(); plt.close()
+        fig, axes = plt.subplots(1, 2); fig.suptitle("Accuracy by model")
+        axes[0].set_title("left"); plt.show(); plt.close()
+        plt.plot([2, 1]); plt.show(); plt.close()
+    """)  # fmt: skip
+    names = [a["name"] for a in run["artefacts"]]
+    assert names == ["Loss-lr-0.1", "Accuracy-by-model", "figure-1"], names
+    assert cat(project, "Accuracy-by-model.svg").startswith(b"<?xml")

@@ -418,12 +418,14 @@ def _present(store: Store, f: dict[str, Any]) -> bool:
 
 
 def _figure_name(figure: dict[str, Any]) -> str:
-    """An artefact name for a figure the shim kept: its label, else figure-<num>."""
+    """An artefact name for a figure the shim kept: its label, else its title (suptitle
+    or first axes title), else figure-<num> (pyplot gives every new figure after a
+    close the number 1: names tell them apart in diff, affected and the UI)."""
     import re
 
-    label = str(figure.get("label") or "").strip()
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.")
-    if slug:
-        return slug
+    for text in (figure.get("label"), figure.get("title")):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text or "").strip()).strip("-.")
+        if slug:
+            return slug[:80]
     num = figure.get("num")
     return f"figure-{num}" if num is not None else "figure"
