@@ -281,10 +281,18 @@ def test_a_failing_cell_fails_the_run_and_keeps_the_partial_notebook(project: Pa
     done = vestige("run", "bad.ipynb", "-p", "m=x", cwd=project)
     assert done.returncode == 1
     errors = [ln for ln in done.stderr.decode().splitlines() if ln.startswith("error:")]
-    assert errors == ["error: bad.ipynb cell 3 failed: ValueError: no data for x"]
+    # one number for the failed cell everywhere: its step in `vestige cells` (here the
+    # injected parameters are step 1; the notebook's markdown is no step)
+    assert errors == ["error: bad.ipynb cell 3 failed: ValueError: no data for x (its number "
+                      "in `vestige cells`)"]  # fmt: skip
     run = as_json("show", "@last", cwd=project)
     assert run["status"] == "failed" and run["exit_code"] == 1
-    assert run["notebook"]["failed_cell"] == 3 and run["notebook"]["errors"] == 1
+    assert run["notebook"]["failed_step"] == 3 and run["notebook"]["errors"] == 1
+    assert run["notebook"]["failed_cell"] == 3  # (its index in the executed notebook)
+    shown = vestige("show", "@last", cwd=project).stdout.decode()
+    assert f"failed    cell 3 (vestige cells {run['seq']} --cell 3)" in shown
+    cell = as_json("cells", "@last", cwd=project)["cells"][2]
+    assert cell["step"] == 3 and cell["status"] == "error", cell
     partial = json.loads(vestige("cat", "@last", "bad.executed.ipynb", cwd=project).stdout)
     outputs = [c.get("outputs") for c in partial["cells"] if c["cell_type"] == "code"]
     assert outputs[2][0]["ename"] == "ValueError" and outputs[3] == []  # b = 2 never ran

@@ -108,8 +108,11 @@ def _notebook(add: Any, record: Any) -> None:
             f"  kernel    {kernel.get('kernel') or 'python3'}"
             + (f" ({versions})" if versions else "")
         )
-    if nb.get("failed_cell"):
-        add(f"  failed    cell {nb['failed_cell']}")
+    if nb.get("failed_step") is not None:  # (the number `vestige cells` gives it)
+        add(f"  failed    cell {nb['failed_step']} (vestige cells {record.seq} --cell "
+            f"{nb['failed_step']})")  # fmt: skip
+    elif nb.get("failed_cell") is not None:  # (recorded before steps were)
+        add(f"  failed    the executed notebook's cell index {nb['failed_cell']}")
     for key, label in (("source", "at start"), ("saved", "at end"), ("executed", "executed")):
         kept = nb.get(key)
         name = kept.get("artefact") if isinstance(kept, dict) else kept

@@ -114,10 +114,12 @@ def execute(opts: Options) -> int:
         failure, code = "interrupted", 130
     finally:
         failed = where["index"] if code else None
-        _keep_executed(nb, path, opts, journal, failed, nbformat)
+        step = _step(nb, where["index"]) if code else None
+        _keep_executed(nb, path, opts, journal, failed, step, nbformat)
     if failure is not None:
-        position = _position(where["index"], injected)
-        sys.stderr.write(f"error: {opts.notebook} cell {position} failed: {failure}\n")
+        what = " (the injected parameters)" if where["index"] == injected else ""
+        sys.stderr.write(f"error: {opts.notebook} cell {step}{what} failed: {failure} (its "
+                         f"number in `vestige cells`)\n")  # fmt: skip
     return code
 
 
@@ -155,18 +157,16 @@ def _declare(params: dict[str, Any]) -> None:
     parser.parse_args([], namespace=argparse.Namespace(**params))
 
 
-def _position(index: int, injected: int | None) -> str:
-    """The failing cell's 1-based position in the user's notebook (the injected cell is
-    not theirs)."""
-    if injected is not None and index == injected:
-        return f"{index + 1} (the injected parameters)"
-    if injected is not None and index > injected:
-        index -= 1
-    return str(index + 1)
+def _step(nb: Any, index: int) -> int:
+    """The failing cell's number as `vestige cells`, `show` and `extract --cell` give it:
+    its step, the order it ran in (the code cells nbclient executed up to it: empty ones
+    are skipped, markdown is not a cell that runs)."""
+    cells = nb.cells[: index + 1]
+    return sum(1 for c in cells if c.cell_type == "code" and str(c.source).strip()) or 1
 
 
 def _keep_executed(nb: Any, path: str, opts: Options, journal: Any, failed: int | None,
-                   nbformat: Any) -> None:  # fmt: skip
+                   step: int | None, nbformat: Any) -> None:  # fmt: skip
     """The executed notebook: an artefact of the run, and the -o file when asked."""
     data = nbformat.writes(nb).encode("utf-8")
     if opts.output is not None:
@@ -180,7 +180,7 @@ def _keep_executed(nb: Any, path: str, opts: Options, journal: Any, failed: int 
     record = api.keep(data, f"{stem}.executed.ipynb")
     if record is not None:
         files = record.get("files") or [{}]
-        journal.append("executed", t=_now(), failed_cell=failed,
+        journal.append("executed", t=_now(), failed_cell=failed, failed_step=step,
                        artefact={"artefact": record["name"], "hash": files[0].get("hash"),
                                  "size": files[0].get("size")})  # fmt: skip
 

@@ -52,6 +52,7 @@ def seal_cells(
         "params": facts.get("params"),
         "injected": facts.get("injected"),
         "failed_cell": facts.get("failed_cell"),
+        "failed_step": facts.get("failed_step"),
     }
 
 

@@ -110,6 +110,7 @@ def read_journals(live: Path) -> dict[str, Any] | None:
             elif kind == "executed":
                 facts["executed"] = e.get("artefact")
                 facts["failed_cell"] = e.get("failed_cell")
+                facts["failed_step"] = e.get("failed_step")
         for e in started.values():  # the kernel died (or is still) in these cells
             cells.append(_cell({**e, "status": "interrupted", "started": e.get("t"), "t": None}))
     if not cells and not kernels and not facts:
