@@ -338,3 +338,29 @@ def test_a_sweep_over_a_notebook(project: Path) -> None:
         cells = as_json("cells", str(r["seq"]), cwd=project)["cells"]
         assert f"model = '{r['params']['model']}'" in cells[1]["source"]
         assert cells[2]["writes"] == [f"result-{r['params']['model']}.json"]
+
+
+def test_allow_errors_runs_past_failing_cells_and_names_them(project: Path) -> None:
+    """A book's deliberate error (PDSH 02.05) stopped the notebook: 13 of 23 cells ran and
+    no image was kept. --allow-errors (as nbconvert's) says each failing cell and goes on."""
+    write_notebook(project / "book.ipynb", [
+        "x = 1", "1 / 0", "open('after.txt', 'w').write('ran on')", "undefined_name",
+        "print('end')",
+    ], parameters=None)  # fmt: skip
+    done = vestige("run", "book.ipynb", "--allow-errors", cwd=project)
+    assert done.returncode == 0, done.stderr.decode()
+    said = [ln for ln in done.stderr.decode().splitlines() if ln.startswith("vestige: book")]
+    assert said == [
+        "vestige: book.ipynb cell 2 failed: ZeroDivisionError: division by zero "
+        "(went on: --allow-errors)",
+        "vestige: book.ipynb cell 4 failed: NameError: name 'undefined_name' is not defined "
+        "(went on: --allow-errors)",
+        "vestige: book.ipynb ran to its end; failed cells: 2, 4 (numbered as in `vestige cells`)",
+    ], said
+    assert (project / "after.txt").read_text() == "ran on"
+    run = as_json("show", "@last", cwd=project)
+    assert run["status"] == "ok" and run["notebook"]["errors"] == 2
+    cells = as_json("cells", "@last", cwd=project)["cells"]
+    assert [c["status"] for c in cells] == ["ok", "error", "ok", "error", "ok"]
+    bad = vestige("run", "book.ipynb", "--allow-errors=yes", cwd=project)
+    assert bad.returncode == 2 and b"not an option of a notebook run" in bad.stderr

@@ -91,11 +91,23 @@ def execute(opts: Options) -> int:
     def started(cell: Any, cell_index: int) -> None:
         where["index"] = cell_index
 
+    went_on: list[str] = []  # cells that failed and were gone past (--allow-errors)
+
     def executed(cell: Any, cell_index: int, execute_reply: Any) -> None:
         _echo(cell)
+        error = next((o for o in cell.get("outputs") or () if o.get("output_type") == "error"),
+                     None)  # fmt: skip
+        if error is not None and opts.allow_errors:
+            step = _step(nb, cell_index)
+            went_on.append(str(step))
+            why = f"{error.get('ename')}: {_first_line(error.get('evalue'))}"
+            sys.stderr.write(
+                f"vestige: {opts.notebook} cell {step} failed: {why} (went on: --allow-errors)\n"
+            )
+            sys.stderr.flush()
 
     client = nbclient.NotebookClient(
-        nb, timeout=opts.timeout, kernel_name=kernel,
+        nb, timeout=opts.timeout, kernel_name=kernel, allow_errors=opts.allow_errors,
         resources={"metadata": {"path": os.path.dirname(path)}},
         extra_arguments=_kernel_args(live is not None, ipykernel),
         on_cell_execute=started, on_cell_executed=executed,
@@ -116,6 +128,10 @@ def execute(opts: Options) -> int:
         failed = where["index"] if code else None
         step = _step(nb, where["index"]) if code else None
         _keep_executed(nb, path, opts, journal, failed, step, nbformat)
+    if went_on:
+        cells = ", ".join(went_on)
+        sys.stderr.write(f"vestige: {opts.notebook} ran to its end; failed cells: {cells} "
+                         "(numbered as in `vestige cells`)\n")  # fmt: skip
     if failure is not None:
         what = " (the injected parameters)" if where["index"] == injected else ""
         sys.stderr.write(f"error: {opts.notebook} cell {step}{what} failed: {failure} (its "

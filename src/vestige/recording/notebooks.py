@@ -13,7 +13,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-USAGE = "vestige run NOTEBOOK.ipynb [-p NAME=VALUE]... [-o OUT.ipynb] [--kernel NAME] [--timeout S]"
+USAGE = (
+    "vestige run NOTEBOOK.ipynb [-p NAME=VALUE]... [-o OUT.ipynb] [--kernel NAME] "
+    "[--timeout S] [--allow-errors]"
+)
 EXTRA_HINT = "pip install 'vestige[notebook]'"
 _EXTRAS = ("nbclient", "nbformat", "ipykernel")
 
@@ -27,10 +30,13 @@ class Options:
         self.output: str | None = None
         self.kernel: str | None = None
         self.timeout: int | None = None
+        #: a failing cell is said, and the notebook goes on (nbconvert's --allow-errors)
+        self.allow_errors = False
 
 
 def parse_args(argv: list[str]) -> Options:
-    """`x.ipynb [-p NAME=VALUE | -p NAME VALUE]... [-o OUT] [--kernel K] [--timeout S]`."""
+    """`x.ipynb [-p NAME=VALUE | -p NAME VALUE]... [-o OUT] [--kernel K] [--timeout S]
+    [--allow-errors]`."""
     if not argv or not argv[0].endswith(".ipynb"):
         raise UsageError(f"no notebook given; usage: {USAGE}")
     opts = Options(argv[0])
@@ -39,6 +45,10 @@ def parse_args(argv: list[str]) -> Options:
     while i < len(args):
         arg = args[i]
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name == "--allow-errors" and not eq:
+            opts.allow_errors = True
+            i += 1
+            continue
         if name not in ("-p", "--param", "-o", "--output", "--kernel", "--timeout"):
             raise UsageError(f"{arg!r}: not an option of a notebook run; usage: {USAGE}")
         if eq:
