@@ -364,3 +364,26 @@ def test_allow_errors_runs_past_failing_cells_and_names_them(project: Path) -> N
     assert [c["status"] for c in cells] == ["ok", "error", "ok", "error", "ok"]
     bad = vestige("run", "book.ipynb", "--allow-errors=yes", cwd=project)
     assert bad.returncode == 2 and b"not an option of a notebook run" in bad.stderr
+
+
+def test_the_parameters_cell_defaults_are_the_runs_params(project: Path) -> None:
+    """A default run must be findable and comparable (issue 21, item 6): the `parameters`
+    cell's literal assignments are params, -p overrides them; the executor's own options
+    (--timeout, --kernel) are not params."""
+    write_notebook(project / "p.ipynb", [
+        "alpha = 0.5\nmodel: str = 'cnn'\nlayers = [1, 2]\nsteps = len(layers)",
+        "print(alpha, model)",
+    ], parameters=0)  # fmt: skip
+    ok = vestige("run", "p.ipynb", "--timeout", "60", cwd=project)
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert as_json("show", "@last", cwd=project)["params"] == {
+        "alpha": 0.5, "model": "cnn", "layers": [1, 2]}  # fmt: skip
+    ok = vestige("run", "p.ipynb", "-p", "alpha=0.1", cwd=project)
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert as_json("show", "@last", cwd=project)["params"]["alpha"] == 0.1
+    found = as_json("ls", "--where", "params.alpha = 0.5", cwd=project)
+    assert [r["seq"] for r in found] == [1]
+    plain = project / "plain.ipynb"
+    write_notebook(plain, ["x = 1"], parameters=None)
+    ok = vestige("run", "plain.ipynb", "--timeout", "60", cwd=project)
+    assert ok.returncode == 0 and as_json("show", "@last", cwd=project)["params"] == {}

@@ -48,6 +48,38 @@ def inject(nb: Any, params: dict[str, Any], nbformat: Any) -> int:
     return at
 
 
+def defaults(nb: Any) -> dict[str, Any]:
+    """The params the `parameters` cell sets (papermill's convention): its top-level
+    `name = literal` assignments; anything computed is left out (it is not a value one
+    could pass with -p)."""
+    import ast
+
+    for cell in nb.cells:
+        if "parameters" not in (cell.get("metadata", {}).get("tags") or ()):
+            continue
+        try:
+            tree = ast.parse(str(cell.source))
+        except SyntaxError:
+            return {}
+        found: dict[str, Any] = {}
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                targets = [node.target]
+            else:
+                continue
+            value = node.value
+            for target in targets:
+                if isinstance(target, ast.Name) and value is not None:
+                    try:
+                        found[target.id] = ast.literal_eval(value)
+                    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                        found.pop(target.id, None)
+        return found
+    return {}
+
+
 def _python(value: Any) -> str:
     if isinstance(value, float) and (value != value or abs(value) == float("inf")):
         return f"float({str(value)!r})"  # nan, inf: no literal
@@ -81,9 +113,10 @@ def execute(opts: Options) -> int:
         journal = Journal(live)
         journal.append("notebook", t=_now(), path=path, params=opts.params,
                        injected=injected, kernel=kernel)  # fmt: skip
-        if opts.params:
-            api.params(opts.params)
-        _declare(opts.params)
+        params = {**defaults(nb), **opts.params}  # a default run can be found and compared
+        if params:
+            api.params(params)
+        _declare(params)
     os.environ.pop("JPY_SESSION_NAME", None)  # the kernel runs this notebook, not a session's
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's start-up notice
     where: dict[str, int] = {"index": -1}

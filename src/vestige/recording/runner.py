@@ -187,6 +187,8 @@ class Launch:
             "parent": self.options.parent or self.environ.get("VESTIGE_RUN_ID") or None,
             "rerun_of": self.options.rerun_of,
         }
+        if getattr(self, "resolved", [])[1:3] == ["-m", "vestige.notebook.execute"]:
+            self.info["argv_params"] = False  # its params are its -p and defaults, not argv
         self.strace = self._tracer(self.options.trace or trace)
         if self.environ.get("VESTIGE_NOW"):  # a simulated clock (tests, benchmarks)
             from vestige.clock import parse_time
