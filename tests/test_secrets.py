@@ -287,3 +287,49 @@ def test_dotenv_is_an_input_hashed_but_not_kept(project: Path, gitignored: bool)
     assert cat.returncode == 2
     assert cat.stdout == b""
     assert cat.stderr.decode().startswith("error: ")
+
+
+ECHO_ARGV = """\
+import sys
+print("called with", " ".join(sys.argv[1:]))
+print("password is", sys.argv[sys.argv.index("--password") + 1], file=sys.stderr)
+"""
+
+
+def test_a_secret_option_echoed_by_the_program_is_redacted_in_its_logs(project: Path) -> None:
+    """`--password X` was redacted in the command and params but kept raw in stdout
+    (issue 22): a value recognised as secret anywhere is redacted everywhere."""
+    (project / "echo.py").write_text(ECHO_ARGV)
+    secret, other = "hunter2-" + rand(ALNUM, 10), "tok3n-" + rand(ALNUM, 12)
+    done = vestige("run", "python", "echo.py", "--password", secret, f"--secret={other}",
+                   cwd=project)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert secret.encode() in done.stdout  # the program's own output is untouched
+    assert leaks(project / ".vestige", {"password": secret, "secret": other}) == []
+    assert MARKER.search(vestige("log", "1", cwd=project).stdout)
+    assert MARKER.search(vestige("log", "1", "--stderr", cwd=project).stdout)
+
+
+def test_the_kept_executed_notebook_holds_no_secret(project: Path) -> None:
+    """The executed notebook vestige keeps held every token a cell printed, displayed or
+    sent to stderr, while the cells record and logs were redacted (issue 22). (An -o copy
+    is the user's own output file, kept byte for byte like any output.)"""
+    nbformat = pytest.importorskip("nbformat")
+    token = "ghp_" + rand(ALNUM, 36)
+    env_secret = "s3cr3t-" + rand(ALNUM, 14)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
+    nb.cells = [
+        nbformat.v4.new_code_cell("import os, sys\nprint(os.environ['LAB_API_TOKEN'])"),
+        nbformat.v4.new_code_cell(f"print({token[::-1]!r}[::-1], file=sys.stderr)"),  # (made
+        # at run time: the notebook's own source is kept as it is, as code is)
+        nbformat.v4.new_code_cell("{'key': os.environ['LAB_API_TOKEN']}"),
+    ]
+    nbformat.write(nb, str(project / "s.ipynb"))
+    done = vestige("run", "s.ipynb", cwd=project, env={"LAB_API_TOKEN": env_secret})
+    assert done.returncode == 0, done.stderr.decode()
+    assert env_secret.encode() in done.stdout  # what the cells printed, untouched
+    kept = vestige("cat", "1", "s.executed.ipynb", cwd=project).stdout
+    assert b"redacted:" in kept and json.loads(kept)["cells"][0]["outputs"]
+    assert leaks(project / ".vestige", {"env": env_secret, "token": token}) == []

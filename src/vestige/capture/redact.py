@@ -383,11 +383,14 @@ class Redactor:
 
         ``--api-key=abc`` becomes ``--api-key=<marker>``, and in ``--password abc`` the next
         item is replaced (unless it starts with "-"): values no pattern would recognise.
+        Those values are remembered: a program that echoes them has them scrubbed from its
+        output too (a value recognised as secret anywhere is redacted everywhere).
         """
         out: list[str] = []
         after_secret_option = False
         for item in argv:
             if after_secret_option and not item.startswith("-"):
+                self._remember(item)
                 out.append(item if MARKER_RE.fullmatch(item) else self.marker(item))
                 after_secret_option = False
                 continue
@@ -396,6 +399,7 @@ class Redactor:
                 name, eq, value = item.lstrip("-").partition("=")
                 if is_secret_name(name):
                     if eq:
+                        self._remember(value)
                         mark = value if MARKER_RE.fullmatch(value) else self.marker(value)
                         out.append(item[: len(item) - len(value)] + mark)
                         continue

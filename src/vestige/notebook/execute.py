@@ -226,12 +226,56 @@ def _keep_executed(nb: Any, path: str, opts: Options, journal: Any, failed: int 
     from vestige.api import calls as api
 
     stem = os.path.basename(path)[: -len(".ipynb")] or "notebook"
-    record = api.keep(data, f"{stem}.executed.ipynb")
+    record = api.keep(_redacted(nb, nbformat), f"{stem}.executed.ipynb")
     if record is not None:
         files = record.get("files") or [{}]
         journal.append("executed", t=_now(), failed_cell=failed, failed_step=step,
                        artefact={"artefact": record["name"], "hash": files[0].get("hash"),
                                  "size": files[0].get("size")})  # fmt: skip
+
+
+#: The output MIME types that hold text a cell printed or displayed (images are left alone:
+#: a pattern could match inside base64 and spoil them).
+_TEXT_MIME = ("text/", "application/json", "application/javascript")
+
+
+def _redacted(nb: Any, nbformat: Any) -> bytes:
+    """The executed notebook as the store keeps it: what the cells printed, displayed or
+    raised, and their sources, with secrets scrubbed like the run's logs and cells (the
+    environment's secret values, the secret options of the command line, the patterns).
+    The -o file is the user's own, as they asked for it, and is written unscrubbed."""
+    import copy
+
+    from vestige.capture.redact import Redactor
+    from vestige.store.local import read_secret_key
+
+    store = os.environ.get("VESTIGE_STORE")
+    if not store:
+        return nbformat.writes(nb).encode("utf-8")
+    redactor = Redactor(read_secret_key(store))
+    redactor.redact_env(os.environ)
+    redactor.scrub_argv(sys.argv)
+    clean = copy.deepcopy(nb)
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return redactor.scrub_text(value) if isinstance(value, str) else value
+
+    for cell in clean.cells:
+        cell.source = scrub(cell.source)
+        for out in cell.get("outputs") or ():
+            if "text" in out:
+                out["text"] = scrub(out["text"])
+            for key in ("evalue", "traceback"):
+                if key in out:
+                    out[key] = scrub(out[key])
+            data = out.get("data") or {}
+            for mime in list(data):
+                if mime.startswith(_TEXT_MIME):
+                    data[mime] = scrub(data[mime]) if not isinstance(data[mime], dict) else (
+                        redactor.scrub_value(data[mime]))  # fmt: skip
+    return nbformat.writes(clean).encode("utf-8")
 
 
 def _echo(cell: Any) -> None:
