@@ -154,7 +154,13 @@ def test_marker_is_keyed_stable_and_short() -> None:
         ("COOKIE_JAR", True),
         ("HF_TOKENIZER_TOKEN", True),
         ("client_secret", True),
+        ("MYSQL_PWD", True),
+        ("AZURE_STORAGE_CONNECTION_STRING", True),
+        ("SLACK_WEBHOOK_URL", True),
+        ("SENTRY_DSN", True),
         ("PATH", False),
+        ("OLDPWD", False),
+        ("DSNAME", False),
         ("HOME", False),
         ("PWD", False),
         ("PASSENGER_COUNT", False),
@@ -192,8 +198,50 @@ POSITIVE = {
 }
 
 
+#: Patterns whose secret is a part of what they match: (text, the secret in it).
+IN_CONTEXT = {
+    "azure_account_key": (
+        "DefaultEndpointsProtocol=https;AccountName=lab;AccountKey={};EndpointSuffix=x.net",
+        "Zm9vYmFyYmF6cXV4" * 5 + "==",
+    ),
+    "azure_shared_access_key": (
+        "Endpoint=sb://lab.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey={}",
+        "aB3dE5" * 7 + "=",
+    ),
+    "slack_webhook": (
+        "posting to https://hooks.slack.com/services/{} now",
+        "T0123ABCD/B0456EFGH/" + "x1Y2z3" * 4,
+    ),
+    "url_password (a Sentry DSN)": ("https://{}@o123.ingest.sentry.io/456", "0123456789abcdef" * 2),
+    "assigned: password=": ("connecting with password={} to db", "hunter2!x"),
+    "assigned: DB_PASSWORD": ("export DB_PASSWORD='{}'", "Tr0ub4dor-3"),
+    "assigned: Secret:": ("Client Secret: {}", "abc123xyz789"),
+    "assigned: api-key": ('{{"api-key": "{}"}}', "k-0123456789"),
+}
+
+
+@pytest.mark.parametrize(("name", "case"), IN_CONTEXT.items(), ids=list(IN_CONTEXT))
+def test_a_secret_in_its_context_is_replaced_and_only_it(name: str, case: tuple[str, str]) -> None:
+    template, secret = case
+    r = Redactor(KEY)
+    text = template.format(secret)
+    assert r.scrub_text(text) == template.format(r.marker(secret)), name
+    assert r.scrub_bytes(text.encode()) == template.format(r.marker(secret)).encode()
+
+
+@pytest.mark.parametrize("text", [
+    "password: (typed at the prompt)", "secret: none", "password=***", "bypass=1234567",
+    "mypassword=zzzzzz", "secretary: bob", "max token: 4096", "pwd = /home/me",
+    "api_key=None", "the password is strong",
+])  # fmt: skip
+def test_what_only_looks_like_an_assigned_secret_is_left(text: str) -> None:
+    r = Redactor(KEY)
+    assert r.scrub_text(text) == text and r.scrub_bytes(text.encode()) == text.encode()
+
+
 def test_every_pattern_has_positive_examples() -> None:
-    assert {p.name for p in PATTERNS} - {"url_password"} == set(POSITIVE)
+    names = {p.name for p in PATTERNS} - {"url_password"}
+    assert names == set(POSITIVE) | {n for n in IN_CONTEXT if " " not in n}
     assert all(p.doc and p.source.isascii() for p in PATTERNS)
 
 

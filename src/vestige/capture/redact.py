@@ -42,6 +42,9 @@ _MARKER_RE_RAW = re.compile(MARKER_RE.pattern.encode("ascii"))
 
 _SECRET_WORDS = (
     "KEY",
+    "WEBHOOK",
+    "CONNECTION_STRING",
+    "CONNECTIONSTRING",
     "TOKEN",
     "SECRET",
     "PASSWORD",
@@ -54,7 +57,8 @@ _SECRET_WORDS = (
     "COOKIE",
 )
 #: PASS as a whole part of a name (DB_PASS, smtp-pass), not inside PASSENGER or COMPASS.
-_PASS_PART = re.compile(r"(?:^|[^A-Z])PASS(?:[^A-Z]|$)")
+_PASS_PART = re.compile(r"(?:^|[^A-Z])PASS(?:[^A-Z]|$)|_PWD(?:[^A-Z]|$)|(?:^|_)DSN(?:_|$)")
+#: (MYSQL_PWD and SENTRY_DSN, not the shell's PWD or OLDPWD: the current folder)
 #: Words that contain a secret word but name nothing secret; removed before the check, so
 #: HF_TOKENIZER_TOKEN still matches through its second TOKEN.
 _INNOCENT_WORDS = re.compile(r"TOKENIZ(?:ERS|ER|ED|ING|ATION|E)|AUTHORS?(?![A-Z])|KEYBOARD|KEYMAP")
@@ -159,10 +163,27 @@ PATTERNS: tuple[SecretPattern, ...] = (
         back=2,
     ),
     SecretPattern(
+        "azure_account_key",
+        "Azure storage account key in a connection string: the value of AccountKey=",
+        r"AccountKey=(?P<s>[A-Za-z0-9+/]{20,}={0,2})",
+    ),
+    SecretPattern(
+        "azure_shared_access_key",
+        "Azure Service Bus / Event Hubs shared access key: the value of SharedAccessKey=",
+        r"SharedAccessKey=(?P<s>[A-Za-z0-9+/]{20,}={0,2})",
+    ),
+    SecretPattern(
+        "slack_webhook",
+        "Slack incoming webhook: the path after hooks.slack.com/services/",
+        r"hooks\.slack\.com/services/(?P<s>[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/[A-Za-z0-9_-]{8,})",
+    ),
+    SecretPattern(
         "url_password",
         "the password of scheme://user:password@host (only the password is replaced; "
-        "the last @ before the path ends it, so p@ss is whole)",
-        r"://[^\s:/?#@]*:(?P<s>[^\s/?#]+)@",
+        "the last @ before the path ends it, so p@ss is whole), or a key given as the "
+        "user of a URL without a password, 24 or more characters (a Sentry DSN, "
+        "https://<32 hex>@o1.ingest.sentry.io/2)",
+        r"://(?:[^\s:/?#@<]*:(?P<s>[^\s/?#<]+)|(?P<k>[A-Za-z0-9_-]{24,}))@",
     ),
 )
 
@@ -184,10 +205,75 @@ def _passes(raw: bool) -> tuple[tuple[re.Pattern[Any], int], ...]:
 
 
 def _secret_span(m: re.Match[Any], back: int) -> tuple[int, int]:
-    """Where the secret of a pattern match is: group ``s`` if it took part, else the match."""
-    if "s" in m.re.groupindex and m.start("s") >= 0:
-        return m.span("s")
+    """Where the secret of a pattern match is: group ``s`` (or ``k``) if it took part, else
+    the match."""
+    for group in ("s", "k"):
+        if group in m.re.groupindex and m.start(group) >= 0:
+            return m.span(group)
     return m.start() - back, m.end()
+
+
+#: A value written as `password=...`, `Secret: ...`, `api_key="..."` (any case, quoted or
+#: not): 4 or more characters up to a space, quote, comma or semicolon; none, null, true,
+#: false and *** are not secrets. The words have no rare leading literal for the regex
+#: engine, so they are found by a plain search of a lower-cased copy first (GB/s), and
+#: the pattern is tried only where one is.
+ASSIGNED_WORDS = ("password", "passwd", "passphrase", "secret", "api_key", "api-key", "apikey",
+                  "access_key", "access-key")  # fmt: skip
+#: What the search looks for: the start of each word (client_secret, DB_PASSWORD: the word
+#: may follow `_` or `-`, not a letter or digit: not "mypassword=" nor "secretary:").
+_ASSIGNED_STEMS = ("pass", "secret", "api", "access")
+_ASSIGNED = (
+    r"(?:" + "|".join(ASSIGNED_WORDS) + r")[\"']?[ \t]*[=:][ \t]*[\"']?"
+    r"(?!(?:none|null|true|false|\*+)(?![^\s\"',;&<>]))"
+    r"(?P<s>[^\s\"',;&<>(\[{][^\s\"',;&<>]{3,})"  # (not "password: (typed at the prompt)")
+)
+
+
+@cache
+def _assigned(raw: bool) -> tuple[re.Pattern[Any], tuple[Any, ...]]:
+    """The assigned-value pattern (case-insensitive) and its words, for str or bytes."""
+    if raw:
+        return re.compile(_ASSIGNED.encode("ascii"), re.I), tuple(
+            w.encode() for w in ASSIGNED_WORDS
+        )
+    return re.compile(_ASSIGNED, re.I), ASSIGNED_WORDS
+
+
+def _scrub_assigned(data: AnyStr, mark: Callable[[AnyStr], AnyStr], marker_re: Any) -> AnyStr:
+    """`data` with the values of `password=...` and the like replaced by mark(value)."""
+    raw = isinstance(data, bytes)
+    regex, words = _assigned(raw)
+    if not raw and not data.isascii():  # (lower() may change a non-ASCII text's length)
+        starts = [m.start() for m in regex.finditer(data)]
+    else:
+        lower = data.lower()
+        starts = []
+        for word in words:
+            at = lower.find(word)
+            while at >= 0:
+                starts.append(at)
+                at = lower.find(word, at + 1)
+        if not starts:
+            return data
+    spans: list[tuple[int, int]] = []
+    for start in sorted(set(starts)):
+        if start and data[start - 1 : start].isalnum():
+            continue  # glued to a word: not the word itself (mypassword=, bypass)
+        m = regex.match(data, start)
+        if m is None or marker_re.fullmatch(m.group("s")):
+            continue
+        if not spans or m.start("s") >= spans[-1][1]:
+            spans.append(m.span("s"))
+    if not spans:
+        return data
+    pieces: list[AnyStr] = []
+    last = 0
+    for start, end in spans:
+        pieces += [data[last:start], mark(data[start:end])]
+        last = end
+    pieces.append(data[last:])
+    return data[:0].join(pieces)
 
 
 def _encode(value: str) -> bytes:
@@ -339,6 +425,7 @@ class Redactor:
         text = self._scrub_known(text, self._known_text, self._mark_text)
         for regex, back in _passes(False):
             text = _substitute(text, regex, back, self._mark_text, MARKER_RE)
+        text = _scrub_assigned(text, self._mark_text, MARKER_RE)
         if short:
             if len(self._scrubbed) >= 4096:
                 self._scrubbed.clear()
@@ -353,7 +440,7 @@ class Redactor:
         data = self._scrub_known(data, self._known_raw, self._mark_bytes)
         for regex, back in _passes(True):
             data = _substitute(data, regex, back, self._mark_bytes, _MARKER_RE_RAW)
-        return data
+        return _scrub_assigned(data, self._mark_bytes, _MARKER_RE_RAW)
 
     def scrub_value(self, value: object) -> object:
         """JSON-like params with secrets scrubbed: keys kept, str values scrubbed.
