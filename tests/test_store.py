@@ -560,17 +560,31 @@ def test_no_store_and_newer_format(project: Path, plain_dir: Path) -> None:
         Store.open(project)
 
 
-def test_secret_key(project: Path) -> None:
+def test_secret_key(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key of redaction markers is the user's, outside the store: who can read a
+    shared store cannot test a guessed password against its markers (issue 22). Where
+    the user has no config folder that can be written, the store's own key serves."""
     store, _ = Store.open(project, create=True)
     key = store.secret_key()
-    path = store.path / "secret.key"
+    path = tmp_path / "home" / ".config" / "vestige" / "secret.key"
     assert len(key) == 32
     assert path.read_bytes() == key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert not (store.path / "secret.key").exists()
     again, _ = Store.open(project)
     assert again.secret_key() == key
     assert Store.open(project, create=True)[0].secret_key() == key
-    assert os.listdir(store.path / "tmp") == []
+    assert os.listdir(store.path / "tmp") == [] and os.listdir(path.parent) == ["secret.key"]
+    # XDG_CONFIG_HOME is honoured; a config folder that cannot be made: the store's key
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    other = store.secret_key()
+    assert other != key and (tmp_path / "cfg" / "vestige" / "secret.key").read_bytes() == other
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "blocked"))
+    fallback = store.secret_key()
+    assert len(fallback) == 32 and (store.path / "secret.key").read_bytes() == fallback
+    assert stat.S_IMODE((store.path / "secret.key").stat().st_mode) == 0o600
 
 
 # -- the index --------------------------------------------------------------------------

@@ -40,7 +40,8 @@ class Store:
         return cls(Path(store), Path(root))
 
     def secret_key(self) -> bytes:
-        """The per-store key of redaction markers; never pushed, never printed."""
+        """The key of redaction markers (the user's own: read_secret_key); never pushed,
+        never printed."""
         return read_secret_key(str(self.path))
 
     def live_dir(self, run_id: str) -> Path:
@@ -48,7 +49,15 @@ class Store:
 
 
 def read_secret_key(store: str) -> bytes:
-    """Read (creating on first use) the 32-byte key; the first of racing creators wins."""
+    """The 32-byte key of redaction markers: the user's own, outside every store
+    (`$XDG_CONFIG_HOME/vestige/secret.key`, mode 0600), so that who can read a shared
+    store cannot test a guessed password against its markers (docs/security.md). Made on
+    first use; the first of racing creators wins. Where the user has no config folder
+    that can be written, the store's own `secret.key` (as before 2026-12-05)."""
+    try:
+        return _user_key()
+    except OSError:
+        pass
     key_path = os.path.join(store, "secret.key")
     try:
         with open(key_path, "rb") as f:
@@ -58,3 +67,45 @@ def read_secret_key(store: str) -> bytes:
     layout.write_atomic(store, key_path, os.urandom(32), exclusive=True, mode=0o600)
     with open(key_path, "rb") as f:
         return f.read()
+
+
+def user_key_path() -> str:
+    """Where the user's redaction key lives."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "vestige", "secret.key")
+
+
+def _user_key() -> bytes:
+    path = user_key_path()
+    try:
+        with open(path, "rb") as f:
+            key = f.read()
+        if len(key) == 32:
+            return key
+        raise OSError(f"{path}: not a 32-byte key")  # (damaged: the store's key serves)
+    except FileNotFoundError:
+        pass
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            os.write(fd, os.urandom(32))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # the first creator wins; the others read its key
+        except FileExistsError:
+            pass
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    with open(path, "rb") as f:
+        key = f.read()
+    if len(key) != 32:
+        raise OSError(f"{path}: not a 32-byte key")
+    return key
