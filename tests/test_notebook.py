@@ -309,11 +309,16 @@ def test_a_failing_cell_fails_the_run_and_keeps_the_partial_notebook(project: Pa
         (["nb.ipynb", "--bogus", "1"], "'--bogus': not an option of a notebook run"),
         (["nb.ipynb", "-o", "nb.ipynb"], "vestige never overwrites it"),
         (["broken.ipynb"], "broken.ipynb is not a notebook"),
+        (["nb.ipynb", "--kernel", "nope"], "no Jupyter kernel named 'nope'"),
+        (["elsewhere.ipynb"], "no Jupyter kernel named 'conda-env-gone-py'"),
     ],
 )
 def test_bad_notebook_runs_are_usage_errors(project: Path, args: list[str], message: str) -> None:
     write_notebook(project / "nb.ipynb", ["x = 1"])
     (project / "broken.ipynb").write_text("{not json")
+    other = json.loads((project / "nb.ipynb").read_text())  # made on another machine
+    other["metadata"]["kernelspec"] = {"name": "conda-env-gone-py", "language": "python"}
+    (project / "elsewhere.ipynb").write_text(json.dumps(other))
     assert vestige("run", "true", cwd=project).returncode == 0
     store = project / ".vestige"
     state = store_state(store)

@@ -122,13 +122,31 @@ def launch_argv(argv: list[str], python: str) -> tuple[str, list[str]]:
     input (no such notebook, not a notebook, a bad -p, a missing extra) raises before any
     run."""
     opts = parse_args(argv)
-    check_notebook(opts)
+    data = check_notebook(opts)
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         missing_extras()  # (another interpreter reports its own, in the run)
+        spec = data.get("metadata", {}).get("kernelspec") if isinstance(data, dict) else None
+        kernel = opts.kernel or (spec.get("name") if isinstance(spec, dict) else None)
+        check_kernel(kernel or "python3")
     return python, [python, "-m", "vestige.notebook.execute", *argv]
 
 
-def check_notebook(opts: Options) -> None:
+def check_kernel(kernel: str) -> None:
+    """A kernel that is not installed is bad input (exit 2 before any run), not a failed
+    run."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise UsageError(
+            f"no Jupyter kernel named {kernel!r} (see `jupyter kernelspec list`; "
+            "--kernel NAME chooses one)"
+        ) from None
+
+
+def check_notebook(opts: Options) -> Any:
+    """The notebook's JSON, once it is known to be a notebook; bad input raises."""
     if not os.path.isfile(opts.notebook):
         raise PathMissing(f"notebook not found: {opts.notebook}")
     import json
@@ -145,6 +163,7 @@ def check_notebook(opts: Options) -> None:
             raise UsageError(f"-o {opts.output!r}: the executed notebook is written as .ipynb")
         if os.path.abspath(opts.output) == os.path.abspath(opts.notebook):
             raise UsageError("-o names the notebook itself; vestige never overwrites it")
+    return data
 
 
 def missing_extras() -> None:
