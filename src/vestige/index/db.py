@@ -21,7 +21,7 @@ import stat
 import time
 from pathlib import Path
 
-from vestige.index.schema import SCHEMA_VERSION, current_version, drop_all, migrate
+from vestige.index.schema import SCHEMA_VERSION, current_version, drop_all, empty_all, migrate
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -260,9 +260,9 @@ class Index:
         self.conn.close()
 
     def clear(self) -> None:
-        """Empty every derived table (reindex); the stat cache stays."""
-        drop_all(self.conn)
-        migrate(self.conn)
+        """Empty every derived table (reindex), inside the caller's transaction, which
+        refills them; the stat cache stays."""
+        empty_all(self.conn)
 
 
 def _set_aside(path: Path) -> None:

@@ -24,15 +24,19 @@ class Marks:
 
     # -- published copies ---------------------------------------------------------------
 
-    def add_published(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Index publish events (`vestige publish`, sightings by `which`)."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(
-                "INSERT INTO published (hash, dest, t, how, run_id, source, size)"
-                " VALUES (:hash, :dest, :t, :how, :run, :source, :size)",
-                [{"run": None, "source": None, "size": None, **r} for r in rows],
-            )
+    def add_published(self, rows: Iterable[dict[str, Any]], within: bool = False) -> None:
+        """Index publish events (`vestige publish`, sightings by `which`); `within`: inside
+        the caller's transaction (reindex)."""
+        if not within:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.add_published(rows, within=True)
+            return
+        self.conn.executemany(
+            "INSERT INTO published (hash, dest, t, how, run_id, source, size)"
+            " VALUES (:hash, :dest, :t, :how, :run, :source, :size)",
+            [{"run": None, "source": None, "size": None, **r} for r in rows],
+        )
 
     def published_of(self, digests: Sequence[str]) -> list[sqlite3.Row]:
         """Publish events of these bytes, oldest first."""
@@ -47,16 +51,22 @@ class Marks:
 
     # -- pins -----------------------------------------------------------------------------
 
-    def set_pins(self, pins: dict[str, float | None], replace_all: bool = False) -> None:
-        """Pin rows: a time pins a run, None unpins it; `replace_all` drops the others."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            if replace_all:
-                self.conn.execute("DELETE FROM pins")
-            for run_id, t in pins.items():
-                self.conn.execute("DELETE FROM pins WHERE run_id = ?", (run_id,))
-                if t is not None:
-                    self.conn.execute("INSERT INTO pins (run_id, t) VALUES (?, ?)", (run_id, t))
+    def set_pins(
+        self, pins: dict[str, float | None], replace_all: bool = False, within: bool = False
+    ) -> None:
+        """Pin rows: a time pins a run, None unpins it; `replace_all` drops the others;
+        `within`: inside the caller's transaction (reindex)."""
+        if not within:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.set_pins(pins, replace_all, within=True)
+            return
+        if replace_all:
+            self.conn.execute("DELETE FROM pins")
+        for run_id, t in pins.items():
+            self.conn.execute("DELETE FROM pins WHERE run_id = ?", (run_id,))
+            if t is not None:
+                self.conn.execute("INSERT INTO pins (run_id, t) VALUES (?, ?)", (run_id, t))
 
     def pinned_of(self, run_ids: Sequence[str]) -> set[str]:
         """The pinned runs among these."""
@@ -71,19 +81,23 @@ class Marks:
 
     def set_freed(
         self, add: Iterable[dict[str, Any]] = (), drop: Iterable[str] = (),
-        replace_all: bool = False,
+        replace_all: bool = False, within: bool = False,
     ) -> None:  # fmt: skip
-        """Freed rows from freed records (gc.FREED_FIELDS), and rows dropped by hash."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            if replace_all:
-                self.conn.execute("DELETE FROM freed")
-            self.conn.executemany("DELETE FROM freed WHERE hash = ?", [(h,) for h in drop])
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO freed (hash, size, run_id, path, role, t)"
-                " VALUES (:hash, :size, :run, :path, :role, :t)",
-                list(add),
-            )
+        """Freed rows from freed records (gc.FREED_FIELDS), and rows dropped by hash;
+        `within`: inside the caller's transaction (reindex)."""
+        if not within:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.set_freed(add, drop, replace_all, within=True)
+            return
+        if replace_all:
+            self.conn.execute("DELETE FROM freed")
+        self.conn.executemany("DELETE FROM freed WHERE hash = ?", [(h,) for h in drop])
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO freed (hash, size, run_id, path, role, t)"
+            " VALUES (:hash, :size, :run, :path, :role, :t)",
+            list(add),
+        )
 
     def freed_hashes(self) -> set[str]:
         """The hashes of the objects gc freed."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = None) -> int:
-    """Drop and refill every derived table; return the number of runs indexed. Each sealed
+    """Empty and refill every derived table; return the number of runs indexed. Each sealed
     run left out (its ref or manifest unreadable) is appended to `skipped` as (run id,
     why)."""
     runs: list[Run] = []
@@ -53,11 +53,18 @@ def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = 
     annotations = Annotations(store)
     runs = [annotations.apply(r) for r in runs]
     runs.sort(key=lambda r: (r.seq, r.id))
-    index.clear()
-    index.record.runs(runs)
-    index.marks.add_published(index_rows(store))  # refs/published: what left the project
-    index.marks.set_freed(add=freed_records(store).values(), replace_all=True)  # refs/freed (gc)
-    index.marks.set_pins(dict(Pins(store).all()), replace_all=True)  # refs/pins (vestige pin)
+    published = index_rows(store)  # refs/published: what left the project
+    freed = list(freed_records(store).values())  # refs/freed (gc)
+    pins = dict(Pins(store).all())  # refs/pins (vestige pin)
+    # Emptied and refilled in one transaction: a reindex killed at any instant leaves the
+    # index as it was or as rebuilt, never emptied (every run gone from ls and show).
+    with index.conn:
+        index.conn.execute("BEGIN IMMEDIATE")
+        index.clear()
+        index.record.runs(runs, within=True)
+        index.marks.add_published(published, within=True)
+        index.marks.set_freed(add=freed, replace_all=True, within=True)
+        index.marks.set_pins(pins, replace_all=True, within=True)
     return len(runs)
 
 

@@ -101,12 +101,16 @@ class Recorder:
             self.conn.execute("BEGIN IMMEDIATE")
             self._record(run)
 
-    def runs(self, runs: Iterable[Run]) -> None:
-        """Bulk form of run(), one transaction (used by reindex and sealing)."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+    def runs(self, runs: Iterable[Run], within: bool = False) -> None:
+        """Bulk form of run(), one transaction (used by reindex and sealing); `within`:
+        inside the caller's (reindex's)."""
+        if within:
             for run in runs:
                 self._record(run)
+            return
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.runs(runs, within=True)
 
     def _record(self, run: Run) -> None:
         for table in ("params", "files", "metrics", "tags"):

@@ -206,6 +206,16 @@ def migrate(conn: sqlite3.Connection) -> bool:
     return True
 
 
+def empty_all(conn: sqlite3.Connection) -> None:
+    """Empty every derived table, inside the caller's transaction (reindex: emptied and
+    refilled in one transaction). The stat cache, the phash cache and meta stay."""
+    for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+        " AND name NOT IN ('statcache', 'phash', 'meta') AND name NOT LIKE 'sqlite_%'"
+    ).fetchall():
+        conn.execute(f'DELETE FROM "{name}"')
+
+
 def drop_all(conn: sqlite3.Connection) -> None:
     """Drop every derived table (not the stat cache nor the phash cache: both stay valid)."""
     with conn:
