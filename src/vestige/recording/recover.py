@@ -68,7 +68,7 @@ def recover_orphans(repo: Repo) -> list[str]:
                 if time.time() - path.stat().st_mtime > CREATION_GRACE_S:
                     live.remove()
             continue
-        if live.runner_alive() is not False or not live.claim():
+        if live.runner_alive(info) is not False or not live.claim():
             continue
         try:
             _seal_orphan(repo, live, info)
@@ -165,12 +165,23 @@ def _stopped_while_running(info: dict[str, object]) -> str:
 
 def _still_running(pid: int, info: dict[str, object]) -> bool:
     """Whether the run's command is still running here (this host and boot; the same
-    process start time, so not another process that reused its pid)."""
+    process start time, so not another process that reused its pid; not a zombie)."""
     if info.get("host") != hostname() or info.get("boot_id") not in (None, boot_id()):
         return False
     start = proc_start(pid)
     known = info.get("child_start")
-    return start is not None and (known is None or start == known)
+    return start is not None and (known is None or start == known) and not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether the process has ended and only waits for its parent to collect it: an
+    orphaned command whose new parent (init, or a container's first process) reaps it late,
+    or never. It is not running any more."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 def _sibling_writes(repo: Repo, live: LiveRun, parent: str) -> set[str]:

@@ -72,9 +72,12 @@ class LiveRun:
         """Whether the code snapshot is stored (until then its objects are named nowhere)."""
         return (self.path / "code.json").exists() or "code" in self.info
 
-    def runner_alive(self) -> bool | None:
-        """True/False when it can be told (same host and boot), None when it cannot."""
-        info = self.info
+    def runner_alive(self, info: dict[str, Any] | None = None) -> bool | None:
+        """True/False when it can be told (same host and boot), None when it cannot.
+        `info`: run.json as the caller read it (read again, that of a run sealed meanwhile
+        is gone, and the runner would look dead)."""
+        if info is None:
+            info = self.info
         if not info:
             return False  # run.json never written: the runner died at once
         if info.get("host") != hostname():
@@ -102,6 +105,8 @@ class LiveRun:
             except (ValueError, ProcessLookupError, OSError):
                 lock.unlink(missing_ok=True)
                 return self.claim()
+        except FileNotFoundError:
+            return False  # the folder is gone: its run was sealed meanwhile
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
         return True
