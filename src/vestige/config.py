@@ -31,7 +31,10 @@ def parse_size(value: int | str, name: str) -> int:
     unit = (m.group(2) or "").lower()
     base = 1024 if "i" in unit else 1000
     power = " kmgt".index(unit[0]) if unit and unit[0] in "kmgt" else 0
-    return int(float(m.group(1)) * (base**power if power else _UNITS.get(unit, 1)))
+    size = float(m.group(1)) * (base**power if power else _UNITS.get(unit, 1))
+    if size == float("inf"):  # (int() of it would raise OverflowError)
+        raise UsageError(f"config {name}: {value!r} is too large a size; write e.g. '64MiB'")
+    return int(size)
 
 
 class Config(Record):
@@ -119,16 +122,16 @@ def load_config(store_dir: Path, root: Path) -> Config:
             continue
         if is_pyproject:
             try:
-                text = path.read_text()
+                text = path.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
             if "[tool.vestige" not in text:
                 continue
         import tomllib
 
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
+        try:  # (TOML is UTF-8: bytes that are not are a TOML error too, one line)
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise UsageError(f"{path}: not valid TOML ({e}); fix or remove it") from None
         if is_pyproject:
             data = data.get("tool", {}).get("vestige", {})
@@ -153,7 +156,8 @@ def load_config(store_dir: Path, root: Path) -> Config:
             # "data/" means the folder: a glob matches path names, never with a trailing /
             value = tuple(str(v).rstrip("/") or str(v) for v in value)
         elif name == "capture_trace":
-            value = {True: "always", False: "never"}.get(value, value)
+            if isinstance(value, bool):  # (not a dict lookup: a list is unhashable, 1 == True)
+                value = "always" if value else "never"
             if value not in ("auto", "always", "never"):
                 raise UsageError(f"capture.trace = {merged[name]!r}: write \"auto\" (trace "
                                  "programs outside Python), \"always\" or \"never\"")  # fmt: skip

@@ -49,9 +49,18 @@ class WhereError(UsageError):
     """A --where expression that does not parse; carries the 0-based position."""
 
     def __init__(self, message: str, position: int, text: str) -> None:
-        super().__init__(f"bad --where at position {position}: {message} (in: {text})")
+        message = f"bad --where at position {position}: {message} (in: {text})"
+        super().__init__(_printable(message))
         self.position = position
         self.text = text
+
+
+def _printable(text: str) -> str:
+    """`text` with each character a terminal would not show as itself (a newline, a
+    control character, a lone surrogate) written as its Python escape: one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class RunNotFound(UsageError):

@@ -130,8 +130,8 @@ def _read_journal(path: Path) -> list[Event]:
             continue
         try:
             event = json.loads(raw.decode("utf-8", "surrogateescape"))
-        except ValueError:  # truncated or garbled line (JSONDecodeError, bad UTF-8)
-            continue
+        except (ValueError, RecursionError):  # truncated or garbled (JSONDecodeError, bad
+            continue  # UTF-8, more digits than int() reads, nesting deeper than the stack)
         if isinstance(event, dict) and isinstance(event.get("e"), str):
             events.append(event)
     return events
@@ -154,9 +154,10 @@ def _apply(run: RunEvents, lines: list[Event]) -> None:
             proc.pop("e", None)
             proc["exited"] = False
             run.processes.append(proc)
-            latest[proc.get("pid")] = proc
+            if _hashable(proc.get("pid")):
+                latest[proc.get("pid")] = proc
         elif kind == "exit":
-            proc = latest.get(event.get("pid"))
+            proc = latest.get(event.get("pid")) if _hashable(event.get("pid")) else None
             if proc is not None:
                 proc["exited"] = True
                 if isinstance(event.get("argv"), list):
@@ -223,5 +224,15 @@ def _values(event: Event) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
+def _hashable(value: Any) -> bool:
+    """Whether a JSON value can be a dict key (a garbled line's pid may be a list)."""
+    return not isinstance(value, list | dict)
+
+
 def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) else math.inf
+    if not isinstance(value, (int, float)):
+        return math.inf
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        return math.inf if value > 0 else -math.inf

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vestige.errors import WhereError
+from vestige.store.objects import escape_surrogates
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -180,8 +181,8 @@ class _Parser:
         text, quote, out, i = self.text, self.text[start], [], start + 1
         while i < len(text):
             c = text[i]
-            if c == quote:
-                return "".join(out), i + 1
+            if c == quote:  # (a byte of argv that is not UTF-8: as the index holds it)
+                return escape_surrogates("".join(out)), i + 1
             if c == "\\" and i + 1 < len(text):
                 if text[i + 1] not in _ESCAPES:
                     raise self.err(f"unknown escape '\\{text[i + 1]}' in string", i)
@@ -196,7 +197,10 @@ class _Parser:
         """A number, or a duration when a unit letter (s m h d w) follows directly."""
         text, start, end = self.text, m.start(), m.end()
         raw = m.group()
-        value: float | int = float(raw) if any(c in raw for c in ".eE") else int(raw)
+        # (past 19 digits an integer is beyond int64, compared as a float anyway: float()
+        # reads any length, where int() refuses over 4300 digits and float(int) overflows)
+        whole = not any(c in raw for c in ".eE") and len(raw.lstrip("-")) <= 19
+        value: float | int = int(raw) if whole else float(raw)
         kind = "num"
         if text[end : end + 1] in _UNITS and not _glued(text, end + 1):
             value, kind, end = value * _UNITS[text[end]], "dur", end + 1
