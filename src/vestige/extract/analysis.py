@@ -23,7 +23,15 @@ Deliberate approximations (each errs towards keeping more):
 - global random state is a name of its own per module (numpy, random, torch,
   tensorflow): seeds define it, explicit draws use and redefine it, and any step that
   uses the module needs the latest seed; the working directory, environment variables
-  and sys.path likewise.
+  and sys.path likewise;
+- a library's process-global state (matplotlib's rcParams and styles, seaborn's themes,
+  pandas options, ...) is a name of its own: known setters (rules.GLOBAL_STATE_CALLS),
+  item or attribute assignments through a module, and dropped calls through a module
+  named like setters define it; a step uses it when it reads a name of that library or a
+  name whose value came from one (`fig, ax = plt.subplots()`), or draws; warnings filters
+  and logging's configuration are every step's;
+- an import reads the files the history wrote that may be that module (`helper.py`,
+  `pkg/__init__.py`), whatever folder of sys.path they were in.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from __future__ import annotations
 import ast
 import posixpath
 
-from vestige.extract.scope import CWD, ENVIRON, Env, Scope
+from vestige.extract.rules import AMBIENT_STATE
+from vestige.extract.scope import CWD, ENVIRON, Env, Scope, modules_written, state
 from vestige.extract.translate import translate_cell
 from vestige.extract.walker import ScopeWalker
 from vestige.records import Record
@@ -56,15 +65,21 @@ class Step(Record):
 class Info:
     """What one step defines and uses, after translation."""
 
-    __slots__ = ("defs", "ok", "parsed", "reasons", "uses", "uses_all", "wildcard")
+    __slots__ = ("defs", "ok", "parsed", "reasons", "state", "uses", "uses_all", "wildcard")
 
     def __init__(self, ok: bool, parsed: bool) -> None:
         self.ok, self.parsed = ok, parsed
         self.defs: set[str] = set()
         self.uses: set[str] = set()
+        # library -> (sure, what): the process-global state the step's own code changes
+        self.state: dict[str, tuple[bool, str]] = {}
         self.wildcard = not parsed and ok  # valid for the kernel, opaque to us
         self.uses_all = not parsed and ok
         self.reasons: list[str] = ["does not parse as Python"] if self.wildcard else []
+
+
+#: Global state every step may depend on (warnings filters, logging's configuration).
+AMBIENT = frozenset(state(library) for library in AMBIENT_STATE)
 
 
 def _closure(start: Iterable[str], step: Callable[[str], Iterable[str]]) -> set[str]:
@@ -95,7 +110,8 @@ def _analyze(step: Step, tr: Translation, env: Env) -> Info:
         shared = {g for name in mutated for g in env.groups.get(name, (name,))}
         info.defs = scope.stores | shared | writes | scope.effect_defs
         info.uses = scope.loads | ((free | shared) - scope.sure) | writes | scope.effect_uses
-        info.uses |= {CWD, ENVIRON}
+        info.uses |= {CWD, ENVIRON, *AMBIENT}
+        info.state = scope.state_changes
         info.uses -= provided - scope.stores
         info.uses -= {s for s in info.defs if s.startswith("<seed")}
         info.wildcard, info.uses_all, info.reasons = scope.wildcard, scope.uses_all, scope.reasons
@@ -105,10 +121,17 @@ def _analyze(step: Step, tr: Translation, env: Env) -> Info:
         env.lazy.update({k: frozenset(v) for k, v in scope.lazy.items()})
         env.lazy_defs.update({k: frozenset(v) for k, v in scope.lazy_defs.items()})
         env.defined |= scope.stores
+        for name, libraries in scope.origins.items():
+            if libraries:
+                env.origins[name] = libraries
+            else:
+                env.origins.pop(name, None)
         env.functions = (env.functions - scope.stores) | scope.functions
     if step.ok or tr.parsed:
-        info.defs |= {_file(p) for p in step.writes}
+        info.defs |= {_file(p) for p in (*step.writes, *tr.writes)}
         info.uses |= {_file(p) for p in step.reads}
+        for path in (*step.writes, *tr.writes):  # `%%writefile helper.py`: `import helper`
+            info.defs |= modules_written(posixpath.normpath(path))
     return info
 
 

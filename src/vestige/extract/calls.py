@@ -9,6 +9,8 @@ import ast
 import re
 
 from vestige.extract.rules import (
+    CONTAINER_METHODS,
+    GLOBAL_STATE_CALLS,
     MUTATING_METHODS,
     NOT_GLOBAL_DRAWS,
     PLOT_METHODS,
@@ -19,10 +21,20 @@ from vestige.extract.rules import (
     SEED_CALLS,
     STATE_FUNCTIONS,
     STATE_PREFIXES,
+    STATE_SEEDS,
+    STATE_USES,
     TORCH_DRAWS,
 )
-from vestige.extract.scope import CWD, ENVIRON, SYS_PATH, rng, seed
-from vestige.extract.syntax import chain, is_namespace_call
+from vestige.extract.scope import (
+    CWD,
+    ENVIRON,
+    SYS_PATH,
+    library_of,
+    modules_imported,
+    rng,
+    seed,
+)
+from vestige.extract.syntax import chain, is_namespace_call, quoted
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -83,6 +95,10 @@ class Calls:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                     for local in _AT_NAME.findall(arg.value):
                         scope.load(local)
+        if method in PLOT_METHODS:  # drawing (`df.plot()` too) reads matplotlib's rcParams
+            scope.use_state("matplotlib")
+        if qual in ("importlib.reload", "importlib.import_module") and node.args:
+            self.module_read(node.args[0])
         if name is not None and not scope.user_defined(name):
             if name in ("exec", "eval") and self.exec_call(node, name):
                 return
@@ -110,6 +126,7 @@ class Calls:
             return
         if qual is not None and root is not None:
             self.module_call(qual, root, method, len(attrs))
+            self.state_call(qual, func, discarded)
         elif (
             root is not None
             and method is not None
@@ -160,6 +177,33 @@ class Calls:
             _is_state_function(method) or (depth >= 2 and method in MUTATING_METHODS)
         ):
             scope.mutate(root)
+
+    def module_read(self, arg: ast.expr) -> None:
+        """`importlib.reload(helper)`, `import_module("helper")`: the module's file is read."""
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            self.scope.effect_uses |= modules_imported(arg.value)
+        elif isinstance(arg, ast.Name) and arg.id in self.scope.aliases:
+            self.scope.effect_uses |= modules_imported(self.scope.aliases[arg.id])
+
+    def state_call(self, qual: str, func: ast.expr, discarded: bool) -> None:
+        """A call through a module that changes a library's process-global state: known ones
+        (`sns.set_theme()`, `np.seterr()`), dict-like settings (`plt.rcParams.update()`),
+        and, when its result is dropped, one named like a setter (`lib.set_x()`, `.use()`,
+        `.seed()`): it may, so it counts (erring towards keeping the step, and saying so)."""
+        library = library_of(qual)
+        function = qual.rsplit(".", 1)[-1]
+        known = GLOBAL_STATE_CALLS.get(qual)
+        if known:
+            self.scope.change_state(known, True, quoted(func, "()"))
+        elif qual.count(".") >= 2 and function in CONTAINER_METHODS:
+            self.scope.change_state((library,), True, quoted(func, "()"))
+        elif (
+            discarded
+            and (_is_state_function(function) or function in STATE_SEEDS)
+            and not _rng_effects(qual)[1]
+        ):
+            libraries = (library, *STATE_USES.get(library, ()))
+            self.scope.change_state(libraries, False, quoted(func, "()"))
 
     def pure_call(self, name: str | None, qual: str | None, method: str | None) -> bool:
         """Whether the call changes none of its arguments (print-like, read-only methods)."""

@@ -43,6 +43,7 @@ class Definitions:
                 self.expr(arg.annotation)
         self.expr(node.returns)
         inner = Scope(scope.env, dict(scope.aliases), module=False)
+        inner.outer = scope
         self.walk_body(inner, node.body)
         free, writes = free_and_writes(inner, params(node.args))
         self.absorb_unsafe(inner)
@@ -65,6 +66,7 @@ class Definitions:
         for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
             self.expr(expr)
         inner = Scope(scope.env, dict(scope.aliases), module=False)
+        inner.outer = scope
         inner.is_class = True
         self.walk_body(inner, node.body)
         self.absorb_unsafe(inner)

@@ -56,6 +56,13 @@ MUTATING_METHODS = frozenset((
     "__delitem__",
 ))
 # fmt: on
+#: Methods that change a dict, list or set in place (`plt.rcParams.update(...)`).
+# fmt: off
+CONTAINER_METHODS = frozenset((
+    "update", "clear", "setdefault", "pop", "popitem", "append", "extend", "insert", "remove",
+    "add", "discard", "__setitem__", "__delitem__",
+))
+# fmt: on
 #: Methods that leave their object (and their arguments) as they were, result used or not.
 # fmt: off
 READONLY_METHODS = frozenset((
@@ -109,3 +116,50 @@ STATE_FUNCTIONS = frozenset((
 ))
 # fmt: on
 STATE_PREFIXES = ("set_", "enable_", "disable_", "register_", "reset_", "use_")
+#: Module-level calls known to change process-global library state, with the libraries
+#: whose state they change (seaborn's themes are matplotlib's rcParams). Calls through a
+#: module whose names fit STATE_FUNCTIONS / STATE_PREFIXES / STATE_SEEDS count too, as
+#: "may change" (the slice keeps them and says so); these are the sure ones. Seeds of the
+#: global random states are SEED_CALLS'.
+# fmt: off
+GLOBAL_STATE_CALLS: dict[str, tuple[str, ...]] = {
+    **{f"seaborn.{f}": ("seaborn", "matplotlib") for f in (
+        "set", "set_theme", "set_style", "set_context", "set_palette", "set_color_codes",
+        "reset_defaults", "reset_orig")},
+    **{f"{m}.{f}": ("matplotlib",) for m in ("matplotlib", "matplotlib.pyplot") for f in (
+        "use", "rc", "rcdefaults", "rc_file", "rc_file_defaults", "style.use", "interactive",
+        "switch_backend", "ion", "ioff", "xkcd", "set_loglevel")},
+    "matplotlib.pyplot.set_cmap": ("matplotlib",),
+    **{f"pandas.{f}": ("pandas",) for f in ("set_option", "reset_option")},
+    **{f"numpy.{f}": ("numpy",) for f in (
+        "set_printoptions", "seterr", "seterrcall", "setbufsize")},
+    **{f"warnings.{f}": ("warnings",) for f in (
+        "filterwarnings", "simplefilter", "resetwarnings")},
+    **{f"logging.{f}": ("logging",) for f in ("basicConfig", "disable", "captureWarnings")},
+    **{f"torch.{f}": ("torch",) for f in (
+        "set_default_dtype", "set_default_device", "set_default_tensor_type",
+        "set_num_threads", "set_num_interop_threads", "use_deterministic_algorithms",
+        "set_grad_enabled", "set_printoptions", "set_float32_matmul_precision")},
+    **{f"tensorflow.{f}": ("tensorflow",) for f in (
+        "config.run_functions_eagerly", "keras.backend.set_floatx",
+        "keras.mixed_precision.set_global_policy", "config.set_visible_devices")},
+    "sklearn.set_config": ("sklearn",),
+    "sympy.init_printing": ("sympy",),
+    "tqdm.pandas": ("tqdm", "pandas"),
+    "tqdm.auto.tqdm.pandas": ("tqdm", "pandas"),
+    "jax.config.update": ("jax",),
+}
+# fmt: on
+#: Names of module functions that seed a library's global random state.
+STATE_SEEDS = frozenset(("seed", "manual_seed", "set_seed", "seed_everything"))
+#: Using one library uses the global state of these too (seaborn draws with matplotlib).
+# fmt: off
+STATE_USES: dict[str, tuple[str, ...]] = {
+    "seaborn": ("matplotlib",), "plotnine": ("matplotlib",), "geopandas": ("matplotlib",),
+}
+# fmt: on
+#: Libraries whose global state any code may depend on: every step uses it (warnings
+#: filters turn warnings into errors; logging's configuration is every logger's).
+AMBIENT_STATE = ("warnings", "logging")
+#: Modules whose state has pseudo-names of their own (scope.py), not a library state.
+OWN_STATE = frozenset(("os", "sys", "builtins", "__future__"))

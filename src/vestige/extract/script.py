@@ -6,7 +6,8 @@ The target is a file a cell wrote (`--output`), a kept artefact (a displayed ima
 (`--cell N`, its step in execution order). The history is the run's cells object (the
 versions that ran, in the order they ran, with the files each read and wrote); the
 backward slice (slicing.py) keeps what the target needs and the script says where it
-came from.
+came from. A figure the cell only showed inline is saved by the script as the inline
+backend rendered it (inline.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from vestige.extract.analysis import Step
+    from vestige.extract.inline import InlineFigure
     from vestige.extract.slicing import Slice
     from vestige.records import Run
     from vestige.repo import Repo
@@ -131,6 +133,13 @@ def extract(
     target, what = find_target(run, cells, output=output, artefact=artefact, cell=cell, cwd=cwd)
     steps = history(cells)
     sl: Slice = backward_slice(steps, target, names=names or None)
+    inline = None
+    if artefact is not None and not names:
+        inline, note = _inline(cells, target, artefact, steps)
+        if inline is not None:
+            what += f"; the script saves it as {inline.path}"
+        if note:
+            sl = sl.replace(warnings=(*sl.warnings, note))
     missing = [n for n in names or () if n in sl.needs]
     if missing or not sl.steps:
         which = ", ".join(missing or names or ())
@@ -140,8 +149,28 @@ def extract(
     again = (f"--output {output}" if output is not None else
              f"--artefact {artefact}" if artefact is not None else f"--cell {cell}")  # fmt: skip
     again += "".join(f" --name {n}" for n in names or ())
-    script = to_script(steps, sl, _header(run, what, kept, len(cells), again))
+    script = to_script(steps, sl, _header(run, what, kept, len(cells), again), inline)
     return Extraction(script, kept, len(cells), target + 1, what, sl.warnings, sl.needs)
+
+
+def _inline(
+    cells: list[dict[str, Any]], target: int, artefact: str, steps: list[Step]
+) -> tuple[InlineFigure | None, str | None]:
+    """The figure the target cell only showed inline (the script saves it), or a note that
+    the displayed image is not one the script can make."""
+    from vestige.extract.inline import inline_figure
+
+    figure = inline_figure(cells, target, artefact, [s.source for s in steps])
+    if figure is not None:
+        return figure, None
+    stem = artefact.rsplit(".", 1)[0] if "." in artefact.rsplit("/", 1)[-1] else artefact
+    for out in cells[target].get("outputs") or ():
+        if any(str(f).rsplit(".", 1)[0] == stem for f in out.get("files") or ()):
+            return None, (
+                f"{artefact} is an image the cell displayed, not a matplotlib figure: the "
+                "script re-runs the cell but does not save it"
+            )
+    return None, None
 
 
 def _header(run: Run, what: str, kept: tuple[int, ...], total: int, again: str) -> str:

@@ -26,6 +26,9 @@ import tokenize
 
 from vestige.errors import UsageError
 from vestige.extract.analysis import Step, analyze_history
+from vestige.extract.inline import InlineFigure, show_value
+from vestige.extract.inline import helper as inline_helper
+from vestige.extract.scope import state_library
 from vestige.extract.translate import Translation, translate, translate_cell
 from vestige.records import Record
 
@@ -88,6 +91,7 @@ class _Walk:
             if info.wildcard:
                 self.wild.append(i)
         self.kept: dict[int, str | None] = {}
+        self.needed_for: dict[int, set[str]] = {}  # kept step -> the needed names it defines
         self.maybe: dict[int, set[str]] = {}  # failed steps: the names they may have defined
         self.missing: set[str] = set()
         self.todo: list[tuple[str, int, bool]] = []
@@ -126,6 +130,7 @@ class _Walk:
             d = max(candidates)
             info = self.infos[d]
             self.keep(d, name)
+            self.needed_for.setdefault(d, set()).add(name)
             if name not in info.defs:  # a step that may define anything
                 self.need(name, d, True)
             elif not info.ok:
@@ -164,6 +169,25 @@ def backward_slice(
     )
 
 
+def _state_notes(label: str, info: Info, needed: set[str]) -> list[str]:
+    """Why a step that binds nothing the target uses is kept: the library state it changes."""
+    if any(not n.startswith("<") and n not in info.uses for n in needed):
+        return []  # kept for a name it binds: nothing to explain
+    lines = []
+    for library in sorted(filter(None, (state_library(n) for n in needed & info.defs))):
+        sure, what = info.state.get(library, (False, ""))
+        if sure:
+            lines.append(f"{label} kept: it changes the global state of {library} ({what})")
+        elif what:
+            lines.append(
+                f"{label} kept to be safe: it may change the global state of {library} ({what}, "
+                "named like a setter)"
+            )
+        else:
+            lines.append(f"{label} kept: it changes the global state of {library} (in a call)")
+    return lines
+
+
 def _is_need(name: str) -> bool:
     return not name.startswith("<") and name not in _BUILTIN_NAMES and name not in PROVIDED
 
@@ -197,6 +221,7 @@ def _warnings(
             module = why.rsplit(" ", 1)[-1].rstrip(">")
             verb = "seeds" if why in infos[i].defs and why not in infos[i].uses else "draws from"
             lines.append(f"{label} kept: it {verb} {module}'s global random state")
+        lines += _state_notes(label, info, walk.needed_for.get(i, set()))
         lines += [f"{label}: {w}" for w in translations[i].warnings]
     history_names = sorted(n for n in walk.missing if _HISTORY_NAME.match(n))
     if history_names:
@@ -216,6 +241,10 @@ def _vestige_end_cell():
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
 '''
+_CWD_ON_PATH = """\
+# as IPython does: modules in the working directory are found, before site-packages
+_vestige_site = [i for i, p in enumerate(sys.path) if p.endswith(("-packages", "-packages/"))]
+sys.path.insert(_vestige_site[0] if _vestige_site else 0, "")"""
 _DISPLAY = '''
 def display(*objects, **options):
     """IPython's display() in a notebook; printed in a script."""
@@ -224,27 +253,34 @@ def display(*objects, **options):
 '''
 
 
-def to_script(history: Sequence[Step], sl: Slice, header: str) -> str:
-    """A runnable script: header comment, then each kept step's source, magics translated."""
+def to_script(
+    history: Sequence[Step], sl: Slice, header: str, inline: InlineFigure | None = None
+) -> str:
+    """A runnable script: header comment, then each kept step's source, magics translated;
+    with `inline`, the figure that step showed inline is saved as the backend rendered it."""
     for i in sl.steps:
         if not 0 <= i < len(history):
             raise UsageError(f"the slice names step {i}, not in a history of {len(history)}")
+    if inline is not None and inline.step not in sl.steps:
+        inline = None
     cells: list[tuple[int, str, bool]] = []  # (step, code, parses)
     modules: set[str] = set()
     futures: list[str] = []
+    writes_modules = False
     for i in sl.steps:
         tr = translate_cell(history[i].source)
         code, hoisted = _hoist_futures(tr.code) if tr.parsed else (tr.code, [])
         futures += [f for f in hoisted if f not in futures]
         modules.update(tr.modules)
         cells.append((i, code, tr.parsed))
+        writes_modules |= any(p.endswith(".py") for p in (*history[i].writes, *tr.writes))
     everything = "\n".join(code for _, code, _ in cells)
-    plots = "matplotlib" in everything
+    plots = "matplotlib" in everything or inline is not None
     shows = bool(re.search(r"\bdisplay\s*\(", everything)) and not re.search(
         r"\bimport\b[^\n]*\bdisplay\b|\bdef display\b|\bdisplay\s*=", everything
     )
     failed = any(not history[i].ok for i in sl.steps)
-    if plots or failed:
+    if plots or failed or writes_modules:
         modules.add("sys")
     if plots:
         modules.add("os")
@@ -254,14 +290,22 @@ def to_script(history: Sequence[Step], sl: Slice, header: str) -> str:
     out += futures
     if modules:
         out.append(f"import {', '.join(sorted(modules))}")
+    if writes_modules:
+        out.append(_CWD_ON_PATH)
     if plots:
         out.append('os.environ.setdefault("MPLBACKEND", "Agg")  # figures are drawn, not shown')
         out.append(_END_CELL)
     if shows:
         out.append(_DISPLAY)
+    if inline is not None:
+        out.append(inline_helper(inline, _count(history[inline.step])))
     for n, (i, code, parses) in enumerate(cells):
         out.append("")
         out.append(f"# --- cell [{_count(history[i])}] (step {i + 1}) ---")
+        target = inline is not None and i == inline.step
+        if target:
+            out.append("_vestige_inline.start()")
+            code = show_value(code, history[i].source) if parses else code
         if not parses:
             out.append("# vestige: this cell does not parse as Python; kept as a comment:")
             out += [f"# {line}" for line in code.splitlines()]
@@ -269,6 +313,8 @@ def to_script(history: Sequence[Step], sl: Slice, header: str) -> str:
             out.append(_guarded(code, history[i]))
         else:
             out.append(code.rstrip("\n"))
+        if target:
+            out.append("_vestige_inline.end()")
         if plots and n < len(cells) - 1:
             out.append("_vestige_end_cell()")
     return "\n".join(out).rstrip("\n") + "\n"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import ast
 
 from vestige.extract.rules import READONLY_METHODS
-from vestige.extract.scope import ENVIRON, SYS_PATH
-from vestige.extract.syntax import chain, is_namespace_call, target_names
+from vestige.extract.scope import ENVIRON, SYS_PATH, library_of, modules_imported
+from vestige.extract.syntax import chain, is_namespace_call, quoted, target_names
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -53,6 +53,19 @@ class Assignments:
         if len(names) > 1:
             scope.aliasing.append(set(names))
         self.alias_with(names, value)
+        self.inherit(names, collected, sure)
+
+    def inherit(self, names: list[str], read: set[str], sure: bool) -> None:
+        """`fig, ax = plt.subplots()`: the names hold objects of the libraries the value
+        used, given the names it `read` (so using them later uses those libraries' global
+        state, rcParams and the like)."""
+        scope = self.scope
+        libraries = scope.libraries_in(read)
+        for name in names:
+            if sure:
+                scope.origins[name] = libraries
+            elif libraries:
+                scope.origins[name] = scope.libraries_of(name) | libraries
 
     def alias_with(self, names: list[str], value: ast.expr) -> None:
         """`b = a`, `b = a.x[0]`, `b = a.method()`: b may share objects with a."""
@@ -64,6 +77,14 @@ class Assignments:
         root, _ = chain(node)
         if root is not None and root not in self.scope.aliases and names:
             self.scope.aliasing.append({root, *names})
+
+    def value(self, value: ast.expr) -> set[str]:
+        """Walk an expression; the names (and states) it read."""
+        collected: set[str] = set()
+        self.scope.collecting.append(collected)
+        self.expr(value)
+        self.scope.collecting.pop()
+        return collected
 
     def target(self, node: ast.expr, sure: bool) -> None:
         """A binding target: names are bound, `a.x` and `a[i]` mutate a."""
@@ -101,6 +122,8 @@ class Assignments:
         elif qual.startswith("sys.path"):
             scope.effect_uses.add(SYS_PATH)
             scope.effect_defs.add(SYS_PATH)
+        elif qual:  # `mpl.rcParams['lines.linewidth'] = 6`, `pd.options.display.x = 5`
+            scope.change_state((library_of(qual),), True, f"sets {quoted(node)}")
         scope.mutate(root)
 
     def pattern(self, node: ast.AST) -> None:
@@ -160,9 +183,10 @@ class Statements:
             else:
                 assignments.target(node.target, sure)
         elif isinstance(node, ast.For | ast.AsyncFor):
-            self.expr(node.iter)
+            read = assignments.value(node.iter)
             assignments.target(node.target, False)
             assignments.alias_with(target_names(node.target), node.iter)
+            assignments.inherit(target_names(node.target), read, False)
             self.stmts(node.body, False)
             self.stmts(node.orelse, False)
         elif isinstance(node, ast.While | ast.If):
@@ -171,10 +195,12 @@ class Statements:
             self.stmts(node.orelse, False)
         elif isinstance(node, ast.With | ast.AsyncWith):
             for item in node.items:
-                self.expr(item.context_expr)
+                read = assignments.value(item.context_expr)
                 if item.optional_vars is not None:
                     assignments.target(item.optional_vars, sure)
-                    assignments.alias_with(target_names(item.optional_vars), item.context_expr)
+                    names = target_names(item.optional_vars)
+                    assignments.alias_with(names, item.context_expr)
+                    assignments.inherit(names, read, sure)
             self.stmts(node.body, sure)
         elif isinstance(node, ast.Try | ast.TryStar):
             self.stmts(node.body, False)
@@ -206,13 +232,18 @@ class Statements:
         elif isinstance(node, ast.Import):
             scope.effect_uses.add(SYS_PATH)
             for alias in node.names:
+                scope.effect_uses |= modules_imported(alias.name)
                 bound = alias.asname or alias.name.split(".")[0]
                 scope.store(bound, sure)
                 scope.aliases[bound] = alias.name if alias.asname else bound
         elif isinstance(node, ast.ImportFrom):
             scope.effect_uses.add(SYS_PATH)
             module = "." * node.level + (node.module or "")
+            if not node.level and node.module:
+                scope.effect_uses |= modules_imported(node.module)
             for alias in node.names:
+                if not node.level and node.module:  # `from pkg import sub`: maybe a module
+                    scope.effect_uses |= modules_imported(f"{node.module}.{alias.name}")
                 if alias.name == "*":
                     scope.unsafe(f"`from {module} import *` may define any name", True, False)
                     continue

@@ -44,3 +44,9 @@ def is_namespace_call(node: ast.AST) -> bool:
         and node.func.id in ("globals", "locals", "vars")
         and not node.args
     )
+
+
+def quoted(node: ast.AST, suffix: str = "") -> str:
+    """Code as a warning quotes it: in backquotes, on one line, short."""
+    text = " ".join(ast.unparse(node).split())
+    return f"`{text if len(text) <= 60 else text[:57] + '...'}{suffix}`"

@@ -23,6 +23,7 @@ class Translation(Record):
     warnings: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()  # modules the translated code imports from the script head
     parsed: bool = True  # False: the code does not parse (the cell is not valid Python)
+    writes: tuple[str, ...] = ()  # files its magics write, when their paths are constants
 
 
 #: Line magics that only change the display, the kernel or the shell: a comment suffices.
@@ -135,6 +136,7 @@ class _Magic(Record):
     warning: str | None = None
     modules: tuple[str, ...] = ()
     comment: bool = False  # stmt is only a comment
+    writes: tuple[str, ...] = ()  # files it writes (`%%writefile helper.py`), paths known
 
 
 def _rewrite(code: str, original: str) -> Translation:
@@ -151,6 +153,7 @@ def _rewrite(code: str, original: str) -> Translation:
     edits: list[tuple[int, int, str]] = []
     warnings: list[str] = []
     modules: set[str] = set()
+    writes: list[str] = []
     handled: set[ast.AST] = set()
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
@@ -165,6 +168,7 @@ def _rewrite(code: str, original: str) -> Translation:
         edits.append(_edit(code, offsets, node, parents, magic))
         warnings += [magic.warning] if magic.warning else []
         modules.update(magic.modules)
+        writes += [w for w in magic.writes if w not in writes]
     for node in ast.walk(tree):
         if _is_get_ipython(node) and node not in handled:
             statement = node
@@ -182,7 +186,12 @@ def _rewrite(code: str, original: str) -> Translation:
                 warnings.append(magic.warning or "")
     for start, end, text in sorted(edits, reverse=True):
         code = code[:start] + text + code[end:]
-    return Translation(code=code, warnings=tuple(warnings), modules=tuple(sorted(modules)))
+    return Translation(
+        code=code,
+        warnings=tuple(warnings),
+        modules=tuple(sorted(modules)),
+        writes=tuple(writes),
+    )
 
 
 def _is_get_ipython(node: ast.AST) -> bool:
@@ -443,11 +452,12 @@ def _cell_magic(name: str, line: str, body: str) -> _Magic:
         path = paths[0]
         if len(path) > 1 and path[0] == path[-1] and path[0] in "'\"":
             path = path[1:-1]
+        where = expand(path)
         stmt = (
-            f'with open({expand(path)}, "{mode}", encoding="utf-8") as _vestige_file:\n'
+            f'with open({where}, "{mode}", encoding="utf-8") as _vestige_file:\n'
             f"    _vestige_file.write({_literal(body)})"
         )
-        return _Magic(stmt=stmt)
+        return _Magic(stmt=stmt, writes=(path,) if where == repr(path) else ())
     if name in SCRIPT_CELL_MAGICS or name == "script":
         program = shlex.split(line) if name == "script" else [name, *shlex.split(line)]
         program = [w for w in program if not w.startswith("--")]

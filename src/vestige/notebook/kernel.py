@@ -12,8 +12,10 @@ Files per cell come from an audit hook of our own (the shim's journal has no tim
 records each file once per run): while a cell runs, `open`, `os.rename` and `os.remove`
 events are kept when they come from the cell's code (a frame running in the user
 namespace is on the stack; code the cell calls counts) or from another thread that is
-not vestige's; imports, tracebacks and vestige's own files are not the cell's. Files a
-child process touches are the run's (the shim sees them) but no cell's.
+not vestige's; tracebacks, bytecode caches and vestige's own files are not the cell's,
+and an import reads the source of a project module (`from helper import g` after
+`%%writefile helper.py`), not of the libraries installed. Files a child process touches
+are the run's (the shim sees them) but no cell's.
 
 The notebook file is found from `JPY_SESSION_NAME` (set by jupyter-server),
 `__session__` (ipykernel's copy of it) or `__vsc_ipynb_file__` (VS Code); it is kept as
