@@ -32,10 +32,14 @@ p.add_argument("--value")
 p.add_argument("--sleep", type=float, default=0)
 p.add_argument("--exit", type=int, default=0)
 p.add_argument("--marks")
+p.add_argument("--wait-for")
 a = p.parse_args()
 marks = pathlib.Path(a.marks)
 (marks / f"start-{a.value}").touch()
 time.sleep(a.sleep)
+deadline = time.monotonic() + 300
+while a.wait_for and not pathlib.Path(a.wait_for).exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
 print(f"value {a.value} done")
 (marks / f"end-{a.value}").touch()
 raise SystemExit(a.exit)
@@ -170,23 +174,23 @@ def test_dask_stop_from_another_thread_cancels(
     cluster: Any, sweep_project: tuple[Path, Path]
 ) -> None:
     project, marks = sweep_project
-    jobs = [job(project, marks, 0, "slow", sleep=3)]
-    jobs += [job(project, marks, i, f"v{i}") for i in (1, 2, 3)]
+    slow = job(project, marks, 0, "slow")
+    slow["argv"] += ["--wait-for", str(marks.parent / "go")]  # (ends only once we say so)
+    jobs = [slow, *(job(project, marks, i, f"v{i}") for i in (1, 2, 3))]
     stop = threading.Event()
     first_started = threading.Event()
-    stopper = threading.Thread(target=lambda: first_started.wait(20) and stop.set())
+    stopper = threading.Thread(target=lambda: first_started.wait(60) and stop.set())
     stopper.start()
     done: list[dict[str, Any]] = []
-    began = time.monotonic()
     DaskExecutor(cluster.scheduler_address, workers=[one_worker(cluster)]).run(
         jobs, done.append, lambda i: i == 0 and first_started.set(), stop, fail_fast=False
     )
-    took = time.monotonic() - began
     stopper.join()
     assert first_started.is_set()
-    assert took < 3, took  # returned while the first child still ran
+    assert not (marks / "end-slow").exists()  # returned while the first child still ran
     assert done == []
-    settle(marks)
+    (marks.parent / "go").touch()
+    settle(marks, timeout=120)
     assert ran(marks) == {"slow"}  # the queued ones never ran
     listing = wait_recorded(project, 1)
     assert [(r["params"]["value"], r["status"]) for r in listing] == [("slow", "ok")]
@@ -253,15 +257,16 @@ def test_slurm_local_fail_fast_returns_at_the_first_failure(
     sweep_project: tuple[Path, Path], tmp_path: Path
 ) -> None:
     project, marks = sweep_project
-    jobs = [job(project, marks, 0, "bad", exit=3), job(project, marks, 1, "slow", sleep=3)]
+    slow = job(project, marks, 1, "slow")
+    slow["argv"] += ["--wait-for", str(tmp_path / "go")]  # (ends only once we say so)
+    jobs = [job(project, marks, 0, "bad", exit=3), slow]
     executor = SlurmExecutor(tmp_path / "slurm", None, None, 5, None, None, cluster="local")
     done: list[dict[str, Any]] = []
-    began = time.monotonic()
     executor.run(jobs, done.append, lambda i: None, threading.Event(), fail_fast=True)
-    took = time.monotonic() - began
     assert [(r["index"], r["exit_code"]) for r in done] == [(0, 3)]
-    assert took < 3, took  # did not wait for the slow one
-    settle(marks)  # local jobs start at once: nothing was left to cancel, the slow one ran
+    assert not (marks / "end-slow").exists()  # returned without waiting for the slow one
+    (tmp_path / "go").touch()
+    settle(marks, timeout=120)  # local jobs start at once: nothing left to cancel, slow ran
     listing = wait_recorded(project, 2)
     assert sorted((r["params"]["value"], r["exit_code"]) for r in listing) == [
         ("bad", 3), ("slow", 0)
