@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from blake3 import blake3
@@ -373,7 +374,8 @@ def test_scrub_value_nested_params() -> None:
         "pair": ("x", r.marker("correct-horse-battery")),
         "nothing": None,
     }
-    assert "abc" not in r.known_secrets  # params do not teach the redactor
+    assert "abc" not in r.known_secrets  # (too short to look for in free text)
+    assert "correct-horse-battery" in r.known_secrets  # params teach, as env and argv do
 
 
 def test_scrub_argv_secret_options() -> None:
@@ -393,3 +395,167 @@ def test_scrub_argv_secret_options() -> None:
         "--tokenizer",
         "gpt2",
     ]
+
+
+# -- the maintained rule list (gitleaks', as data) -----------------------------------------
+
+
+def test_the_rule_list_is_data_with_its_source_and_every_rule_compiles() -> None:
+    from vestige.capture.redact import rules
+
+    r = rules()
+    assert len(r.rules) >= 200 and "gitleaks" in r.source
+    assert all(rule.compiled() for rule in r.rules)  # Python re takes every translated regex
+    assert len({rule.id for rule in r.rules}) == len(r.rules)
+    data = json.loads(
+        (Path(__file__).parents[1] / "src/vestige/capture/secret_rules.json").read_text()
+    )
+    assert data["licence"] == "MIT" and "Copyright" in data["licence_text"]
+
+
+HEX = "0123456789abcdef"
+#: Tokens only the maintained list knows, in the context a program prints them: (text, secret).
+LISTED = {
+    "stripe": ("charging with {}", "sk_" + "live_" + "FAKE" + "aB3dE5" * 4),
+    "sendgrid": ("key {} ok", "S" + "G." + "FAKEaB3dE5fG7hI9jK1lM2." + "nO4pQ6rS8t" * 4 + "uV0"),
+    "npm": ("//registry/:_authToken={}", "np" + "m_" + "FAKE" + "aB3dE5fG7h" * 3 + "iJ"),
+    "pypi": ("password: {}", "py" + "pi-" + "AgEIcHlwaS5vcmc" + "FAKEaB3dE5fG7hI9" * 4),
+    "twilio api key": ("sid {}", "S" + "K" + "deadbeef" + HEX * 1 + "01234567"),
+    "digitalocean": ("do {}", "do" + "p_v1_" + "deadbeef" * 2 + HEX * 3),
+    "databricks": ("host token {}", "da" + "pi" + "deadbeef" + HEX + "01234567"),
+    "doppler (keyword before the run)": ("DOPPLER={}", "dp" + ".pt." + "FAKEaB3dE5fG7h" * 3 + "i"),
+    "azure ad client secret": ("tenant {}", "abc8" + "Q~" + "FAKEaB3dE5fG7hI9jK1lM2nO4pQ6rS8tU"),
+    "vault": ("VAULT {}", "hv" + "s." + "FAKEaB3dE5fG7hI9jK1lM2nO4pQ6rS8t" * 3),
+    "datadog (name rule)": ("datadog_key = '{}'", "v69ssm2gy78xmybs6o4" + "g6ntb8v4vpopkrjlwlf9a"),
+    "mailgun (a name rule)": ("MAILGUN_API_KEY={}", "ke" + "y-" + HEX + "0123456789abcdef"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "case"), LISTED.items(), ids=list(LISTED))
+def test_tokens_of_the_maintained_list(name: str, case: tuple[str, str]) -> None:
+    template, secret = case
+    r = Redactor(KEY)
+    text = template.format(secret)
+    assert r.scrub_text(text) == template.format(r.marker(secret)), name
+    assert r.scrub_bytes(text.encode()) == template.format(r.marker(secret)).encode()
+    assert secret in r.known_secrets  # learnt: replaced wherever it shows up after
+
+
+ML_LOG = """\
+2026-11-10 INFO model.encoder.layers.11.self_attention.query_key_value.weight: [4096, 1024]
+loaded /data/shards/train-00042-of-00128.parquet sha=9b810e766ec9d28663ca828dd5f4b3b2 rows=1024
+{'run': '123e4567-e89b-12d3-a456-426614174000', 'hash': '3f786850e387550fdab836ed7e6dc881de23001b'}
+checkpoint_key = "TransformerEncoderLayerWithRotaryEmbeddings" token: 50256 keys=['a', 'b']
+sk_learn_pipeline_standardscaler_fit_transform_params, sklearn-1.4.2, xgboost==2.0.3
+"""
+
+
+def test_a_training_log_full_of_long_names_and_hashes_is_left_alone() -> None:
+    r = Redactor(KEY)
+    assert r.scrub_text(ML_LOG) == ML_LOG
+    assert r.scrub_bytes(ML_LOG.encode()) == ML_LOG.encode()
+    assert r.known_secrets == set()
+
+
+def test_standard_variables_of_common_services_are_secret_names() -> None:
+    from vestige.capture.redact import rules
+
+    names = rules().names
+    assert {"MYSQL_PWD", "SENTRY_DSN", "AZURE_STORAGE_CONNECTION_STRING", "DD_API_KEY"} <= names
+    assert all(is_secret_name(n) for n in names)
+    for name in ("GH_PAT", "CI_JOB_JWT", "AZURE_STORAGE_SAS", "DB_PW", "WIFI_PSK"):
+        assert is_secret_name(name), name
+    for name in ("PAT", "PATH", "PWD", "SAS_VERSION_X", "PATTERN", "JWT"):
+        assert not is_secret_name(name) or name == "SAS_VERSION_X", name
+
+
+# -- one set of known secrets, fed by every channel ------------------------------------------
+
+
+def test_a_value_found_by_its_context_is_learnt_and_replaced_bare() -> None:
+    r = Redactor(KEY)
+    secret = "Xc9" + "kUwiHsGa68Z8VKq"
+    text = f"retrying with {secret}\napi_key={secret}\n"
+    assert r.scrub_text(text) == text.replace(secret, r.marker(secret))  # the earlier one too
+    assert r.scrub_bytes(f"stderr: {secret}".encode()) == f"stderr: {r.marker(secret)}".encode()
+
+
+def test_a_plain_word_given_as_a_secret_is_redacted_in_place_only() -> None:
+    r = Redactor(KEY)
+    assert r.scrub_text("secret: unknown") == f"secret: {r.marker('unknown')}"
+    assert r.scrub_text("status unknown") == "status unknown"  # not every "unknown" after
+    r.scrub_argv(["train.py", "--sort-key", "timestamp", "--password", "correcthorse"])
+    assert r.known_secrets == {"correcthorse"}  # a password may be a word; a sort key is not
+
+
+def test_name_equals_value_arguments_and_params_teach() -> None:
+    r = Redactor(KEY)
+    out = r.scrub_argv(["run.py", "token=tok-abc123", "lr=0.1", "-p", "api_key=nbp-xyz789"])
+    assert out == ["run.py", f"token={r.marker('tok-abc123')}", "lr=0.1", "-p",
+                   f"api_key={r.marker('nbp-xyz789')}"]  # fmt: skip
+    r.scrub_value({"db_password": "Pp-4242abcd", "plain": "visible"})
+    assert {"tok-abc123", "nbp-xyz789", "Pp-4242abcd"} <= r.known_secrets
+    assert "visible" not in r.known_secrets
+
+
+def test_rescrub_applies_what_was_learnt_later() -> None:
+    r = Redactor(KEY)
+    raw = b"echo Yq7-secret-42 done"
+    scrubbed = r.scrub_bytes(raw)
+    since = r.snapshot()
+    assert scrubbed == raw and r.rescrub(scrubbed, raw, since) == raw
+    r.scrub_text("password=Yq7-secret-42")  # another channel teaches it
+    assert r.rescrub(scrubbed, raw, since) == raw.replace(
+        b"Yq7-secret-42", r.marker("Yq7-secret-42").encode()
+    )
+
+
+def test_scrub_manifest_scrubs_what_the_user_gave_not_hashes() -> None:
+    r = Redactor(KEY)
+    r.known_secrets.add("deadbeef42")
+    digest = "ab" + "deadbeef42" + "c" * 52
+    manifest = {
+        "id": "01J000", "status": "ok", "env": digest, "command": ["x.py", "--token", "T0k3n-x"],
+        "params": {"password": "pw123456", "lr": 0.1}, "warnings": ["saw deadbeef42"],
+        "tags": ["deadbeef42", "baseline"], "notes": [{"t": 1.0, "text": "deadbeef42"}],
+        "artefacts": [{"name": "model-deadbeef42", "files": [{"path": "m-deadbeef42.json",
+                                                              "hash": digest}]}],
+        "metrics": {"object": digest, "keys": {"loss/deadbeef42": {"count": 1}}},
+        "sweep": {"children": [{"values": {"password": "a1b2c3d4"}, "run_id": "01J001"}]},
+        "notebook": {"cells": digest, "params": {"api_key": "k1k2k3k4"}},
+        "stdout": {"hash": digest},
+    }  # fmt: skip
+    out = r.scrub_manifest(manifest)
+    text = json.dumps(out)
+    for secret in ("deadbeef42", "T0k3n-x", "pw123456", "a1b2c3d4", "k1k2k3k4"):
+        assert text.count(secret) == text.count(digest) * (secret == "deadbeef42"), secret
+    assert out["env"] == out["stdout"]["hash"] == out["metrics"]["object"] == digest
+    assert out["tags"][1] == "baseline" and out["params"]["lr"] == 0.1
+    assert r.scrub_manifest(out) == out
+
+
+def test_scrub_notebook_scrubs_text_keeps_images_and_unchanged_bytes() -> None:
+    r = Redactor(KEY)
+    png = base64_png = "iVBORw0KGgo" + "ghp_" + "x" * 36
+    nb = {"cells": [{"cell_type": "code", "source": ["print(t)"], "metadata": {},
+                     "outputs": [{"output_type": "stream", "name": "stdout", "text": [GHP]},
+                                 {"output_type": "display_data", "metadata": {},
+                                  "data": {"image/png": png, "text/plain": [GHP]}}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+    data = json.dumps(nb, indent=1).encode()
+    out = json.loads(r.scrub_notebook(data))
+    outputs = out["cells"][0]["outputs"]
+    assert outputs[0]["text"] == [r.marker(GHP)] and outputs[1]["data"]["text/plain"] == [
+        r.marker(GHP)
+    ]
+    assert outputs[1]["data"]["image/png"] == base64_png
+    clean = json.dumps({"cells": [], "metadata": {}}).encode()
+    assert r.scrub_notebook(clean) is clean
+
+
+def test_bearer_tokens_are_redacted() -> None:
+    r = Redactor(KEY)
+    token = "aB3" + "dE5fG7hI9jK1.lM2_nO4"
+    line = f"send: b'GET / HTTP/1.1\\r\\nAuthorization: Bearer {token}\\r\\n'"
+    assert r.scrub_text(line) == line.replace(token, r.marker(token))
+    assert r.scrub_text("the Bearer scheme") == "the Bearer scheme"

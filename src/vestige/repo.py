@@ -206,12 +206,14 @@ class Repo:
         from vestige.store.annotations import Annotations
 
         run_id = self.resolve(ref)
-        if note is not None:  # a note typed in the shell is redacted like vestige.note's
+        if note is not None or add or remove:  # typed in the shell: redacted like vestige.note's
             from vestige.capture.redact import Redactor
 
             redactor = Redactor(self.store.secret_key())
             redactor.redact_env(os.environ)  # learns this user's secret values
-            note = redactor.scrub_text(note)
+            note = redactor.scrub_text(note) if note is not None else None
+            add, remove = [redactor.scrub_text(t) for t in add], [
+                redactor.scrub_text(t) for t in remove]  # fmt: skip
         Annotations(self.store).update(run_id, add=add, remove=remove, note=note)
         run = self.run(run_id)
         self.index.record.tags(run_id, run.tags)

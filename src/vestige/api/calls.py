@@ -107,6 +107,25 @@ def keep(obj: Any, name: str | None = None, *, allow_pickle: bool = False) -> di
     return record
 
 
+def keep_staged(data: bytes, name: str) -> dict[str, Any] | None:
+    """Keep bytes vestige made itself (the executed notebook) as an artefact of this run:
+    staged in the live directory, stored by the seal through the run's whole redaction
+    pass (a secret learnt from any channel of the run is scrubbed from it, and no copy
+    scrubbed with less is ever stored). Returns its record, without a hash yet."""
+    from vestige.api import keeping
+
+    live = live_dir(start=False)
+    if live is None:
+        return None
+    try:
+        record = keeping.stage(data, keeping.check_name(name), live)
+    except OSError as e:
+        warn(f"vestige could not keep {name!r} ({e.strerror or e})")
+        return None
+    event("keep", **record)
+    return record
+
+
 # -- run control -----------------------------------------------------------------------------
 
 

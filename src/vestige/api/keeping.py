@@ -311,3 +311,18 @@ def store(item: Item, live: str) -> dict[str, Any]:
     if item.note:
         record["note"] = item.note
     return record
+
+
+def stage(data: bytes, name: str, live: str) -> dict[str, Any]:
+    """Write bytes vestige made itself into the live directory's staged/ folder for the
+    seal to store (recording/seal.py); return the journal record naming them."""
+    from vestige.store.live import STAGED
+
+    folder = Path(live) / STAGED
+    folder.mkdir(exist_ok=True)
+    fname = f"{os.getpid()}-{len(os.listdir(folder))}-{name.replace('/', '_')}"
+    tmp = folder / f".{fname}.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(folder / fname)
+    file = {"path": name, "staged": f"{STAGED}/{fname}", "size": len(data)}
+    return {"name": name, "kind": "bytes", "files": [file]}

@@ -226,12 +226,14 @@ def _keep_executed(nb: Any, path: str, opts: Options, journal: Any, failed: int 
     from vestige.api import calls as api
 
     stem = os.path.basename(path)[: -len(".ipynb")] or "notebook"
-    record = api.keep(_redacted(nb, nbformat), f"{stem}.executed.ipynb")
+    record = api.keep_staged(_redacted(nb, nbformat), f"{stem}.executed.ipynb")  # (stored
+    # by the seal, through the run's whole redaction pass)
     if record is not None:
         files = record.get("files") or [{}]
         journal.append("executed", t=_now(), failed_cell=failed, failed_step=step,
                        artefact={"artefact": record["name"], "hash": files[0].get("hash"),
-                                 "size": files[0].get("size")})  # fmt: skip
+                                 "size": files[0].get("size"),
+                                 "staged": files[0].get("staged")})  # fmt: skip
 
 
 #: The output MIME types that hold text a cell printed or displayed (images are left alone:

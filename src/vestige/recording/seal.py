@@ -25,7 +25,7 @@ from vestige.index.db import Index
 from vestige.recording.files import RunFiles, figure_label, link_figures, own_dir
 from vestige.recording.overlap import overlapping
 from vestige.records import Factory, Record, Run
-from vestige.store.live import LiveRun
+from vestige.store.live import STAGED, LiveRun
 from vestige.store.local import Store
 from vestige.store.statcache import StatCache
 
@@ -112,6 +112,8 @@ class Sealer:
         self.info: dict[str, Any] | None = None  # run.json as its writer last wrote it
         self.recovering = False  # sealed after vestige died: bound the scan by its end
         self.trace_pid = 0  # the traced command's pid, to wait for the end of its trace
+        #: files vestige staged in the live directory, stored scrubbed: their (hash, size)
+        self._staged: dict[str, tuple[str, int]] = {}
 
     def seal(self, live: LiveRun, result: SealInput, code: dict[str, Any] | None) -> Run:
         """Build the manifest and commit it: manifest object, ref, index rows, live removed."""
@@ -157,6 +159,10 @@ class Sealer:
         timing("seal: outputs, inputs, modules")
         api = read_api_events(live.path)
         params = self._params(info, events, api)
+        # Every channel's secrets are learnt before anything is written, so that a value
+        # found in one (a token printed to stdout) is redacted in all (cells, notes, env).
+        logs = self._learn(live.path, api, info, warnings)
+        timing("seal: secrets learnt, logs scrubbed")
         artefacts = self._artefacts(live.path, api, events, warnings)
         metrics = self._metrics(live.path, warnings)
         notebook = self._notebook(live.path, root, warnings)
@@ -164,8 +170,8 @@ class Sealer:
         notes = [{"t": e.get("t"), "text": self.redactor.scrub_text(str(e.get("text", "")))}
                  for e in api if e.get("e") == "note"]  # fmt: skip
         timing("seal: api events, artefacts, metrics")
-        stdout = self._stream(live.path / "stdout")
-        stderr = self._stream(live.path / "stderr")
+        stdout = self._stream(logs["stdout"])
+        stderr = self._stream(logs["stderr"])
         timing("seal: logs stored")
         env_hash = self._env(info, events)
         timing("seal: environment")
@@ -174,7 +180,7 @@ class Sealer:
             id=live.id,
             seq=int(info["seq"]),
             status=result.status,
-            command=list(info["command"]),  # scrubbed when the run started
+            command=self.redactor.scrub_argv(list(info["command"])),  # (again: all it knows)
             cwd=info.get("cwd", ""),
             root=str(root),
             started=float(info["started"]) + shift,
@@ -203,7 +209,7 @@ class Sealer:
             vestige_version=__version__,
         )
         self.cache.flush()
-        return run
+        return Run.from_dict(self.redactor.scrub_manifest(run.to_dict()))
 
     # -- the rest of the run -------------------------------------------------------------
 
@@ -257,6 +263,7 @@ class Sealer:
         for e in api:
             if e.get("e") != "keep" or not isinstance(e.get("files"), list):
                 continue
+            e["files"] = [self._unstage(live, f) for f in e["files"]]
             files = [f for f in e["files"] if isinstance(f, dict) and _present(self.store, f)]
             if len(files) != len(e["files"]):
                 warnings.append(f"artefact {e.get('name')!r}: some of its objects are missing")
@@ -284,6 +291,25 @@ class Sealer:
         out.sort(key=lambda a: a.get("t") or 0.0)
         return out
 
+    def _unstage(self, live: Path, f: Any) -> Any:
+        """A file vestige made itself and staged in the live directory (the executed
+        notebook: api.calls.keep_staged) stored now, through the run's whole redaction
+        pass; any other file record as it is (the program's own bytes, stored already)."""
+        staged = f.get("staged") if isinstance(f, dict) else None
+        if not isinstance(staged, str) or "/" not in staged or ".." in staged:
+            return f
+        try:
+            data = (live / staged).read_bytes()
+        except OSError as e:  # (said by the artefact's missing file)
+            return {k: v for k, v in f.items() if k != "staged"} | {
+                "hash": None, "kept": False, "note": f"not kept: {e.strerror or e}"}  # fmt: skip
+        clean = self.redactor.scrub_notebook(data) if staged.endswith(".ipynb") else (
+            self.redactor.scrub_bytes(data))  # fmt: skip
+        digest = self.store.objects.put_bytes(clean)
+        self._staged[staged] = (digest, len(clean))
+        return {k: v for k, v in f.items() if k != "staged"} | {"hash": digest,
+                                                                 "size": len(clean)}  # fmt: skip
+
     def _notebook(self, live: Path, root: Path, warnings: list[str]) -> dict[str, Any] | None:
         """The cells a notebook or IPython session recorded (vestige/recording/cells.py):
         one object, summarised in the manifest's `notebook`; None for other runs."""
@@ -292,26 +318,75 @@ class Sealer:
         from vestige.recording.cells import seal_cells
 
         try:
-            return seal_cells(live, root, self.store.objects, self.redactor.scrub_text)
+            summary = seal_cells(live, root, self.store.objects, self.redactor.scrub_text)
         except (OSError, ValueError) as e:
             warnings.append(f"notebook cells could not be sealed ({e})")
             return None
+        executed = (summary or {}).get("executed")
+        if isinstance(executed, dict) and executed.get("staged") in self._staged:
+            staged = executed.pop("staged")
+            executed["hash"], executed["size"] = self._staged[staged]
+        return summary
 
     def _metrics(self, live: Path, warnings: list[str]) -> dict[str, Any] | None:
         from vestige.store import metrics
 
         try:
-            return metrics.seal(live, self.store.objects)
+            return metrics.seal(live, self.store.objects, self.redactor.scrub_text)
         except (OSError, ValueError) as e:
             warnings.append(f"metrics could not be sealed ({e})")
             return None
 
-    def _stream(self, path: Path) -> dict[str, Any] | None:
+    def _learn(
+        self, live: Path, api: list[dict[str, Any]], info: dict[str, Any], warnings: list[str]
+    ) -> dict[str, tuple[bytes, bytes, frozenset[str]] | None]:
+        """Learn the secrets of every channel the seal writes: the command, the in-code
+        API's params, notes, tags, artefact names, metric names, the cells' texts, the files
+        vestige staged (the executed notebook), then the logs, scrubbed here and held:
+        {stream: (raw, scrubbed, known secrets when scrubbed)}. A channel that cannot be
+        read to learn from is a warning, never the run's failure: it is still scrubbed
+        with what the others taught when it is written (or, unreadable, not written)."""
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+            self._learn_small(live, api, info)
+        except (OSError, ValueError) as e:
+            warnings.append(f"some of the run's records could not be read for secrets ({e})")
+        logs: dict[str, tuple[bytes, bytes, frozenset[str]] | None] = {}
+        for stream in ("stdout", "stderr"):
+            try:
+                raw = collapse_cr((live / stream).read_bytes())
+            except FileNotFoundError:
+                logs[stream] = None
+                continue
+            scrubbed = self.redactor.scrub_bytes(raw) if raw else b""
+            logs[stream] = (raw, scrubbed, self.redactor.snapshot())
+        return logs
+
+    def _learn_small(self, live: Path, api: list[dict[str, Any]], info: dict[str, Any]) -> None:
+        """Learn from the command, the API's journals, metric names, cells, staged files."""
+        redactor = self.redactor
+        redactor.scrub_argv(list(info.get("command") or ()))
+        for e in api:
+            redactor.learn({k: v for k, v in e.items() if k not in ("t", "pid", "files")})
+            for f in e.get("files") or ():
+                if isinstance(f, dict) and isinstance(f.get("path"), str):
+                    redactor.learn(f["path"])
+        from vestige.store import metrics
+        from vestige.store.cells import read_journals
+
+        for name in metrics.key_names(live):
+            redactor.learn(name)
+        cells = read_journals(live)
+        for c in (cells or {}).get("cells") or ():
+            redactor.learn([c.get(k) for k in ("source", "stdout", "stderr", "error", "outputs")])
+        for path in sorted((live / STAGED).glob("*")) if (live / STAGED).is_dir() else ():
+            redactor.learn(path.read_bytes())
+
+    def _stream(self, log: tuple[bytes, bytes, frozenset[str]] | None) -> dict[str, Any] | None:
+        """Store a log scrubbed by `_learn`, with the secrets learnt after it replaced too."""
+        if log is None:
             return None
-        clean = self.redactor.scrub_bytes(collapse_cr(data)) if data else b""
+        raw, scrubbed, known = log
+        clean = self.redactor.rescrub(scrubbed, raw, known) if raw else b""
         digest = self.store.objects.put_bytes(clean)
         return {"hash": digest, "size": len(clean), "lines": clean.count(b"\n")}
 
@@ -324,7 +399,7 @@ class Sealer:
         import json
 
         key = (json.dumps(python, sort_keys=True, default=str), _variables(environ),
-               self.config.capture_gpu, str(self.store.path))  # fmt: skip
+               self.config.capture_gpu, str(self.store.path), self.redactor.snapshot())  # fmt: skip
         cached = _ENV_CACHE.get(key)
         if cached is not None and self.store.objects.exists(cached):
             return cached  # the same interpreter and variables in this process: same record

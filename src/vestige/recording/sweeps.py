@@ -96,6 +96,11 @@ def seal_parent(
         + tuple(f"child {label(c['values'])} failed with exit {c['exit_code']}"
                 for c in failed),
     )  # fmt: skip
+    from vestige.capture.redact import Redactor
+
+    redactor = Redactor(repo.store.secret_key())  # (a sweep over --each password=a,b)
+    redactor.redact_env(os.environ)
+    run = Run.from_dict(redactor.scrub_manifest(run.to_dict()))
     digest = repo.store.objects.put_json(run.to_dict())
     repo.store.refs.set(run.id, digest)
     sealed = Run.from_dict(run.to_dict(), manifest=digest)

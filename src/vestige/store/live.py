@@ -2,9 +2,10 @@
 
 `live/<run-id>/` holds run.json (who, what, when: `since_ns` is when the run started by
 the filesystem's clock), stdout and stderr as they were printed, events/ (the
-shim's journals), code.json once the code snapshot is stored, and result.json once the
-command exited. Everything needed to seal the run is here, so a run whose vestige was
-killed can be sealed later as `interrupted` (docs/format.md, "Live runs").
+shim's journals), code.json once the code snapshot is stored, staged/ (files vestige
+made, stored when the run is sealed) and result.json once the command exited.
+Everything needed to seal the run is here, so a run whose vestige was killed can be
+sealed later as `interrupted` (docs/format.md, "Live runs").
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from vestige.fastpath import proc_start as _proc_start
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
     from typing import Any
+
+#: The folder of a live directory where vestige stages files it makes itself (the executed
+#: notebook) for the seal to store through the run's redaction pass (recording/seal.py).
+STAGED = "staged"
 
 
 def write_json(path: Path, obj: Any) -> None:

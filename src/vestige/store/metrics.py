@@ -30,7 +30,7 @@ from vestige.records import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Any, BinaryIO
 
     from vestige.store.objects import ObjectStore
@@ -72,6 +72,16 @@ def read_journals(live: Path) -> dict[str, Series]:
         for key_id, cols in _split_by_key(data, len(keys)).items():
             parts.setdefault(keys[key_id], []).append(cols)
     return {name: _merge(name, chunks) for name, chunks in parts.items()}
+
+
+def key_names(live: Path) -> list[str]:
+    """The names of the keys a live run's processes logged (not their points)."""
+    d = Path(live) / "metrics"
+    try:
+        names = sorted(n for n in os.listdir(d) if n.endswith(".keys"))
+    except OSError:
+        return []
+    return [key for name in names for key in _read_keys(d / name)]
 
 
 def _read_keys(path: Path) -> list[str]:
@@ -247,11 +257,22 @@ def from_json_number(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-def seal(live: Path, objects: ObjectStore) -> dict[str, Any] | None:
-    """Store a live run's metrics as one object; the manifest's `metrics` record, or None."""
+def seal(
+    live: Path, objects: ObjectStore, scrub: Callable[[str], str] | None = None
+) -> dict[str, Any] | None:
+    """Store a live run's metrics as one object; the manifest's `metrics` record, or None.
+    `scrub` (the run's redaction) is applied to the key names, in the object and the record."""
     series = read_journals(live)
     if not series:
         return None
+    if scrub is not None:
+        named: dict[str, Series] = {}
+        for name, s in series.items():
+            clean = scrub(name)
+            while clean in named:  # two names scrubbed to one (a secret in both): keep both
+                clean += "'"
+            named[clean] = Series(clean, s.steps, s.times, s.values)
+        series = named
     digest = objects.put_bytes(encode(series.values()))
     keys = {name: summary_json(series[name]) for name in sorted(series)}
     return {
