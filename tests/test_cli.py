@@ -321,7 +321,7 @@ def test_ls_json_shape(lab: Lab) -> None:
     assert one["id"] == lab.ids[1]
     assert one["status"] == "ok"
     assert one["exit_code"] == 0
-    assert one["command"][1:] == ["train.py", "--lr", "0.1", "--model", "vit"]
+    assert one["command"] == ["train.py", "--lr", "0.1", "--model", "vit"]  # as typed
     assert one["cwd"] == "."
     assert one["params"] == {"lr": 0.1, "model": "vit", "fail": 0}
     assert one["parent"] is None
@@ -770,3 +770,108 @@ def test_console_script(tmp_path: Path) -> None:
     done = subprocess.run([str(script), "--help"], cwd=tmp_path, capture_output=True)
     assert done.returncode == 0
     assert b"Commands:" in done.stdout
+
+
+# -- which counts runs, and names the file a run wrote before a copy it displayed --------------
+
+PLOT_CELL = """\
+import struct, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+png = (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(b"\\x00\\x80")) + chunk(b"IEND", b""))
+open("fig.png", "wb").write(png)
+from IPython.display import Image, display
+display(Image(filename="fig.png"))
+"""
+
+
+def test_which_names_the_file_a_cell_wrote_and_counts_runs(project: Path) -> None:
+    """A cell that saves fig.png and displays it: each run has the file and its displayed
+    copy `cell-1/output-1.png` (same bytes). `which` names the file, and 4 runs are the
+    first and 3 later ones, not 7."""
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = {"cells": [{"cell_type": "code", "id": "plot", "metadata": {}, "execution_count": None,
+                     "outputs": [], "source": PLOT_CELL}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                      "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+    (project / "plot.ipynb").write_text(json.dumps(nb))
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "plot")
+    for _ in range(4):
+        ok("run", "plot.ipynb", cwd=project, code=0)
+    shown = as_json("show", "1", cwd=project)
+    assert isinstance(shown, dict)
+    kept = [f["path"] for a in shown["artefacts"] for f in a["files"]]
+    assert "cell-1/output-1.png" in kept  # the displayed copy is kept, with the same bytes
+    lines = ok("which", "fig.png", cwd=project).stdout.decode().splitlines()
+    assert lines[0].startswith("fig.png: made by run #1 "), lines
+    assert lines[1].split() == ["as", "fig.png"], lines
+    assert lines[4] == "also made by 3 later runs:", lines
+    assert [line.split()[0] for line in lines[5:8]] == ["#2", "#3", "#4"], lines
+    made_by = as_json("which", "fig.png", cwd=project)["made_by"]  # type: ignore[index]
+    assert [(m["seq"], m["path"]) for m in made_by][:2] == [(1, "fig.png"),
+                                                           (1, "cell-1/output-1.png")]  # fmt: skip
+
+
+# -- restore names what the run had: one line and exit 2 otherwise -----------------------------
+
+MAKE_VIEWS = """\
+import os
+for folder in ("src", "results", "archive"):
+    os.makedirs(folder, exist_ok=True)
+open("src/views.py", "w").write("VIEWS = 1\\n")
+open("results/a.csv", "w").write("x\\n1\\n")
+open("archive/a.csv", "w").write("x\\n0\\n")
+"""
+
+
+def one_error(*args: str, cwd: Path) -> str:
+    """Run vestige expecting exit 2 and one `error:` line; return that line."""
+    done = vestige(*args, cwd=cwd)
+    err = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 2, (args, done.returncode, done.stdout.decode(), err)
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.fixture
+def views(project: Path) -> Path:
+    """Run #1 wrote src/views.py, results/a.csv and archive/a.csv (none tracked)."""
+    (project / "make.py").write_text(MAKE_VIEWS)
+    (project / "report.py").write_text("print('report')\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "scripts")
+    ok("run", "make.py", cwd=project)
+    return project
+
+
+def test_restore_takes_the_unique_end_of_a_path(views: Path) -> None:
+    project = views
+    (project / "src" / "views.py").unlink()
+    out = ok("restore", "@last", "views.py", cwd=project).stdout.decode()
+    assert out.split()[:2] == ["written", str(project / "src" / "views.py")], out
+    assert (project / "src" / "views.py").read_text() == "VIEWS = 1\n"
+    line = one_error("restore", "1", "a.csv", cwd=project)
+    assert "several files of run #1 (archive/a.csv, results/a.csv)" in line, line
+
+
+def test_restore_of_a_file_the_run_did_not_write_is_an_error(views: Path, tmp_path: Path) -> None:
+    project = views
+    # run 2 wrote none of them: naming one is an error, not a copy of another run's output
+    ok("run", "report.py", cwd=project)
+    line = one_error("restore", "2", "results/a.csv", "--to", str(tmp_path / "r"), cwd=project)
+    assert "run #2 has no file matching 'results/a.csv'" in line, line
+    assert not (tmp_path / "r").exists()
+    assert "in its outputs" in one_error("restore", "1", "--outputs", "make.py", cwd=project)
+    # a committed result is in later snapshots, but it is still the output of the run that
+    # wrote it: the error names that run
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "results")
+    ok("run", "report.py", cwd=project)
+    line = one_error("restore", "3", "results/a.csv", cwd=project)
+    assert "run #3 did not write results/a.csv" in line, line
+    assert "vestige restore 1 results/a.csv" in line, line
+    ok("restore", "3", "report.py", cwd=project)  # its code is its to restore

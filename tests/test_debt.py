@@ -361,16 +361,35 @@ def test_reindex_keeps_what_was_published(made: Path, tmp_path: Path) -> None:
     assert "published by `vestige publish`" in ok("which", str(dest), cwd=made)
 
 
-def test_which_outside_the_project_records_that_it_left(made: Path, tmp_path: Path) -> None:
+def test_which_of_a_copy_is_not_a_publish_until_the_copy_is_old(
+    project: Path, tmp_path: Path
+) -> None:
+    """Looking up a copy of a figure five minutes after the run does not make its code
+    `consolidate`; the copy counts once it has been known for young_days (14), and a
+    `vestige publish` counts at once."""
+    (project / "make.py").write_text(MAKE)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "make")
+    ok("run", "python", "make.py", cwd=project, now=NOW)
     copy = tmp_path / "Downloads" / "figure.png"
     copy.parent.mkdir()
-    copy.write_bytes((made / "out" / "fig.png").read_bytes())
-    assert ledger(made)["make.py"]["published"] == 0
-    ok("which", str(copy), cwd=made)
-    assert ledger(made)["make.py"]["published"] == 1
-    assert f"left the project: {copy} (seen by `which`" in ok("which", str(copy), cwd=made)
-    ok("which", "out/fig.png", cwd=made)  # inside the project: nothing left
-    assert ledger(made)["make.py"]["published"] == 1
+    copy.write_bytes((project / "out" / "fig.png").read_bytes())
+    ok("which", str(copy), cwd=project, now=NOW + 300)
+    assert f"left the project: {copy} (seen by `which`" in ok(
+        "which", str(copy), cwd=project, now=NOW + 400
+    )
+    ok("which", "out/fig.png", cwd=project, now=NOW + 500)  # inside the project: nothing left
+    unit = ledger(project, now=NOW + 600)["make.py"]
+    assert unit["published"] == 0 and unit["verdict"] == "fine sloppy", unit
+    detail = json.loads(ok("debt", "make.py", "--json", cwd=project, now=NOW + 600))
+    assert detail["published_list"] == []
+    later = NOW + 300 + 14 * DAY
+    unit = ledger(project, now=later)["make.py"]
+    assert unit["published"] == 1 and unit["verdict"] == "consolidate", unit
+    detail = json.loads(ok("debt", "make.py", "--json", cwd=project, now=later))
+    assert [p["how"] for p in detail["published_list"]] == ["which"]
+    ok("publish", "out/fig.png", str(tmp_path / "paper" / "fig.png"), cwd=project, now=NOW + 700)
+    assert ledger(project, now=NOW + 800)["make.py"]["published"] == 1  # the publish, at once
 
 
 @pytest.mark.parametrize(

@@ -484,3 +484,39 @@ def _png(image: object) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")  # type: ignore[attr-defined]
     return buf.getvalue()
+
+
+def test_py_shortcut_records_the_command_as_typed_not_the_interpreter(
+    project: Path, tmp_path: Path
+) -> None:
+    """`vestige run train.py` in two venvs: the same command (as typed), no command change
+    in `diff`; the interpreter each ran with stays in its environment record; rerun and
+    export still know how to run it."""
+    (project / "train.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "train")
+    other = tmp_path / "other-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True)
+    assert vestige("run", "train.py", "--lr", "0.1", cwd=project).returncode == 0
+    done = vestige("run", "train.py", "--lr", "0.1", cwd=project,
+                   env={"VIRTUAL_ENV": str(other)})  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    diff = json.loads(vestige("diff", "1", "2", "--json", cwd=project).stdout)
+    assert diff["command"] == {"a": ["train.py", "--lr", "0.1"], "b": ["train.py", "--lr", "0.1"]}
+    text = vestige("diff", "1", "2", cwd=project).stdout.decode()
+    assert "do not differ in command" in text, text
+    shown = [json.loads(vestige("show", n, "--json", cwd=project).stdout) for n in ("1", "2")]
+    assert [s["params"] for s in shown] == [{"lr": 0.1}, {"lr": 0.1}]
+    from vestige.repo import Repo
+
+    repo = Repo.open(project)
+    try:
+        used = [repo.environment(repo.run(n))["python"]["executable"] for n in ("1", "2")]
+    finally:
+        repo.close()
+    assert used[1] == str(other / "bin" / "python") and used[0] != used[1]
+    rerun = vestige("rerun", "2", "--json", cwd=project)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert json.loads(vestige("show", "3", "--json", cwd=project).stdout)["command"] == [
+        "train.py", "--lr", "0.1"
+    ]  # fmt: skip

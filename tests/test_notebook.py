@@ -392,3 +392,23 @@ def test_the_parameters_cell_defaults_are_the_runs_params(project: Path) -> None
     write_notebook(plain, ["x = 1"], parameters=None)
     ok = vestige("run", "plain.ipynb", "--timeout", "60", cwd=project)
     assert ok.returncode == 0 and as_json("show", "@last", cwd=project)["params"] == {}
+
+
+def test_cells_of_a_notebook_without_code_says_so_not_to_run_it(project: Path) -> None:
+    """`vestige run` of a notebook with only markdown and an empty code cell records no
+    cells; `cells` says the notebook has no code, not "run it with vestige run x.ipynb"
+    (what the user just did), and `show` does not point at `vestige cells`."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# notes only"), nbformat.v4.new_code_cell("")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
+    nbformat.write(nb, str(project / "notes.ipynb"))
+    done = vestige("run", "notes.ipynb", cwd=project)
+    assert done.returncode == 0, done.stderr.decode()
+    done = vestige("cells", "@last", cwd=project)
+    err = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1, err
+    assert "notes.ipynb has no code cell" in err[0], err
+    assert "vestige run" not in err[0] and "load_ext" not in err[0], err
+    shown = vestige("show", "@last", cwd=project).stdout.decode()
+    assert "no code cell ran" in shown and "vestige cells" not in shown, shown

@@ -263,6 +263,25 @@ def test_signal_to_vestige_interrupts_the_run(project: Path, sig: signal.Signals
     assert log(project) == b"working on it\nready\n"
 
 
+def test_a_signal_that_comes_before_the_commands_pid_is_known_is_not_lost(
+    tmp_path: Path,
+) -> None:
+    """The command's output reaches the user through its tee, which may print "ready" before
+    vestige has read the command's pid from it (on a busy machine); a signal sent to vestige
+    then was dropped, and vestige waited for a command that never heard of it."""
+    from vestige.recording.runner import Launch, RunOptions
+
+    launch = Launch([PY, "-c", "pass"], RunOptions(cwd=str(tmp_path)))
+    launch._on_signal(signal.SIGTERM, None)  # (no pid yet: the tee has not said it)
+    sleeper = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"])
+    try:
+        launch._child_known(sleeper.pid)
+        assert sleeper.wait(timeout=HANG_GUARD_S) == -signal.SIGTERM
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 DISPOSITIONS = (
     "import signal; print([signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, "
     "signal.SIGTERM, signal.SIGHUP)])"

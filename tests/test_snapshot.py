@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import git, vestige
 
 from vestige.capture import gitprobe
 from vestige.capture.code import snapshot
@@ -141,3 +141,48 @@ def test_without_a_store_or_scan_git_is_always_asked(project: Path) -> None:
     assert probe.procs != []
     files, _untracked, state = probe.result()
     assert "README.md" in files and state["branch"] == "main"
+
+
+# -- files that runs made are not code -----------------------------------------------------
+
+MAKE_RESULTS = """\
+import os
+os.makedirs("results", exist_ok=True)
+open("results/a.csv", "w").write("x\\n1\\n")
+open("results/b.csv", "w").write("x\\n2\\n")
+open("made_helper.py", "w").write("SCALE = 3\\n")  # generated code a later run may import
+"""
+
+
+def _code_of(root: Path, run: str, into: Path) -> list[str]:
+    """The files of a run's code snapshot, as `vestige restore --code --to` writes them."""
+    done = vestige("restore", run, "--code", "--to", str(into), cwd=root)
+    assert done.returncode == 0, done.stderr.decode()
+    return sorted(p.relative_to(into).as_posix() for p in into.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("kind", ["git", "plain"])
+def test_outputs_of_earlier_runs_are_not_code_until_edited(
+    kind: str, project: Path, plain_dir: Path, tmp_path: Path
+) -> None:
+    root = project if kind == "git" else plain_dir
+    (root / "make.py").write_text(MAKE_RESULTS)
+    (root / "report.py").write_text("print('report')\n")
+    if kind == "git":
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "scripts")
+    for args in (["make.py"], ["report.py"]):
+        done = vestige("run", *args, cwd=root)
+        assert done.returncode == 0, done.stderr.decode()
+    code = _code_of(root, "2", tmp_path / "code2")
+    assert "results/a.csv" not in code and "results/b.csv" not in code
+    assert {"make.py", "report.py", "made_helper.py"} <= set(code)  # importable: still code
+    (root / "results" / "a.csv").write_text("x\n1\n# checked by hand\n")  # edited: code again
+    assert vestige("run", "report.py", cwd=root).returncode == 0
+    code = _code_of(root, "3", tmp_path / "code3")
+    assert "results/a.csv" in code and "results/b.csv" not in code
+    dest = tmp_path / "export"
+    assert vestige("export", "2", "--to", str(dest), cwd=root).returncode == 0
+    shipped = {p.relative_to(dest / "project").as_posix()
+               for p in (dest / "project").rglob("*") if p.is_file()}  # fmt: skip
+    assert "report.py" in shipped and not any(p.startswith("results/") for p in shipped)

@@ -4,6 +4,11 @@ With git, the snapshot is tracked plus untracked-not-ignored files, uncommitted 
 included (what `git status` would show you). Without git, it is the tree minus the
 default ignores. Files are stored through the stat cache, so an unchanged project costs
 a stat per file and no new object.
+
+Files that runs made are not code: an untracked file (any file, without git) whose path
+and bytes are those an earlier run wrote there (`results/a.csv`) is left out, unless it is
+a module an import can load (a run may generate code that a later run imports, and imports
+are not recorded as inputs). Edited by hand, its bytes no longer match: code again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from vestige.store.tree import TreeEntry, write_tree
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
     from typing import Any
+
+    #: which of these (path, hash) pairs an earlier run wrote (index/files.py, written_at)
+    Made = Callable[[Collection[tuple[str, str]]], set[tuple[str, str]]]
 
 
 class Snapshot(Record):
@@ -46,6 +55,8 @@ class Snapshot(Record):
 
 #: A project without git whose snapshot holds more files than this is told how to bound it.
 LARGE_PLAIN_TREE = 20_000
+#: Files an import can load: code even when a run wrote them (generated modules, builds).
+IMPORTABLE = (".py", ".pyw", ".so", ".pyd")
 
 
 def snapshot(
@@ -56,12 +67,14 @@ def snapshot(
     probe: GitProbe | None = None,
     since_ns: int | None = None,
     ignore: tuple[str, ...] = (),
+    made: Made | None = None,
 ) -> Snapshot:
     """Hash and keep the project's code files; return the snapshot.
 
     It is taken while the command runs: an untracked file the run made (ctime at or after
     `since_ns`) is its output, not its code; a tracked file the run changed already is
     kept with its new bytes and a warning (its old ones only if the stat cache had them).
+    `made` says which untracked files hold what an earlier run wrote there: left out.
     """
 
     answer = (probe or GitProbe(str(root))).result()
@@ -85,6 +98,7 @@ def snapshot(
     base = str(root).rstrip("/") + "/"
     entries: list[TreeEntry] = []
     hashes: dict[str, str] = {}
+    asked: list[tuple[str, str]] = []  # untracked files that an earlier run may have made
     total = 0
     exact = True
     for rel in paths:
@@ -130,5 +144,14 @@ def snapshot(
         hashes[rel] = digest
         entries.append(TreeEntry(rel, st.mode & 0o777 | 0o100000, st.size, digest, keep))
         total += st.size
+        if made is not None and rel in new and not rel.endswith(IMPORTABLE):
+            asked.append((rel, digest))
+    outputs = made(asked) if made is not None and asked else None
+    if outputs:  # what earlier runs wrote (one query for all) is not code
+        gone = [e for e in entries if (e.path, e.hash) in outputs]
+        entries = [e for e in entries if (e.path, e.hash) not in outputs]
+        total -= sum(e.size for e in gone)
+        for e in gone:
+            del hashes[e.path]
     tree = write_tree(objects, entries)
     return Snapshot(tree, len(entries), total, git, warnings, hashes, exact)

@@ -11,9 +11,10 @@ from vestige.cli._common import RUN_ARG_SETTINGS, open_repo, print_json
 
 @click.command("export", context_settings=RUN_ARG_SETTINGS, epilog="""\b
 DIR gets project/ (the code as it ran, with its kept inputs in place), outputs/,
-artefacts/, metrics.csv, requirements.txt pinned from the recorded environment,
-inputs.json, run.json, environment.json, and a README.md saying what ran, when, on
-what, and how to run it again with plain Python.
+artefacts/ and metrics.csv (when the run had some), requirements.txt pinned from the
+recorded environment (plus a no-op stand-in for vestige's API when the code imports
+vestige), inputs.json, run.json, environment.json, and a README.md saying what ran,
+when, on what, and how to run it again with plain Python.
 Examples:
   vestige export 42 --to ~/share/fig3-run
   vestige export @last --to /tmp/handoff --json

@@ -14,7 +14,8 @@ from vestige.errors import UsageError
 
 @click.command("metrics", context_settings=RUN_ARG_SETTINGS, epilog="""\b
 Without KEY: one line per metric (count, last value and its step, min, max).
-With KEYs: every point, as CSV (step,time,value; with several keys key,step,time,value).
+With KEYs: every point, as CSV (step,seconds,value; with several keys
+key,step,seconds,value), seconds counted from the run's start.
 A running run is read from its journals: what was flushed so far (at most 1 s old).
 Examples:
   vestige metrics @last
@@ -41,7 +42,7 @@ def command(run: str, keys: tuple[str, ...], as_csv: bool, as_json: bool) -> Non
         if as_json:
             print_json({k: _series_json(series[k]) for k in chosen})
         else:
-            _csv(series, chosen)
+            _csv(series, chosen, record.started)
         return
     from vestige.store import metrics
 
@@ -64,15 +65,17 @@ def command(run: str, keys: tuple[str, ...], as_csv: bool, as_json: bool) -> Non
     Console(highlight=False, width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
-def _csv(series: dict[str, Any], keys: list[str]) -> None:
+def _csv(series: dict[str, Any], keys: list[str], started: float) -> None:
+    """Every point of `keys` as CSV, its time as seconds since the run started (what a
+    reader wants of a curve; `--json` keeps the epoch times)."""
     out = csv.writer(sys.stdout, lineterminator="\n")
     several = len(keys) > 1
-    out.writerow((["key"] if several else []) + ["step", "time", "value"])
+    out.writerow((["key"] if several else []) + ["step", "seconds", "value"])
     for k in keys:
         s = series[k]
         prefix = [k] if several else []
         for step, t, v in zip(s.steps, s.times, s.values, strict=True):
-            out.writerow([*prefix, fmt_number(step), repr(t), repr(v)])
+            out.writerow([*prefix, fmt_number(step), f"{t - started:.3f}", repr(v)])
 
 
 def _series_json(s: Any) -> dict[str, list[Any]]:

@@ -47,7 +47,7 @@ def command(
     repo = open_repo()
     record = repo.run(run)
     chosen = restore.select(restore.candidates(repo, record), list(paths), roles,
-                            repo.store.root, Path.cwd())  # fmt: skip
+                            repo.store.root, Path.cwd(), repo, record)  # fmt: skip
     results = restore.restore(repo, record, chosen, to, force=force, dry_run=dry_run)
     if as_json:
         print_json([r.to_dict() for r in results])

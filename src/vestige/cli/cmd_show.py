@@ -99,8 +99,8 @@ def _notebook(add: Any, record: Any) -> None:
         return
     errors = f", {nb['errors']} error(s)" if nb.get("errors") else ""
     where = nb.get("path") or "an IPython session"
-    add(f"  notebook  {where}: {nb.get('count', 0)} cells run{errors} "
-        f"(vestige cells {record.seq})")  # fmt: skip
+    see = f" (vestige cells {record.seq})" if nb.get("count") else " (no code cell ran)"
+    add(f"  notebook  {where}: {nb.get('count', 0)} cells run{errors}{see}")
     kernel = nb.get("kernel") or {}
     if kernel:
         versions = ", ".join(f"{k} {kernel[k]}" for k in ("python", "ipykernel") if kernel.get(k))

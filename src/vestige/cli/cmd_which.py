@@ -80,7 +80,8 @@ def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json
         seen = f"; it was read by run #{readers[0].seq}" if readers else ""
         click.echo(f"{file}: no recorded run made these bytes (blake3 {digest[:12]}){seen}")
         raise SystemExit(1)
-    first, others = makers[0], makers[1:]
+    first = makers[0]
+    others = _one_per_run([m for m in makers if m.run_id != first.run_id])
     click.echo(f"{file}: made by run #{first.seq} ({first.run_id[:10]}), {iso(first.started)}")
     click.echo(f"  as     {first.path}")
     click.echo(f"  by     {first.command}")
@@ -97,9 +98,22 @@ def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json
         click.echo(f"left the project: {p['dest']} ({how}, {iso(p['t'])})")
 
 
+def _one_per_run(makers: list[Maker]) -> list[Maker]:
+    """Each run once, at its first place in `makers` (a run that wrote the bytes and kept or
+    displayed them too is one run, shown by the file it wrote: makers_of's order)."""
+    seen: set[str] = set()
+    out = []
+    for m in makers:
+        if m.run_id not in seen:
+            seen.add(m.run_id)
+            out.append(m)
+    return out
+
+
 def _published(repo: Repo, file: Path, digest: str, makers: list[Maker]) -> list[dict[str, Any]]:
     """The debt ledger's hook (vestige/upkeep/publish.py, docs/debt.md): a run's bytes found
-    outside the project are recorded as having left it; every such record is shown."""
+    outside the project are recorded as seen there (they count as published only once they
+    have been known for `debt.young_days`); every such record is shown."""
     from vestige.clock import now
     from vestige.upkeep.publish import note_which
 

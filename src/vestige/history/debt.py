@@ -195,7 +195,7 @@ def ledger(repo: Repo, now: float, since: float | None = None) -> Ledger:
                           int(recent), float(first), float(last), latest=digest,
                           last_seq=seq))  # fmt: skip
     consumers = index.debt.consumers(start, now)
-    published = index.debt.published(now)
+    published = index.debt.published(now, settled(th, now))
     objects = repo.store.objects
     for u in units:
         u.consumers = consumers.get(u.path, 0)
@@ -208,6 +208,13 @@ def ledger(repo: Repo, now: float, since: float | None = None) -> Ledger:
         u.verdict, u.reasons = verdict(u, th, now)
     units.sort(key=lambda u: (-u.interest, u.path))
     return Ledger(now, since, th, units)
+
+
+def settled(th: Thresholds, now: float) -> float:
+    """A copy `vestige which` found outside the project counts as published once it has been
+    known for `young_days`: looking a figure up is not sending it away, a copy still there
+    weeks later was (`vestige publish` counts at once)."""
+    return now - th.young_days * DAY
 
 
 def verdict(u: Unit, th: Thresholds, now: float) -> tuple[str, list[Reason]]:
@@ -519,7 +526,8 @@ def detail(repo: Repo, text: str, now: float, since: float | None = None) -> Det
     published = [
         {"hash": p["hash"], "dest": p["dest"], "t": p["t"], "how": p["how"],
          "run_id": p["run_id"], "source": p["source"]}
-        for p in index.marks.published_of(made) if p["t"] <= now
+        for p in index.marks.published_of(made)
+        if p["t"] <= now and (p["how"] != "which" or p["t"] <= settled(book.thresholds, now))
     ]  # fmt: skip
     return Detail(row, runs, week_rows, sorted(versions.values(), key=lambda v: v["first_seen"]),
                   list(groups.values()), published, book.thresholds, now)  # fmt: skip

@@ -73,23 +73,93 @@ def candidates(repo: Repo, run: Run) -> list[Candidate]:
 
 
 def select(
-    items: list[Candidate], patterns: list[str], roles: set[str], root: Path, cwd: Path
-) -> list[Candidate]:
+    items: list[Candidate], patterns: list[str], roles: set[str], root: Path, cwd: Path,
+    repo: Repo | None = None, run: Run | None = None,
+) -> list[Candidate]:  # fmt: skip
     """The candidates named by `patterns` (paths, folders or globs, relative to the current
-    directory or the root) within `roles`; every pattern must match something."""
+    directory or the root, or the unique end of a path: `views.py` for `src/views.py`, as
+    `debt` takes units) within `roles`; every pattern must match something the run had
+    (UsageError, one line, otherwise). A path named in several roles is restored once: as
+    the run left it (output, else input, else code). With `repo` and `run`, a code file
+    that is another run's output (an old snapshot took it in: docs/format.md) is not the
+    run's to restore, and the error names the run that wrote it."""
     pool = [c for c in items if c.role in roles]
     if not patterns:
         return pool
+    name = f"run #{run.seq}" if run is not None else "the run"
+    show = f"vestige show {run.seq}" if run is not None else "vestige show"
     chosen: dict[tuple[str, str], Candidate] = {}
     for pattern in patterns:
         forms = _forms(pattern, root, cwd)
         hits = [c for c in pool if any(_matches(c.path, f) for f in forms)]
         if not hits:
-            kinds = ", ".join(sorted(roles))
-            raise UsageError(f"run has no file matching {pattern!r} in {kinds}; see `vestige show`")
+            hits = _by_tail(pool, pattern, name)
+        made = _made_elsewhere(repo, run, hits) if repo is not None and run is not None else {}
+        if made:
+            hits = [c for c in hits if (c.path, c.hash) not in made]
+        if not hits and made:
+            (path, _digest), maker = next(iter(made.items()))
+            where = f"`vestige restore {maker} {path}`" if maker else "`vestige which` tells"
+            raise UsageError(f"{name} did not write {path}: the copy in its code snapshot "
+                             f"is another run's output ({where})")  # fmt: skip
+        if not hits:
+            if roles == set(ROLES):
+                what = "it did not write, read or keep one, and its code has none"
+            else:
+                what = f"in its {', '.join(sorted(roles))}"
+            raise UsageError(f"{name} has no file matching {pattern!r}: {what}; `{show}` "
+                             "lists its files")  # fmt: skip
         for c in hits:
             chosen[(c.role, c.path)] = c
-    return list(chosen.values())
+    return _once_per_place(list(chosen.values()))
+
+
+#: Which of a path's roles is restored when several are chosen: what the run left there.
+_LAST = {"outputs": 0, "inputs": 1, "code": 2}
+
+
+def _once_per_place(chosen: list[Candidate]) -> list[Candidate]:
+    """One candidate per place on disk: a file the run read or wrote that was in its code
+    snapshot too is restored as it left it (two versions to one place would leave the first)."""
+    best: dict[str, Candidate] = {}
+    out = []
+    for c in chosen:
+        if c.role == "artefacts":
+            out.append(c)
+        elif c.path not in best or _LAST[c.role] < _LAST[best[c.path].role]:
+            best[c.path] = c
+    return out + list(best.values())
+
+
+def _by_tail(pool: list[Candidate], pattern: str, name: str) -> list[Candidate]:
+    """The candidates at the one path that ends with `pattern` (whole components); none
+    when no path does; a UsageError naming them when several do."""
+    tail = pattern.strip("/").removeprefix("./")
+    if not tail:
+        return []
+    paths = sorted({c.path for c in pool if c.path == tail or c.path.endswith("/" + tail)})
+    if len(paths) > 1:
+        shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
+        raise UsageError(f"{pattern!r} matches several files of {name} ({shown}); "
+                         "give more of the path")  # fmt: skip
+    return [c for c in pool if paths and c.path == paths[0]]
+
+
+def _made_elsewhere(repo: Repo, run: Run, hits: list[Candidate]) -> dict[tuple[str, str], int]:
+    """{(path, hash): the number of the run that made it (0 if unknown)} of the code files
+    among `hits` that an earlier run wrote and this run did not write or read (one query)."""
+    from vestige.capture.code import IMPORTABLE
+
+    own = {f.path for f in (*run.inputs, *run.outputs)}
+    code = [(c.path, c.hash) for c in hits if c.role == "code" and c.hash
+            and not c.path.startswith("/") and c.path not in own
+            and not c.path.endswith(IMPORTABLE)]  # fmt: skip
+    made = repo.index.files.written_at(code) if code else set()
+    out = {}
+    for path, digest in made:
+        row = repo.producer(digest, before=run.started, path=path)
+        out[(path, digest)] = int(row["seq"]) if row is not None else 0
+    return out
 
 
 def _forms(pattern: str, root: Path, cwd: Path) -> list[str]:

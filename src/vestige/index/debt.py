@@ -72,16 +72,17 @@ class Debt:
         ).fetchall()
         return {unit: int(n) for unit, n in rows}
 
-    def published(self, now: float) -> dict[str, int]:
+    def published(self, now: float, settled: float) -> dict[str, int]:
         """{unit: distinct places outside the run's files that bytes its runs made went to
-        (`vestige publish`, or `vestige which` of a copy outside the project)}."""
+        (`vestige publish`; a copy `vestige which` found outside the project counts once it
+        was seen at or before `settled`: reading a copy is not publishing it)}."""
         rows = self.conn.execute(  # from the (few) published rows back to their makers
             "SELECT f.path, COUNT(DISTINCT p.dest) FROM published p"  # CROSS JOIN: this order
             " CROSS JOIN files o ON o.hash = p.hash AND o.role IN ('output', 'artefact')"
             " CROSS JOIN runs r ON r.id = o.run_id AND r.started <= :now"
             f" CROSS JOIN files f ON f.run_id = o.run_id AND {UNIT_ROWS}"
-            " WHERE p.t <= :now GROUP BY f.path",
-            {"now": now},
+            " WHERE p.t <= :now AND (p.how != 'which' OR p.t <= :settled) GROUP BY f.path",
+            {"now": now, "settled": settled},
         ).fetchall()
         return {unit: int(n) for unit, n in rows}
 

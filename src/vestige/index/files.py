@@ -36,13 +36,15 @@ class Files:
     # -- who made or read these bytes ------------------------------------------------------
 
     def makers_of(self, digest: str) -> list[sqlite3.Row]:
-        """Runs that wrote these bytes: confirmed writers first, then by start time."""
+        """Runs that wrote these bytes: confirmed writers first, then by start time; within
+        a run, the file it wrote before an artefact it kept or displayed (a notebook cell's
+        `cell-7/output-1.png` is a copy of the figure the cell saved)."""
         cur = row_cursor(self.conn)
         return cur.execute(
             "SELECT r.*, f.path AS file_path, f.confirmed AS confirmed, f.kept AS kept"
             " FROM files f JOIN runs r ON r.id = f.run_id"
             " WHERE f.hash = ? AND f.role IN ('output', 'artefact')"
-            " ORDER BY f.confirmed DESC, r.started, r.seq",
+            " ORDER BY f.confirmed DESC, r.started, r.seq, f.role = 'artefact'",
             (digest,),
         ).fetchall()
 
@@ -62,6 +64,32 @@ class Files:
             (digest,),
         ).fetchone()
         return row is not None
+
+    def written_at(self, pairs: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (root-relative path, hash) pairs some recorded run wrote: that
+        path, with those bytes, as an output. One query whatever the number of pairs (the
+        paths go in as one JSON array, looked up one by one in the files_code index: ~1 us
+        each): the code snapshot asks it on every run's path."""
+        if not pairs:
+            return set()
+        import json
+
+        wanted = set(pairs)
+        paths = list(dict.fromkeys(p for p, _h in pairs))
+        try:
+            "\n".join(paths).encode("utf-8")
+            named = None  # (the usual case: no name to escape)
+        except UnicodeEncodeError:
+            named = {escape_surrogates(p): p for p in paths}
+            paths = list(named)
+        rows = self.conn.execute(
+            "SELECT f.path, f.hash FROM json_each(?) j CROSS JOIN files f"  # CROSS: this order
+            " WHERE f.role = 'output' AND f.path = j.value",
+            (json.dumps(paths),),
+        ).fetchall()
+        if named is not None:
+            rows = [(named[p], h) for p, h in rows]
+        return {pair for pair in rows if pair in wanted}
 
     def made_by(self, run_ids: Sequence[str]) -> list[str]:
         """The hashes these runs wrote or kept."""

@@ -214,6 +214,7 @@ class BackgroundCapture:
                 snap = snapshot(
                     Path(launch.root), repo.store.objects, self.cache,
                     repo.config.keep_code_max_size, self.probe, launch.since_ns, launch.ignore,
+                    made=repo.index.files.written_at,  # earlier runs' outputs are not code
                 )  # fmt: skip
                 self.code = snap.to_dict()
                 self.warnings.extend(snap.warnings)

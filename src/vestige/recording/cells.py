@@ -103,7 +103,27 @@ def of_run(repo: Repo, run: Run) -> dict[str, Any]:
     else:
         data = load(repo.store.objects, run.notebook)
     if not (data or {}).get("cells"):
-        raise UsageError(f"run #{run.seq} recorded no notebook cells (record a notebook "
-                         "with `%load_ext vestige` or `vestige run x.ipynb`)")  # fmt: skip
+        raise UsageError(no_cells(run))
     assert data is not None
     return data
+
+
+def no_cells(run: Run) -> str:
+    """Why a run has no cells, and what would give it some: not the way it was just run
+    (`vestige run x.ipynb` of a notebook without code, a session with no cell after
+    `%load_ext vestige`, a script)."""
+    nb = run.notebook or {}
+    headless = any(a == "vestige.notebook.execute" or a.endswith(".ipynb") for a in run.command[:3])
+    if headless:
+        path = nb.get("path") or next((a for a in run.command if a.endswith(".ipynb")), "it")
+        if run.status == "failed" and not nb.get("count"):
+            return (f"run #{run.seq} recorded no cells: it failed before running a cell of "
+                    f"{path} (`vestige log {run.seq} --stderr` says why)")  # fmt: skip
+        return (f"run #{run.seq} recorded no cells: {path} has no code cell with code in it "
+                "(markdown and empty cells are not run); add one, or give a notebook that has "
+                "some")  # fmt: skip
+    if nb:
+        return (f"run #{run.seq} recorded no cells: no cell ran in that session after "
+                "`%load_ext vestige` (cells run before it are not recorded)")  # fmt: skip
+    return (f"run #{run.seq} recorded no notebook cells: it is not a notebook run (record "
+            "one with `%load_ext vestige` or `vestige run x.ipynb`)")  # fmt: skip

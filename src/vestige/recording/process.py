@@ -57,6 +57,16 @@ def resolve_command(argv: list[str]) -> tuple[str, list[str]]:
     return path, list(argv)
 
 
+def recorded_command(typed: list[str], resolved: list[str]) -> list[str]:
+    """The command a run records: as typed for the `x.py ...` shortcut, not with this
+    machine's interpreter in front (runs in two venvs would differ in their command; the
+    interpreter is in the environment record, and rerun resolves `x.py` again); else the
+    command as it runs."""
+    if typed and typed[0].endswith(".py") and resolved[1:] == typed:
+        return list(typed)
+    return resolved
+
+
 def python_script(argv: list[str]) -> str | None:
     """The script `python [options] SCRIPT ...` runs, or None (not Python, -c, -m, -,
     or no script: an interactive interpreter). Short options may be grouped (-uW ignore)."""

@@ -33,6 +33,7 @@ from vestige.recording.process import (
     heartbeat,
     make_reserve,
     pty_for,
+    recorded_command,
     resolve_command,
     resources,
     restore_handlers,
@@ -134,6 +135,7 @@ class Launch:
     def execute(self) -> int:
         path, argv = resolve_command(self.argv)  # usage errors surface before anything runs
         self.resolved = argv
+        self.recorded = recorded_command(self.argv, argv)  # (`x.py` as typed)
         self.program = path
         if not self.options.terminal:
             self._prepare()  # a sweep's thread: its executor reports the failure
@@ -202,7 +204,7 @@ class Launch:
             # A sweep's child: its command is in run.json before it starts, so a sweep
             # killed at any moment leaves a child that recovery can seal right (the
             # redactor is the worker's, known from its first child: no cost at start).
-            self.capture.redact(self.resolved)
+            self.capture.redact(self.recorded)
         write_file(os.path.join(self.live, "run.json"), dumps(self.info))
         make_reserve(self.live)
         if self.options.on_live is not None:
@@ -253,12 +255,24 @@ class Launch:
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.received = signum
-        if self.child is None:
-            return
+        if self.child is not None:
+            self._forward(self.child, signum)
+
+    def _child_known(self, pid: int) -> int:
+        """Note the command's pid; a signal that reached us before we knew it (the command
+        can print, and be signalled for it, before its tee tells us its pid) is passed on
+        now, not lost."""
+        self.child = pid
+        if self.received is not None:
+            self._forward(pid, self.received)
+        return pid
+
+    @staticmethod
+    def _forward(pid: int, signum: int) -> None:
         if signum == SIGINT and terminal_sent_to_group():
             return  # Ctrl-C: the terminal already signalled the command's process group
         try:
-            os.kill(self.child, signum)
+            os.kill(pid, signum)
         except OSError:
             pass
 
@@ -300,9 +314,9 @@ class Launch:
         self.spawned.acquire()
         bg_done = _thread.allocate_lock()
         bg_done.acquire()
-        _thread.start_new_thread(self._capture_in_background, (argv, bg_done))
+        _thread.start_new_thread(self._capture_in_background, (self.recorded, bg_done))
         try:
-            self.child = tee.started()
+            self._child_known(tee.started())
         except OSError as e:
             self.spawned.release()  # (the capture sees no command, and stops)
             bg_done.acquire()
@@ -350,7 +364,9 @@ class Launch:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         logs = [os.open(os.path.join(self.live, n), flags, 0o600) for n in ("stdout", "stderr")]
         try:
-            self.child = spawn(*self._command(path, argv), self._child_env(), logs[0], logs[1])
+            self._child_known(
+                spawn(*self._command(path, argv), self._child_env(), logs[0], logs[1])
+            )
         except OSError as e:
             _rmtree(self.live)
             self.tail = f"cannot start {argv[0]}: {e.strerror}"
@@ -360,7 +376,7 @@ class Launch:
                 os.close(fd)
         if self.options.on_spawn is not None:
             self.options.on_spawn(self.child)
-        self.capture.run(argv)  # in this thread: it has nothing else to do meanwhile
+        self.capture.run(self.recorded)  # in this thread: it has nothing else to do meanwhile
         _pid, status, usage = wait4(self.child)
         code = os.waitstatus_to_exitcode(status)
         result = self._result(code, time.time(), resources(usage))
