@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint bench clean strace
+.PHONY: demo test setup lint bench clean strace chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vestige needs Python >= 3.11; set PYTHON=python3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@command -v strace >/dev/null 2>&1 || $(MAKE) --no-print-directory strace
+	@command -v chromium >/dev/null 2>&1 || $(MAKE) --no-print-directory chromium
 	@touch $(STAMP)
 
 # strace traces the files of programs outside Python (docs/architecture.md); the tests of
@@ -20,6 +21,14 @@ strace:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq >/dev/null && apt-get install -y -qq strace >/dev/null; \
 	else echo "note: strace is not installed (apt-get install strace): tracing tests are skipped"; fi
+
+# Chromium drives the UI's browser tests (tests/test_ui_browser.py) through Playwright,
+# which is told to use this one (never `playwright install`). Debian's package, when we
+# may install it (root, apt-get); else those tests are skipped, saying why.
+chromium:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: chromium is not installed (apt-get install chromium): UI browser tests are skipped"; fi
 
 setup: $(STAMP)
 

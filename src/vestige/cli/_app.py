@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unpin": ("cmd_unpin", "Unpin runs: gc's policy applies to them again."),
     "fsck": ("cmd_fsck", "Verify every object, manifest and ref in the store."),
     "reindex": ("cmd_reindex", "Rebuild the index from the store's manifests and refs."),
+    "ui": ("cmd_ui", "Serve a web page over every run, figure and metric of the store."),
 }
 
 
