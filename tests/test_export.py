@@ -123,7 +123,7 @@ def test_export_of_a_program_using_the_api_runs_in_a_fresh_venv(
     assert out.read_bytes() == (dest / "outputs" / "out.txt").read_bytes()
     installed = subprocess.run([str(dest / ".venv" / "bin" / "python"), "-c",
                                 "import vestige; print(vestige.__file__)"],
-                               capture_output=True, text=True, check=True)  # fmt: skip
+                               env=env, capture_output=True, text=True, check=True)  # fmt: skip
     assert str(dest / ".venv") in installed.stdout  # the stand-in, not this checkout's vestige
     # A run that neither imports vestige nor kept or logged anything: no stand-in, and
     # the README names no folder or file that is not there.
