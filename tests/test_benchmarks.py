@@ -19,10 +19,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         "capture_overhead.py",
         "debt_gc.py",
         "metric_logging.py",
+        "queries.py",
         "revisions.py",
         "startup.py",
         "store_throughput.py",
         "sweep_overhead.py",
+        "ui.py",
     ],
 )
 def test_benchmark_runs_in_quick_mode(script: str, tmp_path: Path) -> None:
