@@ -20,6 +20,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         "debt_gc.py",
         "metric_logging.py",
         "queries.py",
+        "redact.py",
         "revisions.py",
         "startup.py",
         "store_throughput.py",
