@@ -18,6 +18,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         "capture_overhead.py",
         "debt_gc.py",
+        "find.py",
         "metric_logging.py",
         "queries.py",
         "redact.py",

@@ -47,6 +47,7 @@ LS_KEYS = {
     "manifest",
     "parent",
     "pinned",
+    "name",
 }
 #: The run manifest's fields (docs/format.md, "Run manifest").
 MANIFEST_KEYS = {

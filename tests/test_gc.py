@@ -574,3 +574,17 @@ def test_gc_removes_what_dead_writers_left_in_tmp(tmp_path: Path) -> None:
     # a folder (a Slurm sweep's job folder, whose top level a long job may not touch
     # for hours) is never removed, however old
     assert sorted(os.listdir(tmp)) == ["notes.txt", "obj-writing", "old-folder"]
+
+
+def test_gc_without_a_policy_says_how_to_give_one(project: Path) -> None:
+    """There is no default policy (docs/cli.md): `gc --dry-run` alone is one error line
+    that says how to give one, with an example to copy; nothing changes."""
+    (project / "w.py").write_text('open("out.txt", "w").write("x")\n')
+    assert vestige("run", "w.py", cwd=project).returncode == 0
+    for args in (["gc", "--dry-run"], ["gc"]):
+        done = vestige(*args, cwd=project)
+        assert done.returncode == 2 and done.stdout == b""
+        lines = done.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: gc needs a policy"), lines
+        assert "e.g. vestige gc --older-than 90d --keep-last 50 --dry-run" in lines[0]
+    assert vestige("cat", "1", "out.txt", cwd=project).stdout == b"x"

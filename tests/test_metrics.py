@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -380,3 +381,55 @@ def test_metrics_object_format(tmp_path: Path) -> None:
     b = obj.series("b")
     assert list(b.steps) == [0, 1] and math.isnan(b.values[0]) and b.values[1] == math.inf
     assert str(obj.series("a").values[0]) == "-0.0"
+
+
+def on_a_terminal(root: Path, *args: str, columns: int = 60) -> str:
+    """The output of `vestige ARGS` whose stdout is a real terminal (a pty) `columns` wide."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "NO_COLOR": "1"}
+    env.pop("COLUMNS", None)
+    argv = [sys.executable, "-m", "vestige", *args]
+    proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:  # until the child's end closes the terminal (EIO on Linux)
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else b""
+    text = b"".join(chunks).decode().replace("\r\n", "\n")
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)  # (bold, colours)
+
+
+def test_a_series_on_a_terminal_is_a_summary_and_a_sparkline(project: Path) -> None:
+    """`metrics RUN KEY` on a terminal: a one-line summary, then the series drawn across
+    the terminal; piped or with --csv, the same CSV as before."""
+    run_script(project, """
+        import vestige
+        for i in range(200):
+            vestige.log(step=i, loss=1.0 / (1 + i), acc=0.5)
+    """)  # fmt: skip
+    lines = on_a_terminal(project, "metrics", "1", "loss", "acc").splitlines()
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("loss: 200 points, ") and "last 0.005 at step 199" in lines[0]
+    assert "min 0.005, max 1" in lines[0], lines[0]
+    bars = lines[1].strip()
+    assert len(bars) == 58 and set(bars) <= set("▁▂▃▄▅▆▇█"), lines[1]
+    assert bars[0] == "█" and bars[-1] == "▁"  # from its max down to its min
+    assert bars == "".join(sorted(bars, reverse=True))  # falling, as the loss did
+    assert lines[2].startswith("acc: 200 points, ")
+    assert set(lines[3].strip()) == {"▄"}  # a constant: flat, mid-height
+    csv_lines = on_a_terminal(project, "metrics", "1", "loss", "--csv").splitlines()
+    assert csv_lines[0] == "step,seconds,value" and len(csv_lines) == 201
+    assert series_csv(project, "loss", "1")[199]["value"] == repr(1.0 / 200)  # piped: CSV

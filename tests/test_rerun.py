@@ -96,7 +96,11 @@ def test_changed_param_and_new_outputs(project: Path) -> None:
     ok("run", "gen.py", "--n", "3", cwd=project)
     code, result = rerun(project, "1", "--param", "n=5")
     verdicts = {v["path"]: v["verdict"] for v in result["verdicts"]}
-    assert verdicts == {"seq.txt": "differs", "extra.txt": "new"} and code == 1
+    # other bytes are what a changed param asks for: changed, not a failed reproduction
+    assert verdicts == {"seq.txt": "changed", "extra.txt": "new"} and code == 0
+    assert result["changed_params"] == {"n": ["3", "5"]} and result["reproduced"] is False
+    (seq,) = [v for v in result["verdicts"] if v["path"] == "seq.txt"]
+    assert seq["summary"].startswith("param n 3 -> 5 changed: ")
     new = json.loads(ok("show", str(result["rerun_seq"]), "--json", cwd=project))
     assert new["params"]["n"] == 5 and new["command"][-2:] == ["--n", "5"]
     bad = vestige("rerun", "1", "--param", "lr=0.1", cwd=project)
@@ -178,3 +182,34 @@ def test_figures_left_open_at_show_reproduce(project: Path) -> None:
     verdicts = {v["path"]: v["verdict"] for v in result["verdicts"]}
     assert code == 0 and result["reproduced"] is True, verdicts
     assert len(verdicts) == 2 and set(verdicts.values()) == {"identical"}, verdicts
+
+
+def test_a_changed_param_compares_outputs_by_role(project: Path) -> None:
+    """`rerun --param lr=0.01` of a run that wrote `out-lr0.1.csv`: the rerun's
+    `out-lr0.01.csv` is the same output (its name holds the param), changed; the text says
+    which param changed instead of NOT reproduced, and exit 0 unless the rerun failed."""
+    script(project, "fit.py", """
+        import sys
+        given = sys.argv[sys.argv.index("--lr") + 1]
+        lr = float(given)
+        open(f"out-lr{given}.csv", "w").write(f"lr,loss\\n{lr},{1 - lr}\\n")
+        open("log.txt", "w").write("done\\n")
+        if lr > 1:
+            sys.exit("lr too large")
+    """)  # fmt: skip
+    ok("run", "fit.py", "--lr", "0.1", cwd=project)
+    done = vestige("rerun", "1", "--param", "lr=0.01", cwd=project)
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stdout.decode().splitlines()
+    assert any(
+        line.split()[:2] == ["changed", "out-lr0.1.csv"]
+        and "param lr 0.1 -> 0.01 changed" in line
+        and "out-lr0.01.csv" in line
+        for line in lines
+    ), lines
+    assert any(line.split()[:2] == ["identical", "log.txt"] for line in lines), lines
+    assert not any(line.split()[0] == "new" for line in lines[1:-1]), lines  # paired
+    assert lines[-1] == "param lr 0.1 -> 0.01: 1 of 2 outputs changed, 1 identical or close"
+    done = vestige("rerun", "1", "--param", "lr=2", cwd=project)  # the rerun fails: exit 1
+    assert done.returncode == 1 and done.stdout.decode().splitlines()[-1].endswith(
+        "; the rerun failed")  # fmt: skip

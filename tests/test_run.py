@@ -896,3 +896,22 @@ def test_a_missing_python_script_is_bad_input_before_anything_runs(project: Path
         (project / ".vestige" / "refs" / "runs").glob("*")
     )
     ok(run(project, "python", "-c", "print(1)"))  # -c and -m name no file
+
+
+def test_a_param_option_after_the_command_warns_and_the_run_goes_on(project: Path) -> None:
+    """`vestige run true --param i=5` gives `--param i=5` to `true`, recorded as its own
+    argument `param='i=5'`: one line says so, and the run is recorded unchanged."""
+    for args in (["true", "--param", "i=5"], ["true", "-p", "i=5"], ["true", "--param=i=5"]):
+        done = run(project, *args)
+        assert done.returncode == 0, args
+        lines = done.stderr.decode().splitlines()
+        warned = [line for line in lines if "goes to true as its own argument" in line]
+        assert len(warned) == 1, lines
+        assert "put vestige's options before the command" in warned[0]
+        shown = json.loads(vestige("show", "@last", "--json", cwd=project).stdout)
+        assert shown["command"] == args and shown["status"] == "ok"
+    # in vestige's place, after `--`, or not k=v: nothing said
+    for args in (["--param", "i=5", "true"], ["--", "true", "--param", "i=5"],
+                 ["true", "-p", "8"]):  # fmt: skip
+        done = run(project, *args)
+        assert done.returncode == 0 and b"own argument" not in done.stderr, args

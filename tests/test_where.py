@@ -284,7 +284,7 @@ def test_injection_matches_nothing_and_keeps_tables(db: sqlite3.Connection, expr
 
 FIELDS_MSG = (
     "unknown field 'foo'; fields are params.<name>, metrics.<name>, status, exit_code, command, "
-    "started, ended, duration, id, seq, parent, tag, pinned"
+    "started, ended, duration, id, seq, parent, rerun_of, tag, note, name, pinned, adopted"
 )
 
 ERRORS: list[tuple[str, int, str]] = [
@@ -323,7 +323,7 @@ ERRORS: list[tuple[str, int, str]] = [
     ("seq in ()", 8, "expected a value after '(', found ')'"),
     ("seq in (1,)", 10, "expected a value after ',', found ')'"),
     ("seq in (1", 9, "expected ',' or ')' in the list, found end of input"),
-    ("seq not 1", 8, "expected 'in' after 'not', found '1'"),
+    ("seq not 1", 8, "expected 'in', 'contains' or 'matches' after 'not', found '1'"),
     ("seq not in 1", 11, "expected '(' after 'not in'"),
     ("seq is 1", 7, "expected 'null' after 'is', found '1'"),
     ("seq is not 1", 11, "expected 'null' after 'is not', found '1'"),
@@ -338,7 +338,7 @@ ERRORS: list[tuple[str, int, str]] = [
     ("params.x ~ true", 11, "'~' needs a string pattern"),
     ("metrics.loss = 'x'", 15, "'metrics.loss' compares with numbers, found ''x''"),
     ("metrics.loss = true", 15, "compares with numbers"),
-    ("tag < 'a'", 4, "'tag' supports =, !=, ~, in and not in"),
+    ("tag < 'a'", 4, "'tag' supports =, !=, ~, contains, matches, in and not in"),
     ("tag = 1", 6, "'tag' compares with strings"),
     ("params.flag < true", 14, "true/false only compare with =, != or in"),
     ("and status = 'ok'", 0, "expected a field, found 'and'"),

@@ -8,6 +8,11 @@ The in-code API (nothing requires it; `vestige run` captures unmodified code):
     vestige.start() / vestige.finish()  with vestige.run(): ...
     %load_ext vestige                   (IPython, Jupyter: the session, cell by cell)
 
+Reading what was recorded (docs/api.md):
+
+    vestige.runs(where="status = 'ok'", cols=["params.lr", "metrics.loss"])  # a DataFrame
+    vestige.Run(42).outputs["fig.png"]  vestige.Run("baseline").metrics["loss"].values
+
 `import vestige` runs inside users' scripts, so it loads nothing but this module: the API
 functions are resolved on first use (PEP 562), and `log` then is the hot function itself,
 with no wrapper in between. tests/test_imports.py pins what `import vestige` loads.
@@ -16,6 +21,7 @@ with no wrapper in between. tests/test_imports.py pins what `import vestige` loa
 from vestige._version import __version__
 
 __all__ = [
+    "Run",
     "__version__",
     "finish",
     "flush",
@@ -26,11 +32,14 @@ __all__ = [
     "params",
     "run",
     "run_id",
+    "runs",
     "start",
     "tag",
 ]
 
 _API = {
+    "Run": "vestige.api.query",
+    "runs": "vestige.api.query",
     "log": "vestige.api.log",
     "finish": "vestige.api.calls",
     "flush": "vestige.api.calls",

@@ -118,7 +118,8 @@ class Repo:
     # -- runs -----------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> str:
-        """A run id from `42`, `#42`, `@last`, `-1`, `-2`, or an id prefix."""
+        """A run id from `42`, `#42`, `@last`, `-1`, `-2`, a name (`vestige name`) that
+        one run has, or an id prefix."""
         text = ref.strip()
         if text in ("@last", "last", "@latest"):
             found = self.index.runs.nth_latest(1)
@@ -136,6 +137,12 @@ class Repo:
             if found is None:
                 raise RunNotFound(f"no run #{number}; see `vestige ls`")
             return found
+        named = self.index.runs.ids_by_name(text)
+        if len(named) == 1:
+            return str(named[0][0])
+        if named:
+            shown = ", ".join(f"#{seq}" for _id, seq in named[:5])
+            raise AmbiguousRun(f"{ref!r} names several runs ({shown}); use a number")
         prefix = text.upper()
         if len(prefix) >= 4:
             matches = self.index.runs.ids_by_prefix(prefix)
@@ -144,7 +151,9 @@ class Repo:
             if len(matches) > 1:
                 shown = ", ".join(m[:10] for m in matches[:5])
                 raise AmbiguousRun(f"{ref!r} matches several runs ({shown}); give more characters")
-        raise RunNotFound(f"no run matches {ref!r}; use a number (42), @last, -1, or an id prefix")
+        raise RunNotFound(
+            f"no run matches {ref!r}; use a number (42), @last, -1, a name or an id prefix"
+        )
 
     def run(self, ref: str) -> Run:
         """The run a reference names: its sealed manifest, or its start record while running."""
@@ -175,12 +184,15 @@ class Repo:
         params = self.index.runs.params_of(ids)
         tags = self.index.runs.tags_of(ids)
         metrics = self.index.runs.metrics_of(ids)
-        return [
-            summary(
+        names = self.index.runs.names_of(ids)  # `vestige name`
+        out = []
+        for row in rows:
+            record = summary(
                 row, params.get(row["id"], {}), tags.get(row["id"], []), metrics.get(row["id"], {})
             )
-            for row in rows
-        ]
+            record["name"] = names.get(row["id"])
+            out.append(record)
+        return out
 
     # -- metrics, tags, notes -------------------------------------------------------------
 
@@ -217,7 +229,33 @@ class Repo:
         Annotations(self.store).update(run_id, add=add, remove=remove, note=note)
         run = self.run(run_id)
         self.index.record.tags(run_id, run.tags)
+        if note is not None:
+            self.index.record.notes(run_id, run.notes)  # `--where 'note contains ...'`
         return run
+
+    def name(self, ref: str, name: str | None) -> tuple[str, str | None]:
+        """Name a run (a reference as good as its number while one run has it), or, with
+        None, take its name away: (run id, the name it had)."""
+        from vestige.store.annotations import Annotations, check_name
+
+        run_id = self.resolve(ref)
+        if name is not None:
+            from vestige.capture.redact import Redactor
+
+            redactor = Redactor(self.store.secret_key())  # typed in the shell, like a tag
+            redactor.redact_env(os.environ)
+            name = check_name(redactor.scrub_text(check_name(name)))
+        annotations = Annotations(self.store)
+        before = annotations.get(run_id)["name"]
+        annotations.update(run_id, name=name, clear_name=name is None)
+        self.index.record.name(run_id, name)
+        return run_id, before
+
+    def run_name(self, run_id: str) -> str | None:
+        """The run's name (`vestige name`), from its annotations: the store's truth."""
+        from vestige.store.annotations import Annotations
+
+        return Annotations(self.store).get(run_id)["name"]
 
     # -- files ----------------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ TRACE = "\0trace"
 
 #: `vestige run` flags that are not sweep options: how to learn the files (capture/trace.py)
 TRACE_FLAGS = {"--trace": "always", "--no-trace": "never"}
+#: `vestige run --name NAME`: comes back as this param (taken out by fast_run)
+NAME = "\0name"
 
 
 def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] | None:
@@ -69,6 +71,12 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] |
             params[TRACE] = TRACE_FLAGS[arg]
             i += 1
             continue
+        if name == "--name":  # (not a sweep option: it names this one run)
+            if not eq and i + 1 >= len(args):
+                raise UsageError("--name needs a value, e.g. vestige run --name baseline ...")
+            params[NAME] = inline if eq else args[i + 1]
+            i += 1 if eq else 2
+            continue
         if arg.startswith("-"):
             raise UsageError(
                 f"unknown option {arg} for `vestige run`; options go before the command "
@@ -78,11 +86,14 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] |
     command = args[i:]
     if not command:
         raise UsageError("no command given; usage: vestige run [--param k=v] COMMAND [ARGS]...")
+    if i == 0 or args[i - 1] != "--":  # (after `--`, the user said the rest is the command's)
+        _warn_misplaced_param(command)
     if command[0].endswith(".ipynb") and raw_params:
         # `vestige run -p k=v x.ipynb`: the notebook's parameters, injected like its own -p
         # (recording them as params the notebook never received would be false provenance)
         injected = [part for value in raw_params for part in ("-p", value)]
-        return {}, [command[0], *injected, *command[1:]], sweep
+        named = {NAME: params[NAME]} if NAME in params else {}
+        return named, [command[0], *injected, *command[1:]], sweep
     return params, command, sweep
 
 
@@ -98,6 +109,30 @@ def _add_param(params: dict[str, Any], value: str) -> None:
     params[key] = parsed
 
 
+def _warn_misplaced_param(command: list[str]) -> None:
+    """`vestige run true --param i=5` hands `--param i=5` to the command, which then records
+    `param='i=5'` as its own argument: likely meant for vestige. One line on stderr; the run
+    goes on as typed (the command may take such an option itself)."""
+    if command[0].endswith(".ipynb"):  # its -p k=v are the notebook's own parameters
+        return
+    rest = command[1:]
+    for j, arg in enumerate(rest):
+        if arg in ("-p", "--param") and j + 1 < len(rest):
+            option, value = arg, rest[j + 1]
+        elif arg.startswith("--param="):
+            option, value = "--param", arg.partition("=")[2]
+        else:
+            continue
+        key, eq, _ = value.partition("=")
+        if eq and key[:1].isalpha() and all(c.isalnum() or c in "_.-" for c in key):
+            from vestige.fastpath import warn
+
+            warn(f"{option} {value} goes to {command[0]} as its own argument, not to vestige; "
+                 f"put vestige's options before the command: vestige run {option} {value} "
+                 f"{command[0]} ...")  # fmt: skip
+            return
+
+
 def fast_run(args: list[str]) -> int | None:
     """Run without importing click; None means `--help` (left to click)."""
     parsed = parse(args)
@@ -105,13 +140,54 @@ def fast_run(args: list[str]) -> int | None:
         return None
     params, command, sweep = parsed
     trace = params.pop(TRACE, None)
+    name = params.pop(NAME, None)
+    if name is not None:
+        from vestige.store.annotations import check_name
+
+        name = check_name(name)  # (bad input: exit 2 before anything runs)
+        if sweep:
+            raise UsageError("--name names one run, not a sweep; find a sweep's runs with "
+                             "`vestige ls --sweep RUN`")  # fmt: skip
     if sweep:
         return _sweep(params, command, sweep, args, trace)
     from vestige.recording.process import die_like
     from vestige.recording.runner import Launch, RunOptions
 
-    code = Launch(command, RunOptions(params=params, trace=trace)).execute()
+    options = RunOptions(params=params, trace=trace)
+    launch = Launch(command, options)
+    if name is not None:
+        options.on_spawn = lambda _pid: _name_run(launch, name)
+    code = launch.execute()
     return die_like(code)
+
+
+def _name_run(launch: Any, name: str) -> None:
+    """`run --name`: name the run once its command has started (so the name costs the
+    command's start nothing), in the store (its annotations) and the index, as `vestige
+    name` does; a failure is a warning, never the run's."""
+    try:
+        import os
+
+        from vestige.capture.redact import Redactor
+        from vestige.index.db import Index
+        from vestige.store.annotations import Annotations
+        from vestige.store.local import Store
+
+        store = Store.at(launch.store, launch.root)
+        redactor = Redactor(store.secret_key())  # typed in the shell: redacted like a tag
+        redactor.redact_env(os.environ)
+        name = redactor.scrub_text(name)
+        Annotations(store).update(launch.run_id, name=name)
+        index, _fresh = Index.open(store.index_path, store=store.path)
+        try:
+            index.record.name(launch.run_id, name)
+        finally:
+            index.close()
+    except Exception as e:
+        from vestige.fastpath import warn
+
+        warn(f"the run was not named {name!r} ({type(e).__name__}: {e}); "
+             f"`vestige name {getattr(launch, 'run_id', '@last')} {name}` names it")  # fmt: skip
 
 
 def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],

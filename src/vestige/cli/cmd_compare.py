@@ -35,6 +35,11 @@ def command(
     from vestige.history.diff import compare_runs
 
     repo = open_repo()
+    if where is not None:
+        from vestige.index.where import hints
+
+        for line in hints(where):  # (a `~` without a wildcard: almost always a miss)
+            click.echo(line, err=True)
     if sweep is not None:
         if runs:
             raise UsageError("name runs or give --sweep, not both")

@@ -17,7 +17,8 @@ EPILOG = """\b
 Examples:
   vestige ls --status failed
   vestige ls --where 'params.lr < 0.01 and status = "ok"' --limit 5
-  vestige ls --where 'started > "7d" and command ~ "*train*"' --json
+  vestige ls --where 'started > "7d" and command contains "train"' --json
+  vestige ls --where 'note contains "spike" or name matches "^base"'
   vestige ls --cols loss,acc --where 'metrics.loss < 0.3'
   vestige ls --sweep 57 --cols loss
 
@@ -25,8 +26,9 @@ Examples:
 metric if any listed run logged it, else a param; metrics.NAME / params.NAME choose.
 \b
 --where fields: params.NAME, metrics.NAME, status, exit_code, command, started,
-ended, duration, id, seq, parent, tag, pinned; operators = != < <= > >= ~ (glob), in (...),
-is null, and, or, not, parentheses. See docs/cli.md.
+ended, duration, id, seq, parent, rerun_of, tag, note, name, pinned, adopted; operators
+= != < <= > >= ~ (glob, whole text), contains (substring, any case), matches (regular
+expression), in (...), is null, and, or, not, parentheses. See docs/cli.md.
 """
 
 
@@ -48,9 +50,13 @@ def command(
 
         children = sweep_where(repo, sweep)
         where = f"({where}) and {children}" if where else children
-    runs = repo.runs(
-        where=where, status=status, limit=limit if limit else (None if as_json else 50)
-    )
+    if where is not None and not sweep:
+        from vestige.index.where import hints
+
+        for line in hints(where):  # (a `~` without a wildcard: almost always a miss)
+            click.echo(line, err=True)
+    cap = limit if limit else (None if as_json else 50)
+    runs = repo.runs(where=where, status=status, limit=cap)
     pinned = repo.index.marks.pinned_of([r["id"] for r in runs])  # `vestige pin`: gc keeps them
     for r in runs:
         r["pinned"] = r["id"] in pinned
@@ -60,48 +66,64 @@ def command(
     if not runs:
         click.echo("no runs match" if (where or status) else "no runs yet: try `vestige run ...`")
         return
+    total = len(runs)
+    if cap is not None and len(runs) == cap:  # (cut, perhaps: say how many there are)
+        from vestige.index.where import compile_where
+
+        total = repo.index.runs.count_rows(compile_where(where) if where else None, status)
     from rich.console import Console
     from rich.table import Table
 
     extra = _columns(cols, runs)
     if pinned:
         extra.insert(0, ("pinned", "pinned", ""))
+    # name and tags columns when a listed run has one (`vestige name`, `vestige tag`)
+    named, tagged = any(r.get("name") for r in runs), any(r["tags"] for r in runs)
     rows = []
     for r in runs:
         rows.append(
             (
                 str(r["seq"]),
                 r["id"][:10],
+                *((r.get("name") or "",) if named else ()),
                 r["status"],
                 when(r["started"]),
                 duration(r["duration"]),
                 "" if r["exit_code"] is None else str(r["exit_code"]),
                 shlex.join([os.path.basename(r["command"][0]), *r["command"][1:]]),
                 " ".join(f"{k}={v}" for k, v in r["params"].items()),
+                *((" ".join(r["tags"]),) if tagged else ()),
                 *(_cell(r, kind, key) for _label, kind, key in extra),
             )
         )
 
     tty = sys.stdout.isatty()
-    names = ("#", "id", "status", "started", "took", "exit", "command", "params",
-             *(label for label, _kind, _key in extra))  # fmt: skip
+    base = ("#", "id", *(("name",) if named else ()), "status", "started", "took", "exit",
+            "command", "params", *(("tags",) if tagged else ()))  # fmt: skip
+    names = (*base, *(label for label, _kind, _key in extra))
+    status_at = base.index("status")
     table = Table(box=None, pad_edge=False, header_style="bold")
     for n, name in enumerate(names):
-        wide = name in ("command", "params")
+        wide = n < len(base) and name in ("command", "params", "tags")
         natural = max(len(name), *(len(row[n]) for row in rows))
+        # (metrics and params right, the pinned mark, first of the extra columns, left)
+        right = name in ("#", "took", "exit") if n < len(base) else not (pinned and n == len(base))
         table.add_column(
             name,
-            justify="right" if name in ("#", "took", "exit") or n >= 8 + bool(pinned) else "left",
+            justify="right" if right else "left",
             no_wrap=True,
             overflow="ellipsis",
             min_width=None if wide else natural,
             max_width=60 if wide and tty else None,
         )
     for row in rows:
-        table.add_row(*row[:2], f"[{status_style(row[2])}]{row[2]}[/]", *row[3:])
+        status_cell = f"[{status_style(row[status_at])}]{row[status_at]}[/]"
+        table.add_row(*row[:status_at], status_cell, *row[status_at + 1 :])
     # On a terminal, fit its width (long commands are cut); in a pipe, print whole lines.
     width = None if tty else 10_000
     Console(highlight=False, width=width).print(table)
+    if total > len(runs):  # (on stderr: a pipe gets the rows only)
+        click.echo(f"{len(runs)} of {total:,} shown (-n N)", err=True)
 
 
 def _columns(cols: str | None, runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:

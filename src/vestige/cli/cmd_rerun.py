@@ -18,6 +18,9 @@ same command runs there as a new run, and each output gets a verdict: identical,
 close (numbers within rtol/atol: CSV, JSON, .npy, .npz, parquet), differs, missing,
 or new. Exit 0 only when every output is identical or close; 1 otherwise; 2 when the
 rerun cannot start (an input only hashed and gone, a dirty tree for --in-place).
+With --param, other bytes are expected: `changed` (naming the param), matched by role
+(a path holding the old value is compared with the one holding the new), and exit 0
+unless the rerun itself failed.
 The temp dir is removed after the rerun (its outputs are kept in the store, `vestige
 restore`): --keep keeps it; a folder given with --dir is always kept.
 Examples:
@@ -88,19 +91,23 @@ def _rerun(
             keep = True
             click.echo(f"vestige: {plan.root} is kept: {len(unkept)} output(s) of the rerun "
                        f"are not in the store ({unkept[0]}...)", err=True)  # fmt: skip
-        items = rr.verdicts(repo, old, new, rtol=rtol, atol=atol)
+        changed = rr.param_changes(list(old.command), changes)
+        items = rr.verdicts(repo, old, new, rtol=rtol, atol=atol, changes=changed)
     finally:
         if temp and not keep:
             import shutil
 
             shutil.rmtree(plan.root, ignore_errors=True)
-    ok = rr.reproduced(items)
+    reproduced = rr.reproduced(items)
+    # With a param changed, other outputs were asked for: only the rerun's failure fails.
+    ok = new.status == "ok" if changed else reproduced
     where = str(plan.root) if not temp or keep else "a temp dir (removed; --keep keeps it)"
     if as_json:
         print_json({
             "run": old.id, "seq": old.seq, "rerun": new.id, "rerun_seq": new.seq,
             "dir": str(plan.root), "kept_dir": not temp or keep, "exit_code": new.exit_code,
-            "reproduced": ok, "verdicts": [v.to_dict() for v in items],
+            "reproduced": reproduced, "verdicts": [v.to_dict() for v in items],
+            "changed_params": {k: list(pair) for k, pair in changed.items()},
         })  # fmt: skip
     else:
         click.echo(f"rerun of #{old.seq} is run #{new.seq} in {where} (exit {new.exit_code})")
@@ -108,6 +115,12 @@ def _rerun(
             click.echo(f"  {v.verdict:9} {v.path}" + (f"  {v.summary}" if v.summary else ""))
         good = sum(v.verdict in ("identical", "close") for v in items if v.verdict != "new")
         total = sum(v.verdict != "new" for v in items)
-        click.echo(("reproduced" if ok else "NOT reproduced")
-                   + f": {good} of {total} outputs identical or close")  # fmt: skip
+        if changed:
+            which = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(changed.items()))
+            n = sum(v.verdict == "changed" for v in items)
+            click.echo(f"param {which}: {n} of {total} outputs changed, {good} identical or "
+                       "close" + ("" if ok else f"; the rerun {new.status}"))  # fmt: skip
+        else:
+            click.echo(("reproduced" if ok else "NOT reproduced")
+                       + f": {good} of {total} outputs identical or close")  # fmt: skip
     return ok

@@ -125,6 +125,7 @@ class StaleRun(Record):
     started: float
     outputs: list[str] = Factory(list)  # its outputs present in the tree with its bytes
     reasons: list[str] = Factory(list)
+    upstream: list[str] = Factory(list)  # ids of the stale runs that made its inputs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +136,7 @@ class StaleRun(Record):
             "started": self.started,
             "outputs": self.outputs,
             "reasons": self.reasons,
+            "upstream": self.upstream,
         }
 
 
@@ -194,17 +196,21 @@ def stale(repo: Repo) -> list[StaleRun]:
     out: list[StaleRun] = []
     for run in sorted(runs.values(), key=lambda r: (r.started, r.seq)):
         reasons = changes_since(repo, run, now)
+        upstream: list[str] = []
         for f in run.inputs:
             if not f.hash:
                 continue
             row = repo.producer(f.hash, run.started, path=f.path)
             if row is not None and row["id"] in verdict:
                 reasons.append(f"input {f.path} was made by run #{row['seq']}, which is stale")
+                if row["id"] not in upstream:
+                    upstream.append(row["id"])
         if not reasons:
             continue
         item = StaleRun(
             id=run.id, seq=run.seq, command=list(run.command), cwd=run.cwd,
             started=run.started, outputs=sorted(made.get(run.id, [])), reasons=reasons,
+            upstream=upstream,
         )  # fmt: skip
         verdict[run.id] = item
         out.append(item)

@@ -4,7 +4,8 @@ The kept code snapshot and inputs are written into a fresh folder (or, with in_p
 project itself, only when git says it is clean), the same command runs there as a new run
 with `rerun_of` set (recorded into the same store), then each output of the original is
 compared with the new one: identical, close (numbers within rtol/atol), differs, missing;
-outputs only the rerun made are `new`.
+outputs only the rerun made are `new`. With params changed, other bytes are expected:
+`changed`, naming the param.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Verdict(Record):
     """One output: how the rerun's bytes compare with the original's."""
 
     path: str
-    verdict: str  # identical | close | differs | missing | new
+    verdict: str  # identical | close | differs | missing | new; changed (a param changed)
     summary: str = ""
     details: dict[str, Any] = Factory(dict)
 
@@ -80,6 +81,25 @@ def substitute(argv: list[str], params: dict[str, str]) -> list[str]:
                 f"param {key!r} does not appear on the command line ({shlex.join(argv)}); "
                 "a rerun can change command-line params only"
             )
+    return out
+
+
+def param_changes(argv: list[str], params: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """{key: (the value on the original command line, the new one)} of the params that
+    `substitute` changes to another value (in the forms it knows)."""
+    out: dict[str, tuple[str, str]] = {}
+    for key, value in params.items():
+        names = {f"--{key}", f"--{key.replace('_', '-')}", f"-{key}"}
+        for i, arg in enumerate(argv):
+            if arg in names and i + 1 < len(argv):
+                old = argv[i + 1]
+            elif any(arg.startswith(n + "=") for n in names) or arg.startswith(f"{key}="):
+                old = arg.split("=", 1)[1]
+            else:
+                continue
+            if old != value:
+                out[key] = (old, value)
+            break
     return out
 
 
@@ -277,56 +297,98 @@ def _damaged(repo: Repo, run: Run) -> set[str]:
 
 
 def verdicts(
-    repo: Repo, old: Run, new: Run, rtol: float = 1e-9, atol: float = 0.0
-) -> list[Verdict]:
+    repo: Repo, old: Run, new: Run, rtol: float = 1e-9, atol: float = 0.0,
+    changes: dict[str, tuple[str, str]] | None = None,
+) -> list[Verdict]:  # fmt: skip
     """Each output (and artefact file) of `old` against `new`, then those only `new` has.
 
     Outputs are compared by the hashes the manifests record, so one whose stored copy was
     damaged is still identical when the rerun made the recorded bytes (its seal re-made
     the object from them, and the verdict says so); with other bytes, a damaged copy is
-    not compared by content: it differs."""
-    from vestige.history.filediff import compare_bytes
+    not compared by content: it differs.
+
+    With `changes` (params the rerun changed: key -> (old, new) value), other bytes are
+    what was asked for: `changed`, not `differs`; and an output is matched by its role,
+    not only its path: one whose path holds the old value (`out-lr0.1.csv`) is compared
+    with the rerun's output at the path with the new value (`out-lr0.01.csv`)."""
     from vestige.store.statcache import StatCache
 
     before, after = _files(old), _files(new)
+    changes = changes or {}
+    renamed = _renamed(before, after, changes)
     damaged = _DAMAGED.get(old.id, set())
-    objects = repo.store.objects
     cache = StatCache(repo.index.conn)
     result: list[Verdict] = []
     for path, (h1, s1, k1) in sorted(before.items()):
-        if path not in after:
+        if path not in after and path not in renamed:
             result.append(Verdict(path, "missing", "the rerun did not make it"))
             continue
-        h2, s2, k2 = after[path]
-        if h1 is not None and h1 == h2:
-            summary = "same bytes"
-            if h1 in damaged:
-                summary += (
-                    "; the original's stored copy was damaged: re-made from the rerun's bytes"
-                    if objects.intact(h1, cache)
-                    else "; the stored copy is damaged (see `vestige fsck`)"
-                )
-            result.append(Verdict(path, "identical", summary))
-            continue
-        readable = bool(k1 and k2 and h1 and h2 and max(s1, s2) <= COMPARE_MAX_BYTES)
-        readable = readable and objects.exists(h1) and objects.exists(h2)  # type: ignore[arg-type]
-        if readable and not objects.intact(h1, cache):  # type: ignore[arg-type]
-            result.append(Verdict(path, "differs", f"other bytes ({s1} -> {s2} bytes); the "
-                                  "original's stored copy is damaged (see `vestige fsck`), so "
-                                  "only hashes were compared", {"hashes": [h1, h2]}))  # fmt: skip
-            continue
-        if not readable:
-            result.append(Verdict(path, "differs", f"other bytes ({s1} -> {s2} bytes)",
-                                  {"hashes": [h1, h2]}))  # fmt: skip
-            continue
-        a = repo.store.objects.read_bytes(h1, verify=True)  # type: ignore[arg-type]
-        b = repo.store.objects.read_bytes(h2, verify=True)  # type: ignore[arg-type]
-        d = compare_bytes(path.removeprefix("artefact:"), a, b, rtol=rtol, atol=atol)
-        result.append(Verdict(path, d.verdict, d.summary, dict(d.details)))
-    for path in sorted(set(after) - set(before)):
+        v = _verdict(repo, path, (h1, s1, k1), after[renamed.get(path, path)], damaged, cache,
+                     rtol, atol)  # fmt: skip
+        result.append(_as_changed(v, changes, renamed.get(path)) if changes else v)
+    for path in sorted(set(after) - set(before) - set(renamed.values())):
         result.append(Verdict(path, "new", "only the rerun made it"))
     cache.flush()
     return result
+
+
+def _renamed(
+    before: dict[str, Any], after: dict[str, Any], changes: dict[str, tuple[str, str]]
+) -> dict[str, str]:
+    """{original's path: the rerun's path} for outputs whose path holds a changed param's
+    old value, where the rerun made the path with the new value instead."""
+    out: dict[str, str] = {}
+    for path in before:
+        if path in after:
+            continue
+        for was, now in changes.values():
+            twin = path.replace(was, now) if was else path
+            if twin != path and twin in after and twin not in before:
+                out[path] = twin
+                break
+    return out
+
+
+def _as_changed(v: Verdict, changes: dict[str, tuple[str, str]], twin: str | None) -> Verdict:
+    """A verdict under changed params: other bytes are `changed`, saying which param."""
+    which = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(changes.items()))
+    where = f"; the rerun's {twin}" if twin else ""
+    if v.verdict in ("identical", "close"):
+        return Verdict(v.path, v.verdict, f"{v.summary} (param {which}){where}", v.details)
+    return Verdict(v.path, "changed", f"param {which} changed: {v.summary}{where}", v.details)
+
+
+def _verdict(
+    repo: Repo, path: str, was: tuple[str | None, int, bool], now: tuple[str | None, int, bool],
+    damaged: set[str], cache: Any, rtol: float, atol: float,
+) -> Verdict:  # fmt: skip
+    """One output's bytes in the original (`was`) against the rerun's (`now`)."""
+    from vestige.history.filediff import compare_bytes
+
+    objects = repo.store.objects
+    (h1, s1, k1), (h2, s2, k2) = was, now
+    if h1 is not None and h1 == h2:
+        summary = "same bytes"
+        if h1 in damaged:
+            summary += (
+                "; the original's stored copy was damaged: re-made from the rerun's bytes"
+                if objects.intact(h1, cache)
+                else "; the stored copy is damaged (see `vestige fsck`)"
+            )
+        return Verdict(path, "identical", summary)
+    readable = bool(k1 and k2 and h1 and h2 and max(s1, s2) <= COMPARE_MAX_BYTES)
+    readable = readable and objects.exists(h1) and objects.exists(h2)  # type: ignore[arg-type]
+    if readable and not objects.intact(h1, cache):  # type: ignore[arg-type]
+        return Verdict(path, "differs", f"other bytes ({s1} -> {s2} bytes); the original's "
+                       "stored copy is damaged (see `vestige fsck`), so only hashes were "
+                       "compared", {"hashes": [h1, h2]})  # fmt: skip
+    if not readable:
+        return Verdict(path, "differs", f"other bytes ({s1} -> {s2} bytes)",
+                       {"hashes": [h1, h2]})  # fmt: skip
+    a = objects.read_bytes(h1, verify=True)  # type: ignore[arg-type]
+    b = objects.read_bytes(h2, verify=True)  # type: ignore[arg-type]
+    d = compare_bytes(path.removeprefix("artefact:"), a, b, rtol=rtol, atol=atol)
+    return Verdict(path, d.verdict, d.summary, dict(d.details))
 
 
 def reproduced(items: list[Verdict]) -> bool:

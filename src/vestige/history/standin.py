@@ -37,6 +37,7 @@ install vestige itself in place of this package.
 
 __version__ = "{version}"
 __all__ = [
+    "Run",
     "__version__",
     "finish",
     "flush",
@@ -47,6 +48,7 @@ __all__ = [
     "params",
     "run",
     "run_id",
+    "runs",
     "start",
     "tag",
 ]
@@ -106,6 +108,24 @@ class run:
 
     def __exit__(self, exc_type, exc, tb):
         return None
+
+
+def runs(where=None, cols=None, *, limit=None, store=None):
+    """Reading runs needs vestige itself: this stand-in holds none."""
+    raise RuntimeError(_NO_STORE.format("vestige.runs()"))
+
+
+class Run:
+    """Reading a run needs vestige itself: this stand-in holds none."""
+
+    def __init__(self, ref="@last", *, store=None):
+        raise RuntimeError(_NO_STORE.format("vestige.Run()"))
+
+
+_NO_STORE = (
+    "{} reads runs from a vestige store; this is the stand-in that `vestige export` "
+    "ships, which records and holds nothing: install vestige itself to read runs"
+)
 
 
 def load_ipython_extension(ipython):

@@ -122,6 +122,9 @@ class Index:
         self, conn: sqlite3.Connection, store: Path | None = None, readonly: bool = False
     ) -> None:
         self.conn = conn
+        from vestige.index.regexp import register
+
+        register(conn)  # `--where '... matches "re"'` (index/where.py) on any query
         self.store = store
         self.readonly = readonly
         self.damage: str | None = None

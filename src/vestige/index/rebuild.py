@@ -53,6 +53,8 @@ def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = 
     annotations = Annotations(store)
     runs = [annotations.apply(r) for r in runs]
     runs.sort(key=lambda r: (r.seq, r.id))
+    indexed = {r.id for r in runs}
+    names = {i: n for i, n in annotations.names().items() if i in indexed}  # `vestige name`
     published = index_rows(store)  # refs/published: what left the project
     freed = list(freed_records(store).values())  # refs/freed (gc)
     pins = dict(Pins(store).all())  # refs/pins (vestige pin)
@@ -62,6 +64,7 @@ def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = 
         index.conn.execute("BEGIN IMMEDIATE")
         index.clear()
         index.record.runs(runs, within=True)
+        index.record.names(names, within=True)
         index.marks.add_published(published, within=True)
         index.marks.set_freed(add=freed, replace_all=True, within=True)
         index.marks.set_pins(pins, replace_all=True, within=True)

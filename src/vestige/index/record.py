@@ -1,8 +1,9 @@
-"""Writing the index: a run's rows (runs, params, files, metrics, tags, blobs) from its
-manifest, in one transaction; or its `running` row, which gives it its sequence number:
-above every number the index or the store (a sealed run's manifest, a live run's
-run.json) already gives a run, so a number is never given twice, even by an index that
-lost runs."""
+"""Writing the index: a run's rows (runs, params, files, metrics, tags, notes, blobs)
+from its manifest (with its annotations applied), in one transaction; its name (an
+annotation only, kept across seals and rebuilt by reindex); or its `running` row, which
+gives it its sequence number: above every number the index or the store (a sealed run's
+manifest, a live run's run.json) already gives a run, so a number is never given twice,
+even by an index that lost runs."""
 
 from __future__ import annotations
 
@@ -91,8 +92,8 @@ class Recorder:
         git = (run.code or {}).get("git") or {}
         self.conn.execute(
             "INSERT OR REPLACE INTO runs (id, seq, status, exit_code, command, argv, cwd, root,"
-            " started, ended, duration, manifest, git_commit, host, pid, parent, rerun_of)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " started, ended, duration, manifest, git_commit, host, pid, parent, rerun_of,"
+            " adopted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.id,
                 seq,
@@ -111,6 +112,7 @@ class Recorder:
                 run.pid,
                 run.parent,
                 run.rerun_of,
+                _adopted(run),
             ),
         )
 
@@ -132,7 +134,7 @@ class Recorder:
             self.runs(runs, within=True)
 
     def _record(self, run: Run) -> None:
-        for table in ("params", "files", "metrics", "tags"):
+        for table in ("params", "files", "metrics", "tags", "notes"):
             self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run.id,))
         self._insert_row(run, run.seq)
         self.conn.executemany(
@@ -161,6 +163,7 @@ class Recorder:
             rows,
         )
         self.tags(run.id, run.tags, replace=False)
+        self.notes(run.id, run.notes, replace=False)
         keys = (run.metrics or {}).get("keys") or {}
         self.conn.executemany(
             "INSERT INTO metrics (run_id, key, last, min, max, count) VALUES (?, ?, ?, ?, ?, ?)",
@@ -211,6 +214,60 @@ class Recorder:
             "INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)",
             [(run_id, escape_surrogates(t)) for t in tags],
         )
+
+    def notes(self, run_id: str, notes: Iterable[dict[str, Any]], replace: bool = True) -> None:
+        """The run's note rows, oldest first (inside the caller's transaction when
+        replace=False): what `--where 'note contains ...'` searches."""
+        if replace:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("DELETE FROM notes WHERE run_id = ?", (run_id,))
+                self.notes(run_id, notes, replace=False)
+            return
+        rows = []
+        for n in notes:
+            text = n.get("text") if isinstance(n, dict) else None
+            if isinstance(text, str):
+                t = n.get("t")
+                when = float(t) if isinstance(t, int | float) and math.isfinite(t) else None
+                rows.append((run_id, when, escape_surrogates(text)))
+        self.conn.executemany("INSERT INTO notes (run_id, t, text) VALUES (?, ?, ?)", rows)
+
+    def name(self, run_id: str, name: str | None) -> None:
+        """Set (or, with None, remove) the run's name row."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("DELETE FROM names WHERE run_id = ?", (run_id,))
+            if name is not None:
+                self.conn.execute(
+                    "INSERT INTO names (run_id, name) VALUES (?, ?)",
+                    (run_id, escape_surrogates(name)),
+                )
+
+    def names(self, names: dict[str, str], within: bool = False) -> None:
+        """Replace every name row with `names` ({run id: name}): reindex, inside its
+        transaction when `within`."""
+        if not within:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.names(names, within=True)
+            return
+        self.conn.execute("DELETE FROM names")
+        self.conn.executemany(
+            "INSERT INTO names (run_id, name) VALUES (?, ?)",
+            [(run_id, escape_surrogates(name)) for run_id, name in names.items()],
+        )
+
+
+def _adopted(run: Run) -> str | None:
+    """The tool a run was adopted from (`vestige adopt`, issue 18: a manifest field
+    `adopted`, {"tool": ...} or the tool's name), None for a run vestige recorded. Read
+    with getattr: records of this vestige have no such field yet, and the column (and
+    `--where adopted`) exists before the first adopted run does."""
+    adopted = getattr(run, "adopted", None)
+    if isinstance(adopted, dict):
+        adopted = adopted.get("tool") or "unknown"
+    return adopted if isinstance(adopted, str) and adopted else None
 
 
 def unindexed_seq(

@@ -85,6 +85,39 @@ class Runs:
         cur = row_cursor(self.conn)
         return cur.execute(sql, args).fetchall()
 
+    def count_rows(
+        self, where: tuple[str, Sequence[object]] | None = None, status: str | None = None
+    ) -> int:
+        """How many runs rows() would list without a limit (`ls`: "50 of 20,368 shown")."""
+        sql, args = "SELECT count(*) FROM runs r", []
+        clauses: list[str] = []
+        if where is not None:
+            clauses.append(f"({where[0]})")
+            args.extend(where[1])
+        if status is not None:
+            clauses.append("r.status = ?")
+            args.append(status)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def ids_by_name(self, name: str, limit: int = 10) -> list[tuple[str, int]]:
+        """(id, seq) of up to `limit` runs named `name` (`vestige name`), newest first."""
+        return self.conn.execute(
+            "SELECT r.id, r.seq FROM names nm JOIN runs r ON r.id = nm.run_id"
+            " WHERE nm.name = ? ORDER BY r.seq DESC LIMIT ?",
+            (name, limit),
+        ).fetchall()
+
+    def names_of(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """{run id: name} for those of the given runs that have one."""
+        out: dict[str, str] = {}
+        for chunk in chunks(list(run_ids)):
+            marks = ",".join("?" * len(chunk))
+            out.update(self.conn.execute(
+                f"SELECT run_id, name FROM names WHERE run_id IN ({marks})", chunk))  # fmt: skip
+        return out
+
     def params_of(self, run_ids: Sequence[str], keys: Sequence[str] | None = None
                   ) -> dict[str, dict[str, Any]]:  # fmt: skip
         """{run id: {param: value}} for the given runs (each of them a key); only `keys`
@@ -125,6 +158,20 @@ class Runs:
                 args += list(keys)
             for rid, key, last in self.conn.execute(sql, args):
                 out.setdefault(rid, {})[key] = last
+        return out
+
+    def metric_stats_of(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, tuple[float | None, float | None, float | None, int | None]]]:
+        """{run id: {key: (last, min, max, count)}}: the summaries `vestige.runs()` shows."""
+        out: dict[str, dict[str, tuple[Any, Any, Any, Any]]] = {}
+        for chunk in chunks(list(run_ids)):
+            marks = ",".join("?" * len(chunk))
+            for rid, key, *stats in self.conn.execute(
+                f"SELECT run_id, key, last, min, max, count FROM metrics WHERE run_id IN ({marks})",
+                chunk,
+            ):
+                out.setdefault(rid, {})[key] = tuple(stats)
         return out
 
     def children(self, parent: str) -> list[tuple[str, str, int | None, str, float | None]]:

@@ -152,6 +152,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent);
         """,
     ),
+    (
+        # What --where finds runs by besides params, metrics and tags (index/where.py):
+        # `names` mirrors the name of refs/annotations (`vestige name`, `run --name`: one
+        # per run, not unique), `notes` every note of a run (manifest, then annotations);
+        # `runs.adopted` the tool a run was adopted from (issue 18; NULL for vestige's own
+        # runs); `rerun_of = X` and `adopted = true` looked up, not scanned.
+        "0006_names_notes_adopted",
+        """
+        CREATE TABLE IF NOT EXISTS names (run_id TEXT PRIMARY KEY, name TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS names_name ON names(name);
+        CREATE TABLE IF NOT EXISTS notes (run_id TEXT NOT NULL, t REAL, text TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS notes_run ON notes(run_id);
+        ALTER TABLE runs ADD COLUMN adopted TEXT;
+        CREATE INDEX IF NOT EXISTS runs_rerun_of ON runs(rerun_of);
+        CREATE INDEX IF NOT EXISTS runs_adopted ON runs(adopted);
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

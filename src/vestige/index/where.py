@@ -7,10 +7,17 @@ Grammar (keywords and field names case-insensitive; precedence not > and > or):
     and_expr   := not_expr ("and" not_expr)*
     not_expr   := "not" not_expr | "(" or_expr ")" | comparison
     comparison := field ( ("="|"=="|"!="|"<>"|"<"|"<="|">"|">="|"~") value
+                        | ["not"] ("contains"|"matches") STRING
                         | ["not"] "in" "(" value ("," value)* ")" | "is" ["not"] "null" )
     field      := params.KEY | metrics.KEY | status | exit_code | command | started | ended
-                | duration | id | seq | parent | tag | pinned
+                | duration | id | seq | parent | rerun_of | tag | note | name | pinned
+                | adopted
     value      := NUMBER | DURATION (5m) | STRING | true | false
+
+`~` is a glob over the whole text; `contains` a substring, case-insensitive; `matches` a
+Python regular expression found anywhere in the text (SQLite's REGEXP: index/regexp.py,
+registered on every connection of the index). A `~` pattern without a
+wildcard is almost always meant as `contains`: `hints()` says so.
 
 User text never becomes SQL text: the SQL is assembled only from fixed fragments chosen by
 the parser, and every literal and every param/metric key is bound as a `?` parameter.
@@ -31,13 +38,13 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["compile_where"]
+__all__ = ["compile_where", "hints"]
 
 Fragment = tuple[str, list[object]]
 
 FIELDS_HELP = (
     "fields are params.<name>, metrics.<name>, status, exit_code, command, started, ended, "
-    "duration, id, seq, parent, tag, pinned"
+    "duration, id, seq, parent, rerun_of, tag, note, name, pinned, adopted"
 )
 # Plain run columns: name -> (SQL column, value type, nullable).
 _COLUMNS: dict[str, tuple[str, str, bool]] = {
@@ -50,16 +57,25 @@ _COLUMNS: dict[str, tuple[str, str, bool]] = {
     "started": ("r.started", "time", False),
     "ended": ("r.ended", "time", True),
     "parent": ("r.parent", "text", True),
+    "rerun_of": ("r.rerun_of", "text", True),
+    "adopted": ("r.adopted", "text", True),  # the tool (mlflow...); also = true / false
 }
-_FIELD_WORDS = {*_COLUMNS, "tag", "params", "metrics", "pinned"}
+_FIELD_WORDS = {*_COLUMNS, "tag", "params", "metrics", "pinned", "note", "name"}
 _KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false"}
 # Subquery tables: kind -> (table, alias, "the row holds a value" condition).
 _SUBTABLES = {
     "param": ("params", "p", "p.value_text IS NOT NULL"),
     "metric": ("metrics", "m", "m.last IS NOT NULL"),
     "tag": ("tags", "t", "1"),
+    "note": ("notes", "n", "1"),
+    "name": ("names", "nm", "1"),
 }
-_SUBCOLUMNS = {"metric": "m.last", "tag": "t.tag"}
+_SUBCOLUMNS = {"metric": "m.last", "tag": "t.tag", "note": "n.text", "name": "nm.name"}
+#: Fields with several values per run (a run has tags, notes): `!=` and `not in` mean
+#: "has none that is", and order comparisons mean nothing.
+_MULTI = ("tag", "note")
+#: Operators written as words (`command contains "train"`), text fields only.
+_TEXT_OPS = ("contains", "matches")
 # Value type -> (literal kinds it accepts, how an error names them).
 _TYPES = {
     "text": (("str",), "strings"),
@@ -69,7 +85,8 @@ _TYPES = {
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _CMP = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _OPS = ("==", "!=", "<>", "<=", ">=", "=", "<", ">", "~")
-_OPS_HELP = "=, !=, <, <=, >, >=, ~, in, not in, is null"
+_OPS_HELP = "=, !=, <, <=, >, >=, ~, contains, matches, in, not in, is null"
+_GLOB_WILDCARDS = ("*", "?", "[")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t"}
 _NUM_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")  # first-look: one word
@@ -133,7 +150,7 @@ def _exists(field: _Field, cond: str, params: list[object], negated: bool) -> Fr
     (0.24 s for `params.i = 1234` over 100,000 runs; benchmarks/queries.py)."""
     table, alias, _ = _SUBTABLES[field.kind]
     sql = f"SELECT {alias}.run_id FROM {table} {alias} WHERE "
-    if field.kind != "tag":
+    if field.kind in ("param", "metric"):
         sql, params = f"{sql}{alias}.key = ? AND ", [field.name, *params]
     return f"(r.id {'NOT ' if negated else ''}IN ({sql}{cond}))", params
 
@@ -145,6 +162,7 @@ class _Parser:
         self.text = text
         self.now = now
         self.depth = 0
+        self.hints: list[str] = []  # advice on a query that parses (see hints())
         self.toks = self._tokenize()
         self.i = 0
 
@@ -164,7 +182,9 @@ class _Parser:
             if c in "(),":
                 tok = _Tok(c, c, i)
             elif c in "\"'":
-                value, end = self._string(i)
+                # (a regular expression's backslashes reach it as typed, like r"...")
+                raw = bool(toks) and toks[-1].kind == "word" and toks[-1].text.lower() == "matches"
+                value, end = self._string(i, raw)
                 tok = _Tok("str", text[i:end], i, value)
             elif m := _NUM_RE.match(text, i):
                 tok = self._number(m)
@@ -179,13 +199,18 @@ class _Parser:
         toks.append(_Tok("eof", "", len(text)))
         return toks
 
-    def _string(self, start: int) -> tuple[str, int]:
-        """Read a quoted string at start; returns (value, index after the closing quote)."""
+    def _string(self, start: int, raw: bool = False) -> tuple[str, int]:
+        """Read a quoted string at start; returns (value, index after the closing quote).
+        `raw` (after `matches`): a backslash escapes only the quote, and stays."""
         text, quote, out, i = self.text, self.text[start], [], start + 1
         while i < len(text):
             c = text[i]
             if c == quote:  # (a byte of argv that is not UTF-8: as the index holds it)
                 return escape_surrogates("".join(out)), i + 1
+            if c == "\\" and i + 1 < len(text) and raw:
+                out.append(text[i : i + 2])  # (\' in a regular expression is ')
+                i += 2
+                continue
             if c == "\\" and i + 1 < len(text):
                 if text[i + 1] not in _ESCAPES:
                     raise self.err(f"unknown escape '\\{text[i + 1]}' in string", i)
@@ -303,8 +328,8 @@ class _Parser:
         if tok.kind != "word" or tok.text.lower() in _KEYWORDS:
             raise self.err(f"expected a field, found {_found(tok)}", tok.pos)
         name = tok.text.lower()
-        if name == "tag":
-            return _Field("tag", name, tok, "text")
+        if name in ("tag", "note", "name"):
+            return _Field(name, name, tok, "text")
         if name == "pinned":  # `vestige pin`: pinned = true / pinned = false
             return _Field("pinned", name, tok, "bool")
         if name not in _COLUMNS:
@@ -318,12 +343,21 @@ class _Parser:
         if op_tok.kind == "op":
             value = self.value(f"after '{op_tok.text}'")
             return self.build(field, _CMP.get(op_tok.text, "~"), op_tok, [value])
+        if _is_word(op_tok, *_TEXT_OPS):
+            word = op_tok.text.lower()
+            return self.build(field, word, op_tok, [self.value(f"after '{op_tok.text}'")])
         if _is_word(op_tok, "in"):
             return self.build(field, "in", op_tok, self.value_list("in"))
         if _is_word(op_tok, "not"):
             in_tok = self.take()
+            if _is_word(in_tok, *_TEXT_OPS):
+                word = f"not {in_tok.text.lower()}"
+                return self.build(field, word, in_tok, [self.value(f"after '{in_tok.text}'")])
             if not _is_word(in_tok, "in"):
-                raise self.err(f"expected 'in' after 'not', found {_found(in_tok)}", in_tok.pos)
+                raise self.err(
+                    f"expected 'in', 'contains' or 'matches' after 'not', found {_found(in_tok)}",
+                    in_tok.pos,
+                )
             return self.build(field, "not in", op_tok, self.value_list("not in"))
         if _is_word(op_tok, "is"):
             tok, negated = self.take(), False
@@ -369,6 +403,10 @@ class _Parser:
 
     def bind(self, field: _Field, op: str, tok: _Tok) -> tuple[str, Any]:
         """The SQL column a literal compares against and the value to bind, type-checked."""
+        if op.removeprefix("not ") in _TEXT_OPS:  # (build() checked: a string, a text field)
+            column = "p.value_text" if field.kind == "param" else (
+                _SUBCOLUMNS.get(field.kind) or _COLUMNS[field.name][0])  # fmt: skip
+            return column, self.text_value(op.removeprefix("not "), tok)
         if field.kind == "param":
             if tok.kind == "bool" and op not in ("=", "!=", "in", "not in"):
                 raise self.err("true/false only compare with =, != or in", tok.pos)
@@ -385,6 +423,25 @@ class _Parser:
             return column, self.time_value(tok)
         return column, tok.value
 
+    def text_value(self, op: str, tok: _Tok) -> str:
+        """What `contains` / `matches` bind: a LIKE pattern (ASCII: SQLite's LIKE folds only
+        ASCII case) or a case-insensitive regular expression of the literal text; for
+        `matches`, the user's regular expression, compiled here so a bad one is an error
+        at its position, not SQLite's "user-defined function raised exception"."""
+        text = str(tok.value)
+        if op == "contains":
+            if text.isascii():
+                escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                return f"%{escaped}%"
+            return "(?i)" + re.escape(text)
+        try:
+            re.compile(text)
+        except re.error as e:
+            raise self.err(f"bad regular expression {tok.text}: {e.msg}"
+                           + (f" at character {e.pos}" if e.pos is not None else ""),
+                           tok.pos) from None  # fmt: skip
+        return text
+
     def time_value(self, tok: _Tok) -> float:
         """An ISO date/datetime (local time unless zoned) or an age like "7d" as an epoch."""
         text = str(tok.value)
@@ -400,16 +457,25 @@ class _Parser:
         """SQL for `field op value(s)`; a missing param/metric/column never satisfies it."""
         if field.kind == "pinned":
             return self.pinned(op, op_tok, values)
-        if op == "~" and field.typ not in ("text", "param"):
-            raise self.err(f"'~' applies to text fields, not '{field.tok.text}'", op_tok.pos)
-        if op == "~" and values[0].kind != "str":
-            raise self.err(f"'~' needs a string pattern, found {_found(values[0])}", values[0].pos)
-        if field.kind == "tag" and op in ("<", "<=", ">", ">="):
-            raise self.err(f"'tag' supports =, !=, ~, in and not in, not '{op}'", op_tok.pos)
+        if field.name == "adopted" and any(v.kind == "bool" for v in values):
+            return self.adopted(op, op_tok, values)
+        text_op = op.removeprefix("not ") if op.removeprefix("not ") in _TEXT_OPS else None
+        if (op == "~" or text_op) and field.typ not in ("text", "param"):
+            raise self.err(f"'{op_tok.text}' applies to text fields, not '{field.tok.text}'",
+                           op_tok.pos)  # fmt: skip
+        if (op == "~" or text_op) and values[0].kind != "str":
+            raise self.err(f"'{op_tok.text}' needs a string pattern, found {_found(values[0])}",
+                           values[0].pos)  # fmt: skip
+        if field.kind in _MULTI and op in ("<", "<=", ">", ">="):
+            raise self.err(f"'{field.tok.text}' supports =, !=, ~, contains, matches, in and "
+                           f"not in, not '{op}'", op_tok.pos)  # fmt: skip
+        if op == "~" and not any(c in str(values[0].value) for c in _GLOB_WILDCARDS):
+            self.hints.append(_glob_hint(field, values[0]))
         bound = [self.bind(field, op, tok) for tok in values]
-        negated = field.kind == "tag" and op in ("!=", "not in")
-        if negated:  # a run lacking the tag: NOT EXISTS of the positive test
-            op = "=" if op == "!=" else "in"
+        # a run lacking such a tag or note: NOT IN of the positive test
+        negated = field.kind in _MULTI and op in ("!=", "not in", "not contains", "not matches")
+        if negated:
+            op = {"!=": "=", "not in": "in"}.get(op, text_op or op)
         params: list[object] = []
         if op in ("in", "not in"):
             groups: dict[str, list[object]] = {}
@@ -428,6 +494,10 @@ class _Parser:
             params.append(value)
             if op == "~":
                 cond = f"{column} GLOB ?"
+            elif text_op:
+                cond = self.text_test(column, text_op, values[0])
+                if op.startswith("not "):
+                    cond = f"NOT ({cond})"
             elif op == "!=" and field.kind != "col":
                 cond = f"{column} IS NOT ?"
             else:
@@ -435,9 +505,26 @@ class _Parser:
         if field.kind == "col":
             column, _, nullable = _COLUMNS[field.name]
             return (f"({column} IS NOT NULL AND {cond})" if nullable else f"({cond})"), params
-        if field.kind != "tag" and op in ("!=", "not in"):
+        if field.kind not in _MULTI and op in ("!=", "not in", "not contains", "not matches"):
             cond = f"{_SUBTABLES[field.kind][2]} AND {cond}"
         return _exists(field, cond, params, negated)
+
+    def text_test(self, column: str, op: str, tok: _Tok) -> str:
+        """The SQL test of `column contains|matches ?` (bind() made the bound value)."""
+        if op == "contains" and str(tok.value).isascii():
+            return f"{column} LIKE ? ESCAPE '\\'"  # (SQLite's LIKE folds ASCII case only)
+        return f"{column} REGEXP ?"
+
+    def adopted(self, op: str, op_tok: _Tok, values: list[_Tok]) -> Fragment:
+        """`adopted = true|false` (or !=): whether the run came from another tool."""
+        if op not in ("=", "!=") or any(v.kind != "bool" for v in values):
+            raise self.err("'adopted' compares with true or false (= or !=), or with a tool's "
+                           "name as text", op_tok.pos)  # fmt: skip
+        want = bool(values[0].value) == (op == "=")
+        # (looked up through runs_adopted, not tested on every run walked newest first: a
+        # range, which SQLite looks up where it would scan for IS NOT NULL; a TEXT column)
+        adopted = "SELECT ad.id FROM runs ad WHERE ad.adopted >= ''"
+        return f"(r.id {'' if want else 'NOT '}IN ({adopted}))", []
 
     def pinned(self, op: str, op_tok: _Tok, values: list[_Tok]) -> Fragment:
         """`pinned = true|false` (or !=): whether the run has a pin (the index's pins table)."""
@@ -458,6 +545,26 @@ class _Parser:
         if field.kind == "pinned":
             raise self.err("'pinned' is true or false, never null", field.tok.pos)
         return _exists(field, _SUBTABLES[field.kind][2], [], not negated)
+
+
+def _glob_hint(field: _Field, tok: _Tok) -> str:
+    """The advice for a `~` pattern without a wildcard: it matches the whole text only."""
+    name = field.tok.text
+    return (f"hint: '~' matches the whole text and {tok.text} has no wildcard (* ? [...]); "
+            f"for a part of it write {name} contains {tok.text} or {name} ~ "
+            f"\"*{tok.value}*\"")  # fmt: skip
+
+
+def hints(text: str, now: float | None = None) -> list[str]:
+    """One-line advice on a --where expression that parses but probably does not say what
+    was meant (a `~` pattern without a wildcard); [] for one that does not parse (its
+    error comes from compile_where)."""
+    try:
+        parser = _Parser(text, time.time() if now is None else now)
+        parser.parse()
+    except WhereError:
+        return []
+    return parser.hints
 
 
 def compile_where(text: str, now: float | None = None) -> tuple[str, list[object]]:

@@ -105,7 +105,13 @@ class Policy(Record):
 
     def check(self) -> None:
         if self.keep_last is None and self.older_than is None and self.max_size is None:
-            raise UsageError("gc needs a policy: give --keep-last, --older-than or --max-size")
+            # There is no default policy to fall back on (issue 23): what to free is the
+            # user's call, so say how to make it rather than guess one.
+            raise UsageError(
+                "gc needs a policy and has no default one: give --keep-last N, --older-than "
+                "DURATION or --max-size SIZE, e.g. vestige gc --older-than 90d --keep-last 50 "
+                "--dry-run"
+            )
         if (self.keep_last or 0) < 0 or (self.older_than or 0) < 0:
             raise UsageError("--keep-last and --older-than cannot be negative")
 
