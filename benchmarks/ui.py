@@ -5,7 +5,13 @@ summaries, tags, sweeps of ten children). Each page is asked of the app itself (
 through its middleware, its thread pool and a Repo per thread, as uvicorn would call it)
 and timed from the request to the last byte of the answer: the page's own work, without
 the network or the browser. Goal (issue 16): the runs page, plain, filtered or sorted by
-a metric, within 100 ms.
+a metric, within 100 ms. Then the Compare page of ten real runs (`vestige run`s recorded
+on top of the index: metrics, a figure, a table, a code change): the page, its chart data,
+one pixel difference and the verdicts of the shared figure and table (fetched by the
+page's script after it); goal: the page within 300 ms. Then the run page of a real run
+with a 1,000,000-point series and its chart's data, whole and zoomed (goals: the page
+within 200 ms, the chart's data within 200 KB), and the runs and run pages' load event
+in Chromium from a real `vestige ui`.
 """
 
 from __future__ import annotations
@@ -23,10 +29,45 @@ from urllib.parse import unquote, urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import Report, Table, machine, median, ms, parse_args, progress
+from _bench import (
+    Report,
+    Table,
+    bench_env,
+    machine,
+    median,
+    ms,
+    parse_args,
+    progress,
+    run,
+    vestige_script,
+)
 from queries import build
 
 GOAL_S = 0.100
+#: The Compare page of COMPARED runs (issue 16): within 300 ms.
+COMPARE_GOAL_S = 0.300
+COMPARED = 10
+#: The compared runs' script, run by `vestige run` on top of the index: two metric series
+#: of 20,000 points, a 640x480 figure and a 1,000-row table, each run's numbers its own.
+FIGURE_SCRIPT = """\
+import csv, math, sys
+from PIL import Image, ImageDraw
+import vestige
+
+k = int(sys.argv[1])
+rate = 1e-3 * (k + 1)
+for step in range(20_000):
+    vestige.log(step=step, loss=1 / (1 + step * rate), acc=1 - 1 / (1 + step * rate))
+im = Image.new("RGB", (640, 480), "white")
+points = [(x, 470 - 460 * (1 - math.exp(-x * rate * 10))) for x in range(0, 640, 4)]
+ImageDraw.Draw(im).line(points, fill=(31, 95, 168), width=2)
+im.save("out/curve.png")
+with open("out/table.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["step", "loss", "acc"])
+    for i in range(1000):
+        w.writerow([i, 1 / (1 + i * rate), 1 - 1 / (1 + i * rate)])
+"""
 
 #: (what, query string of `/`); "after" pages continue from the 20th page's cursor.
 PAGES = [
@@ -136,6 +177,173 @@ async def measure(app: Any, runs: int) -> list[tuple[str, str, float, float, int
             for kind, label, t in targets]  # fmt: skip
 
 
+def record_compared(project: Path, n: int) -> list[str]:
+    """`n` real runs of FIGURE_SCRIPT (`vestige run`, numbered after the index's), the
+    script changed every second run (a code diff to show); their ids, oldest first."""
+    from vestige.repo import Repo
+
+    (project / "out").mkdir(exist_ok=True)
+    env = bench_env()
+    for k in range(n):
+        (project / "fig.py").write_text(FIGURE_SCRIPT + f"# variant {k // 2}\n")
+        run([vestige_script(), "run", "python", "fig.py", str(k)], cwd=project, env=env)
+    repo = Repo.open(project)
+    try:
+        return [repo.resolve(f"-{i}") for i in range(n, 0, -1)]
+    finally:
+        repo.close()
+
+
+async def measure_compare(
+    app: Any, ids: list[str], runs: int
+) -> list[tuple[str, float, float, int]]:
+    """(what, median wall seconds, median CPU seconds, bytes) of the Compare page of these
+    runs (named by number, as a person types them), then of what its script fetches after
+    it (in parallel): the chart data, each shared file's verdicts, a pixel difference."""
+    from vestige.repo import Repo
+
+    ui = app.state.ui
+    repo: Repo = ui.repo()
+    refs = ",".join(str(repo.index.runs.row(i)["seq"]) for i in ids)
+    targets = [
+        (f"the page of {len(ids)} runs (table, code diffs, figures)", f"/compare?runs={refs}"),
+        ("then: chart data (2 metrics x 10 runs of 20,000 points)",
+         "/compare/metrics.json?" + urlencode({"runs": refs})),
+        ("then: verdicts of the figure (9 pairs of 640x480 PNGs)",
+         "/compare/verdicts.json?" + urlencode({"runs": refs, "path": "out/curve.png"})),
+        ("then: verdicts of the table (9 pairs of 1,000-row CSVs)",
+         "/compare/verdicts.json?" + urlencode({"runs": refs, "path": "out/table.csv"})),
+        ("then: one pixel difference (640x480 PNG), of 9",
+         "/compare/pixels.png?" + urlencode({"a": ids[0], "b": ids[1], "path": "out/curve.png"})),
+    ]  # fmt: skip
+    for _ in range(2):  # warm-up
+        for _label, target in targets:
+            await timed(app, target)
+    walls: dict[str, list[float]] = {t: [] for _l, t in targets}
+    cpus: dict[str, list[float]] = {t: [] for _l, t in targets}
+    sizes: dict[str, int] = {}
+    for _ in range(runs):
+        for _label, target in targets:
+            elapsed, used, size = await timed(app, target)
+            walls[target].append(elapsed)
+            cpus[target].append(used)
+            sizes[target] = size
+    return [(label, median(walls[t]), median(cpus[t]), sizes[t]) for label, t in targets]
+
+
+#: The run page of a run with a 1,000,000-point series (issue 16): within 200 ms; the
+#: chart's data (what its script fetches after the page) within 200 KB.
+RUN_GOAL_S = 0.200
+CHART_GOAL_BYTES = 200 * 1024
+LONG_POINTS = 1_000_000
+LONG_SCRIPT = f"""\
+import vestige
+
+for step in range({LONG_POINTS}):
+    vestige.log(step=step, loss=1 / (1 + step) + (step % 1000) * 1e-7)
+"""
+
+
+def record_long_series(project: Path) -> str:
+    """A real run (`vestige run`) that logs LONG_POINTS points of one metric; its id."""
+    from vestige.repo import Repo
+
+    (project / "long.py").write_text(LONG_SCRIPT)
+    run([vestige_script(), "run", "python", "long.py"], cwd=project, env=bench_env())
+    repo = Repo.open(project)
+    try:
+        return repo.resolve("@last")
+    finally:
+        repo.close()
+
+
+async def measure_run(app: Any, run_id: str, runs: int) -> list[tuple[str, float, float, int]]:
+    """(what, median wall seconds, median CPU seconds, bytes) of the run page of a run
+    with a 1,000,000-point series, and of the chart data its script fetches after it:
+    the whole series (downsampled to 2,000 points) and zoomed ranges."""
+    series = f"/run/{run_id}/metrics.json?key=loss"
+    targets = [
+        ("the run page (1,000,000-point series)", f"/run/{run_id}"),
+        ("then: the chart's data (downsampled to 2,000)", series),
+        ("zoomed: steps 500,000..501,999 (every point)", series + "&start=500000&end=501999"),
+        ("zoomed: steps 0..500,000 (downsampled again)", series + "&start=0&end=500000"),
+    ]
+    for _ in range(2):  # warm-up
+        for _label, target in targets:
+            await timed(app, target)
+    walls: dict[str, list[float]] = {t: [] for _l, t in targets}
+    cpus: dict[str, list[float]] = {t: [] for _l, t in targets}
+    sizes: dict[str, int] = {}
+    for _ in range(runs):
+        for _label, target in targets:
+            elapsed, used, size = await timed(app, target)
+            walls[target].append(elapsed)
+            cpus[target].append(used)
+            sizes[target] = size
+    return [(label, median(walls[t]), median(cpus[t]), sizes[t]) for label, t in targets]
+
+
+LOAD_EVENT_MS = "performance.getEntriesByType('navigation')[0].loadEventEnd"
+CHARTS_DRAWN = "Array.from(document.querySelectorAll('.chart')).every(d => d.dataset.ready === '1')"
+
+
+def load_in_chromium(project: Path, paths: list[tuple[str, str]], runs: int
+                     ) -> list[tuple[str, float, float, float | None]] | None:  # fmt: skip
+    """(what, first load ms, median load ms, median ms to the charts drawn or None) of
+    each page in Chromium (Debian's, driven by Playwright) from a real `vestige ui`: the
+    load event as the page's own Navigation Timing gives it; the first load with an empty
+    cache. None when Chromium or Playwright is missing."""
+    import re
+    import shutil as sh
+
+    chromium = os.environ.get("VESTIGE_TEST_CHROMIUM") or sh.which("chromium") or ""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not os.path.exists(chromium):
+        return None
+    server = subprocess.Popen([vestige_script(), "ui", "--port", "0"], cwd=project,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=bench_env())  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = b""
+        while b"serving at " not in line:
+            line = server.stdout.readline()
+            if not line:
+                raise SystemExit("benchmark: vestige ui printed no URL")
+        m = re.search(rb"serving at (\S+)", line)
+        assert m is not None
+        base = m.group(1).decode().rstrip("/")
+        out = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--disable-background-networking", "--disable-component-update"])  # fmt: skip
+            try:
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                for label, path in paths:
+                    loads, drawn = [], []
+                    for _ in range(runs + 1):
+                        page = context.new_page()
+                        page.goto(base + path, wait_until="load")
+                        loads.append(page.evaluate(LOAD_EVENT_MS))
+                        if page.locator(".chart").count():
+                            while not page.evaluate(CHARTS_DRAWN):
+                                page.wait_for_timeout(5)
+                            drawn.append(page.evaluate("performance.now()"))
+                        page.close()
+                    out.append((label, loads[0], median(loads[1:]),
+                                median(drawn[1:]) if drawn else None))  # fmt: skip
+            finally:
+                browser.close()
+        return out
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], default_runs=11, quick_runs=2)
     n_runs = 5_000 if args.quick else 100_000
@@ -146,11 +354,19 @@ def main() -> None:
         subprocess.run(["git", "init", "-q", str(project)], check=True)  # (its own store)
         progress(f"ui: an index of {n_runs:,} runs")
         built = build(project, n_runs)
+        progress(f"ui: {COMPARED} real runs to compare (vestige run)")
+        compared = record_compared(project, COMPARED)
+        progress(f"ui: a run of {LONG_POINTS:,} points (vestige run)")
+        long_run = record_long_series(project)
         from vestige.ui.app import create_app
 
         app = create_app(project / ".vestige", project)
         progress("ui: timing the runs page")
         results = asyncio.run(measure(app, args.runs))
+        progress("ui: timing the Compare page")
+        compare_results = asyncio.run(measure_compare(app, compared, args.runs))
+        progress("ui: timing the run page")
+        run_results = asyncio.run(measure_run(app, long_run, args.runs))
         app.state.ui.close()
         table = Table(f"The runs page's server time over {n_runs:,} runs (build {built:.1f} s, "
                       "not timed)", ["request", "what", "wall ms", "CPU ms", "KiB"],
@@ -167,6 +383,37 @@ def main() -> None:
                         worst <= GOAL_S, f"slowest {worst * 1000:.1f} ms")  # fmt: skip
         else:
             report.note("goal: not judged in --quick mode (5,000 runs)")
+        table = Table(f"The Compare page of {COMPARED} runs over {n_runs:,} runs (server time)",
+                      ["what", "wall ms", "CPU ms", "KiB"], right=(1, 2, 3))  # fmt: skip
+        for label, seconds, cpu, size in compare_results:
+            table.add(label, ms(seconds), ms(cpu), f"{size / 1024:.1f}")
+        report.table(table)
+        page_s = compare_results[0][1]
+        report.goal(f"the Compare page of {COMPARED} runs within {COMPARE_GOAL_S * 1000:.0f} ms",
+                    page_s <= COMPARE_GOAL_S, f"{page_s * 1000:.1f} ms")  # fmt: skip
+        table = Table(f"The run page of a run with a {LONG_POINTS:,}-point series (server time)",
+                      ["what", "wall ms", "CPU ms", "KiB"], right=(1, 2, 3))  # fmt: skip
+        for label, seconds, cpu, size in run_results:
+            table.add(label, ms(seconds), ms(cpu), f"{size / 1024:.1f}")
+        report.table(table)
+        page_s, chart_bytes = run_results[0][1], run_results[1][3]
+        report.goal(f"the run page within {RUN_GOAL_S * 1000:.0f} ms",
+                    page_s <= RUN_GOAL_S, f"{page_s * 1000:.1f} ms")  # fmt: skip
+        report.goal(f"the chart's data within {CHART_GOAL_BYTES // 1024} KB",
+                    chart_bytes <= CHART_GOAL_BYTES, f"{chart_bytes / 1024:.1f} KiB")  # fmt: skip
+        progress("ui: the pages in Chromium")
+        pages = [("the runs page", "/"), ("the run page (1,000,000 points)", f"/run/{long_run}")]
+        loads = load_in_chromium(project, pages, max(3, args.runs // 2))
+        if loads is None:
+            report.note("Chromium or Playwright missing: no page loads timed (make chromium)")
+        else:
+            table = Table("Pages in Chromium (a real `vestige ui`; ms from the navigation's "
+                          "start)", ["page", "load, first (empty cache)", "load, median",
+                                     "charts drawn, median"], right=(1, 2, 3))  # fmt: skip
+            for label, first, load_ms, drawn_ms in loads:
+                table.add(label, f"{first:.0f}", f"{load_ms:.0f}",
+                          "-" if drawn_ms is None else f"{drawn_ms:.0f}")  # fmt: skip
+            report.table(table)
         load = os.getloadavg()[0]
         report.note(f"{machine()}; load average {load:.1f} when it ended. Medians of "
                     f"{args.runs}, the requests interleaved.")  # fmt: skip

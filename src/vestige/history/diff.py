@@ -415,6 +415,35 @@ def _size_hash(r: tuple | None) -> tuple[int, str | None] | None:
     return None if r is None else (r[0], r[1])
 
 
+# -- one section at a time (the UI's Compare page: each run against the first) ---------------
+
+
+def code_changes(repo: Repo, a: Run, b: Run) -> dict[str, Any]:
+    """The `code` section of `diff_runs(repo, a, b)` alone, its unified diffs included."""
+    return _code(repo.store.objects, a, b, True, _made_by_runs(repo))
+
+
+def kept_files(run: Run) -> dict[str, tuple[int, str | None, bool]]:
+    """A run's outputs and artefact files: path -> (size, hash, kept); an output wins
+    over an artefact file of the same path."""
+    return {**_artefact_files(run), **_records(run.outputs)}
+
+
+def compare_file(
+    repo: Repo,
+    path: str,
+    a: tuple[int, str | None, bool] | None,
+    b: tuple[int, str | None, bool] | None,
+    max_size: int = COMPARE_MAX_SIZE,
+) -> FileDiff:
+    """One file of two runs ((size, hash, kept) each, as `kept_files` gives; None where
+    a run lacks it) compared as `diff_runs` compares outputs, with the config's tolerance."""
+    if a is not None and b is not None and a[1] is not None and a[1] == b[1]:
+        return compare_hashes(path, (a[0], a[1]), (b[0], b[1]))  # (no bytes read)
+    tol = (float(repo.config.compare_rtol), float(repo.config.compare_atol))
+    return _Comparer(repo.store.objects, tol, max_size).compare(path, a, b)
+
+
 # -- compare: params and metrics of several runs side by side -------------------------------
 
 

@@ -516,8 +516,15 @@ def _changed_pixels(ia: Any, ib: Any) -> int:
     if _has_numpy():
         import numpy as np
 
-        neq = np.asarray(ia) != np.asarray(ib)
-        return int((neq.any(axis=2) if neq.ndim == 3 else neq).sum())
+        a, b = np.asarray(ia), np.asarray(ib)
+        if a.ndim != 3:
+            return int(np.count_nonzero(a != b))
+        # a channel at a time, OR-ed: `.any(axis=2)` over the short last axis took 19.6 ms
+        # for a 640x480 RGBA pair, this 3.5 ms (the UI compares 9 pairs for 10 runs)
+        neq = a[..., 0] != b[..., 0]
+        for c in range(1, a.shape[2]):
+            neq |= a[..., c] != b[..., c]
+        return int(np.count_nonzero(neq))
     from PIL import ImageChops
 
     if ia.mode not in ("L", "RGB", "RGBA"):

@@ -1,8 +1,7 @@
 """The UI's Starlette app: the pages' routes, our static files, plotly's own script
 from the installed package, the favicon, and the guard (security.py) around it all.
 
-A page is a module with a `routes` list; PAGES below is where it is added (compare,
-lineage, lookup, debt and live pages come next, issue 16).
+A page is a module with a `routes` list; PAGES below is where it is added.
 """
 
 from __future__ import annotations
@@ -18,12 +17,13 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from vestige.ui import ansi, artefacts, fmt, run, runs
+from vestige.ui import ansi, artefacts, compare, debt, fmt, lineage, lookup, run, runs
 from vestige.ui.security import Guard
 from vestige.ui.state import Ui
 
 #: Each page's routes, in the order they are matched.
-PAGES: list[list[BaseRoute]] = [runs.routes, run.routes, artefacts.routes]
+PAGES: list[list[BaseRoute]] = [runs.routes, run.routes, artefacts.routes, compare.routes]
+PAGES += [lineage.routes, lookup.routes, debt.routes]
 STATIC = Path(__file__).parent / "static"
 #: Long-lived caching for what never changes under its URL.
 FOREVER = "public, max-age=31536000, immutable"

@@ -166,6 +166,8 @@ def preview(repo: Repo, run: Run, role: str, f: dict[str, Any]) -> dict[str, Any
         out["kind"] = "image"
     elif kind in ACTIVE:
         out["kind"] = "frame"
+    elif PurePosixPath(path).suffix.lower() == ".parquet":
+        out.update(_parquet_preview(repo, digest, f.get("size") or 0))
     elif (f.get("size") or 0) <= PREVIEW_MAX_SIZE and (kind.startswith("text/") or kind in (
             "application/json",)):  # fmt: skip
         try:
@@ -197,6 +199,34 @@ def _text_preview(path: str, kind: str, head: bytes, cut: bool) -> dict[str, Any
     shown = "\n".join(lines[:400])
     return {"kind": "text", "html": highlight(path, shown),
             "cut": cut or len(lines) > 400}  # fmt: skip
+
+
+def _parquet_preview(repo: Repo, digest: str, size: int) -> dict[str, Any]:
+    """A parquet file as a table: its first rows and each column's type (pyarrow's, from
+    the file's schema); or why not (pyarrow missing, too large, not parquet)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return {"kind": "missing", "why": "a parquet table: install pyarrow to preview it "
+                "here (pip install pyarrow)"}  # fmt: skip
+    if size > PREVIEW_MAX_SIZE:
+        return {"kind": "missing", "why": f"a parquet table too large to preview ({size:,} "
+                "bytes)"}  # fmt: skip
+    try:
+        # (the whole file: parquet is read from its footer, and objects may be compressed)
+        data = repo.store.objects.read_bytes(digest, verify=True)
+        table = pq.ParquetFile(pa.BufferReader(data))
+        batch = next(table.iter_batches(batch_size=PREVIEW_ROWS), None)
+    except (CorruptObject, OSError, pa.ArrowException) as e:
+        return {"kind": "missing", "why": f"not a parquet table pyarrow can read: {e}"}
+    schema = table.schema_arrow
+    header = list(schema.names)
+    rows = [] if batch is None else [[_any_cell(v) for v in row.values()]
+                                     for row in batch.to_pylist()]  # fmt: skip
+    total = table.metadata.num_rows
+    return {"kind": "table", "header": header, "types": [str(t) for t in schema.types],
+            "rows": rows, "more": total > len(rows), "cut": False, "total": total}  # fmt: skip
 
 
 def _csv_table(text: str, delimiter: str) -> dict[str, Any] | None:
@@ -232,6 +262,11 @@ def _json_table(text: str) -> dict[str, Any] | None:
 
 def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)[:200]
+
+
+def _any_cell(value: Any) -> str:
+    """A table cell of any type (dates, bytes, decimals: as text)."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)[:200]
 
 
 def _types(header: list[str], body: list[list[str]]) -> list[str]:

@@ -10,9 +10,12 @@ every spike stays visible, the line's shape between them is coarser.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
+from vestige.records import Run
+from vestige.repo import Repo
 from vestige.store.metrics import Series
 
 MAX_POINTS = 2000
@@ -86,6 +89,54 @@ def series_json(series: Series, n_out: int = MAX_POINTS) -> dict[str, Any]:
         "x": [_whole(steps[i]) for i in index],
         "y": [values[i] if math.isfinite(values[i]) else None for i in index],
     }
+
+
+def in_range(series: Series, start: float | None, end: float | None) -> Series:
+    """The points of a series whose step is within [start, end] (either bound may be
+    None), at full resolution: a chart zoomed in asks for them. Steps that only grow
+    (one process's log) are cut by bisection; otherwise every point is tested."""
+    import bisect
+
+    if start is None and end is None:
+        return series
+    lo = -math.inf if start is None else start
+    hi = math.inf if end is None else end
+    steps = series.steps
+    if _increasing(steps):
+        i, j = bisect.bisect_left(steps, lo), bisect.bisect_right(steps, hi)
+        return Series(series.name, steps[i:j], series.times[i:j], series.values[i:j])
+    keep = [k for k, x in enumerate(steps) if lo <= x <= hi]
+    return Series(series.name, *(array("d", (col[k] for k in keep))
+                                 for col in (steps, series.times, series.values)))  # fmt: skip
+
+
+def _increasing(steps: Sequence[float]) -> bool:
+    """Whether the steps never go down (numpy when it is there: ~1 ms for 10^6 points)."""
+    try:
+        import numpy as np
+    except ImportError:
+        from itertools import pairwise
+
+        return all(a <= b for a, b in pairwise(steps))
+    x = np.frombuffer(memoryview(steps), dtype=np.float64) if _is_array(steps) else (
+        np.asarray(steps, dtype=np.float64))  # fmt: skip
+    return bool(np.all(x[1:] >= x[:-1]))
+
+
+def one_series(repo: Repo, run: Run, key: str) -> Series | None:
+    """One metric series of a run, or None: of a sealed run only that key's columns are
+    read from its object (one seek), not every key's."""
+    if run.status == "running":
+        return repo.metrics(run).get(key)
+    from vestige.store.metrics import MetricsObject
+
+    digest = (run.metrics or {}).get("object")
+    if not digest:
+        return None
+    repo.store.objects.verify(digest)
+    with repo.store.objects.open(digest) as f:
+        obj = MetricsObject(f)
+        return obj.series(key) if key in obj.offsets else None
 
 
 def _whole(x: float) -> float | int:

@@ -1,6 +1,9 @@
 """The run page (`/run/<run>`): what a run was, read, wrote, printed and logged; its
 tags and notes, which a form changes (POST with the CSRF token: no GET changes
-anything). `<run>` is anything `vestige show` takes: an id, a prefix, a number."""
+anything). `<run>` is anything `vestige show` takes: an id, a prefix, a number.
+
+Its parts with pages of their own: the code (code.py), a notebook's cells and extract
+(cells.py), a running run's live events (live.py); their routes are listed with these."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from starlette.routing import Route
 from vestige.errors import StoreReadOnly, UsageError, VestigeError
 from vestige.records import Run
 from vestige.repo import Repo
-from vestige.ui import artefacts, charts
+from vestige.ui import artefacts, cells, charts, code, live
 from vestige.ui.ansi import to_html
 from vestige.ui.security import CHART_CSP
 from vestige.ui.state import Ui
@@ -126,15 +129,21 @@ def run_page(request: Request) -> Response:
         keys = [(k, {"count": len(s)}) for k, s in sorted(repo.metrics(run).items())]
     inputs, outputs = _lineage(repo, run)
     gallery, rest = _gallery(repo, run)
+    snapshot = code.code_record(repo, run)
+    files = code.files_of(repo, snapshot)
+    running = run.status == "running"
     page = ui.render(
         request, "run.html", run=run, parent=parent, children=children,
-        git=(run.code or {}).get("git") or {}, env=_env(repo, run),
+        git=snapshot.get("git") or {}, env=_env(repo, run),
         stdout=_log(repo, run, "stdout", None), stderr=_log(repo, run, "stderr", None),
         metric_keys=keys, inputs=inputs, outputs=outputs, gallery=gallery, rest=rest,
         params=sorted(run.params.items()), readonly=repo.readonly,
         json=lambda v: json.dumps(v, ensure_ascii=False),
+        code_tree=code.tree(run.id, files) if files else None, code_files=len(files),
+        script=(code.script_units(run) or [None])[0], cells=cells.cells_of(repo, run),
+        running=running,
     )  # fmt: skip
-    if keys:
+    if keys or running:  # (a running run's charts may appear at any moment)
         page.headers["content-security-policy"] = CHART_CSP
     return page
 
@@ -155,18 +164,41 @@ def log_page(request: Request) -> Response:
 
 
 def metrics_json(request: Request) -> Response:
-    """GET /run/<run>/metrics.json?key=K: a series, downsampled to draw."""
+    """GET /run/<run>/metrics.json?key=K[&start=S&end=E]: a series, downsampled to draw;
+    with a range (what a zoomed chart shows), that range's points at full resolution,
+    downsampled again only past MAX_POINTS."""
     ui: Ui = request.app.state.ui
     repo = ui.repo()
+    qp = request.query_params
+    try:
+        bounds = [_bound(qp.get(name)) for name in ("start", "end")]
+    except ValueError as e:
+        return JSONResponse({"error": str(e)}, status_code=400)
+    key = qp.get("key", "")
     try:
         run = repo.run(request.path_params["run"])
-        series = repo.metrics(run)
+        series = charts.one_series(repo, run, key)
     except VestigeError as e:
         return JSONResponse({"error": str(e)}, status_code=404)
-    key = request.query_params.get("key", "")
-    if key not in series:
+    if series is None:
         return JSONResponse({"error": f"run #{run.seq} has no metric {key!r}"}, status_code=404)
-    return JSONResponse(charts.series_json(series[key]))
+    out = charts.series_json(charts.in_range(series, *bounds))
+    if bounds != [None, None]:
+        out.update(start=bounds[0], end=bounds[1], total=len(series))
+    return JSONResponse(out)
+
+
+def _bound(text: str | None) -> float | None:
+    """A range bound of the query (a step), or None when not given."""
+    if text is None or text.strip() == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number: start and end are steps") from None
+    if value != value:
+        raise ValueError("start and end are steps, not nan")
+    return value
 
 
 async def annotate(request: Request) -> Response:
@@ -212,6 +244,9 @@ def _annotate(ui: Ui, ref: str, what: str, form: dict[str, str]) -> str:
 
 
 routes = [
+    *code.routes,
+    *cells.routes,
+    *live.routes,
     Route("/run/{run}", run_page),
     Route("/run/{run}/log/{stream}", log_page),
     Route("/run/{run}/metrics.json", metrics_json),

@@ -71,11 +71,7 @@ class Ui:
     async def form(self, request: Request) -> dict[str, str]:
         """A POSTed urlencoded form, its CSRF token checked (in constant time) and its
         Origin, when the browser sends one, this server's; else PermissionError."""
-        origin = request.headers.get("origin")
-        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
-            raise PermissionError("the form was sent from another site")
-        if request.headers.get("sec-fetch-site", "same-origin") != "same-origin":
-            raise PermissionError("the form was sent from another site")
+        same_site(request)
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -85,3 +81,13 @@ class Ui:
         if not hmac.compare_digest(fields.get("csrf", "").encode(), self.csrf.encode()):
             raise PermissionError("the form's CSRF token is missing or stale; reload the page")
         return fields
+
+
+def same_site(request: Request) -> None:
+    """PermissionError unless a form was sent from this server's own page (its Origin,
+    when the browser sends one, and Sec-Fetch-Site): every POST checks it."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise PermissionError("the form was sent from another site")
+    if request.headers.get("sec-fetch-site", "same-origin") != "same-origin":
+        raise PermissionError("the form was sent from another site")

@@ -25,7 +25,16 @@
     shown.textContent = String(chosen.length);
     box.hidden = chosen.length === 0;
     box.dataset.runs = chosen.map((p) => p.value).join(",");
+    // Compare opens /compare with the chosen runs by number (a URL a person can read)
+    // (oldest first: the page compares each run with the first)
+    const seqs = chosen.map((p) => Number(p.closest("tr").dataset.seq)).sort((a, b) => a - b);
+    compare.href = "/compare?runs=" + seqs.join(",");
+    compare.setAttribute("aria-disabled", chosen.length < 2 ? "true" : "false");
   }
+  const compare = document.getElementById("compare-selected");
+  compare.addEventListener("click", (e) => {
+    if (compare.getAttribute("aria-disabled") === "true") e.preventDefault();  // one run: nothing to compare
+  });
   table.addEventListener("change", (e) => {
     if (e.target === all) picks().forEach((p) => { p.checked = all.checked; });
     update();
