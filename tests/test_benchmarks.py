@@ -22,6 +22,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         "metric_logging.py",
         "queries.py",
         "redact.py",
+        "remote.py",
         "revisions.py",
         "startup.py",
         "store_throughput.py",

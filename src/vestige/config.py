@@ -68,6 +68,9 @@ class Config(Record):
     debt_recent_days: float = 30.0
     debt_shingle_tokens: int = 12
     debt_duplicate_min: float = 0.3
+    # remotes (`vestige remote add`, docs/cli.md): name -> {url, endpoint_url, profile,
+    # region, other fsspec storage options}; never credentials (remote_options refuses them)
+    remotes: dict[str, dict[str, Any]] = Factory(dict)
     extra: dict[str, Any] = Factory(dict)
 
 
@@ -116,6 +119,7 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def load_config(store_dir: Path, root: Path) -> Config:
     """Read the config files that exist; the store's file wins over pyproject.toml."""
     merged: dict[str, Any] = {}
+    remotes: dict[str, dict[str, Any]] = {}
     sources = [(root / "pyproject.toml", True), (store_dir / "config.toml", False)]
     for path, is_pyproject in sources:
         if not path.is_file():
@@ -135,6 +139,9 @@ def load_config(store_dir: Path, root: Path) -> Config:
             raise UsageError(f"{path}: not valid TOML ({e}); fix or remove it") from None
         if is_pyproject:
             data = data.get("tool", {}).get("vestige", {})
+        if "remote" in data:  # [remote.NAME] tables: named by the user, not fixed settings
+            data = dict(data)
+            remotes.update(_remote_tables(data.pop("remote"), path))
         for key, value in _flatten(data).items():
             if key not in _KEYS:
                 known = ", ".join(sorted(_KEYS))
@@ -162,4 +169,144 @@ def load_config(store_dir: Path, root: Path) -> Config:
                 raise UsageError(f"capture.trace = {merged[name]!r}: write \"auto\" (trace "
                                  "programs outside Python), \"always\" or \"never\"")  # fmt: skip
         values[name] = value
+    if remotes:
+        values["remotes"] = remotes
     return Config(**values)
+
+
+# -- remotes: [remote.NAME] tables -------------------------------------------------------------
+
+_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: What a [remote.NAME] table may hold besides fsspec's other storage options.
+REMOTE_KEYS = ("url", "endpoint_url", "profile", "region")
+#: Option names that would put a secret into config.toml: refused. Credentials come from the
+#: standard variables and profiles only (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/...), which
+#: s3fs reads itself, so no secret is ever written into the store (issue 17).
+_SECRET_WORDS = ("key", "secret", "token", "password", "passwd", "credential", "sas", "session")
+
+
+def check_remote_name(name: str) -> str:
+    """A remote's name as given, or a UsageError saying what a name may be."""
+    if not _REMOTE_NAME.match(name):
+        raise UsageError(f"remote name {name!r}: use letters, digits, '.', '_' or '-' "
+                         "(e.g. origin)")  # fmt: skip
+    return name
+
+
+def remote_options(name: str, table: dict[str, Any], where: str) -> dict[str, Any]:
+    """A remote's checked settings: a string `url`, string values for the known keys,
+    scalar values for other fsspec options, and no option that names a secret."""
+    url = table.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise UsageError(f'{where}: remote {name!r} has no url; write url = "s3://bucket/path"')
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            raise UsageError(f"{where}: remote {name!r}: {key!r} would keep a secret in the "
+                             "store's config; use the standard variables or a profile "
+                             "(AWS_ACCESS_KEY_ID, AWS_PROFILE) instead")  # fmt: skip
+        if key in REMOTE_KEYS and not isinstance(value, str):
+            raise UsageError(f"{where}: remote {name!r}: {key} must be a string")
+        if not isinstance(value, str | int | float | bool):
+            raise UsageError(f"{where}: remote {name!r}: {key} must be a string, number or "
+                             "true/false")  # fmt: skip
+        out[key] = value
+    return out
+
+
+def _remote_tables(tables: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """The [remote.NAME] tables of one config file, checked."""
+    if not isinstance(tables, dict):
+        raise UsageError(f"{path}: 'remote' must be tables [remote.NAME]; see docs/cli.md")
+    out: dict[str, dict[str, Any]] = {}
+    for name, table in tables.items():
+        check_remote_name(name)
+        if not isinstance(table, dict):
+            raise UsageError(f"{path}: remote {name!r} must be a table [remote.{name}]")
+        out[name] = remote_options(name, table, str(path))
+    return out
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return _toml_string(value)
+
+
+def add_remote(store_dir: Path, name: str, options: dict[str, Any]) -> None:
+    """Append a [remote.NAME] table to the store's config.toml (the file is parsed again
+    before it replaces the old one, atomically). A name already there is a UsageError."""
+    check_remote_name(name)
+    options = remote_options(name, options, "vestige remote add")
+    path = store_dir / "config.toml"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if name in load_config(store_dir, store_dir).remotes or _section_lines(text, name):
+        raise UsageError(f"remote {name!r} exists already; `vestige remote rm {name}` first")
+    lines = [f"[remote.{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in options.items()]
+    block = "\n".join(lines) + "\n"
+    if text and not text.endswith("\n"):
+        text += "\n"
+    _write_config(path, text + ("\n" if text else "") + block)
+
+
+def remove_remote(store_dir: Path, name: str) -> None:
+    """Remove the [remote.NAME] table from the store's config.toml."""
+    path = store_dir / "config.toml"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    span = _section_lines(text, name)
+    if span is None:
+        raise UsageError(f"no remote {name!r} in {path}; see `vestige remote ls`")
+    lines = text.splitlines(keepends=True)
+    start, end = span
+    while end > start and not lines[end - 1].strip():  # (the blank line before the next)
+        end -= 1
+    while start > 0 and not lines[start - 1].strip():
+        start -= 1
+    _write_config(path, "".join(lines[:start] + lines[end:]))
+
+
+def _section_lines(text: str, name: str) -> tuple[int, int] | None:
+    """(first line, line after the last) of the table [remote.NAME] as `add_remote` writes
+    it, or None when the file has no such header line."""
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\s*remote\s*\.\s*(\"?)" + re.escape(name) + r"\1\s*\]\s*(#.*)?$")
+    for i, line in enumerate(lines):
+        if header.match(line):
+            end = i + 1
+            while end < len(lines) and not lines[end].lstrip().startswith("["):
+                end += 1
+            return i, end
+    return None
+
+
+def _write_config(path: Path, text: str) -> None:
+    """Check `text` parses as TOML, then replace the file with it (temp, fsync, rename)."""
+    import os
+    import tomllib
+
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path}: would not be valid TOML after this change ({e}); "
+                         "edit it by hand") from None  # fmt: skip
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -161,6 +161,9 @@ class Repo:
         digest = self.store.refs.get(run_id)
         if digest is not None:
             run = Run.from_dict(self.store.objects.read_json(digest), manifest=digest)
+            from vestige.store.arrivals import local_seq
+
+            run = local_seq(self.store, [run])[0]  # a pulled run: its number here
         else:
             row = self.index.runs.row(run_id)
             if row is None:

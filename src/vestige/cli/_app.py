@@ -41,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fsck": ("cmd_fsck", "Verify every object, manifest and ref in the store."),
     "reindex": ("cmd_reindex", "Rebuild the index from the store's manifests and refs."),
     "ui": ("cmd_ui", "Serve a web page over every run, figure and metric of the store."),
+    "remote": ("cmd_remote", "Add, list or remove remotes; list a remote's runs."),
+    "push": ("cmd_push", "Send runs to a remote (S3 or any fsspec URL)."),
+    "pull": ("cmd_pull", "Bring runs from a remote; they keep their ids."),
 }
 
 

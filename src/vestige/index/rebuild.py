@@ -8,6 +8,7 @@ from __future__ import annotations
 from vestige.errors import CorruptObject
 from vestige.records import Run
 from vestige.store.annotations import Annotations
+from vestige.store.arrivals import local_seq
 from vestige.store.freed import freed_records
 from vestige.store.live import LiveRun
 from vestige.store.pins import Pins
@@ -51,7 +52,7 @@ def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = 
                 )
             )
     annotations = Annotations(store)
-    runs = [annotations.apply(r) for r in runs]
+    runs = [annotations.apply(r) for r in local_seq(store, runs)]  # (pulled: local numbers)
     runs.sort(key=lambda r: (r.seq, r.id))
     indexed = {r.id for r in runs}
     names = {i: n for i, n in annotations.names().items() if i in indexed}  # `vestige name`

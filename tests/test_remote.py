@@ -1,0 +1,344 @@
+"""Remotes (issue 17): `vestige remote add|ls|rm`, `push`, `pull` through a file:// folder
+and through a real S3 API over HTTP (moto's server on 127.0.0.1), between real projects
+made with `vestige run`. Nothing mocked: real subprocesses, a killed push, a flipped byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git, vestige
+
+SECRET = "vestige-test-secret-Zq8x0PqWm3"  # a dummy secret: must never be written anywhere
+KEY_ID = "AKIAVESTIGETEST00042"
+
+MAKE = """\
+import sys
+name = sys.argv[1]
+with open(name, "wb") as f:
+    f.write(("made by " + name).encode() * 100)
+print("made", name)
+"""
+
+
+def ok(done: subprocess.CompletedProcess[bytes]) -> str:
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
+
+
+def one_error(done: subprocess.CompletedProcess[bytes]) -> str:
+    """The single stderr line of a command that failed as bad input (exit 2)."""
+    err = done.stderr.decode()
+    assert done.returncode == 2, (done.returncode, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def make_project(path: Path, outputs: list[str]) -> Path:
+    """A git project where `vestige run` made each output."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "make.py").write_text(MAKE)
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "start")
+    for name in outputs:
+        ok(vestige("run", "python", "make.py", name, cwd=path))
+    return path
+
+
+def ls_json(root: Path, env: dict[str, str] | None = None) -> list[dict]:
+    return json.loads(ok(vestige("ls", "--json", cwd=root, env=env)))
+
+
+def fsck_clean(root: Path, env: dict[str, str] | None = None) -> None:
+    done = vestige("fsck", cwd=root, env=env)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+def store_files(store: Path) -> dict[str, bytes]:
+    """Every file of a store but the index (a cache that any command may touch)."""
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*"))
+            if p.is_file() and not p.name.startswith("index.sqlite")}  # fmt: skip
+
+
+# -- remote add / ls / rm ---------------------------------------------------------------------
+
+
+def test_remote_add_ls_rm_and_bad_input(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "a", [])
+    ok(vestige("remote", "add", "origin", "s3://lab/v", "--endpoint-url", "http://h:9",
+               "--region", "eu-west-1", "--profile", "lab", cwd=root))  # fmt: skip
+    ok(vestige("remote", "add", "shared", f"file://{tmp_path}/shared", cwd=root))
+    assert ok(vestige("remote", "ls", cwd=root)).split() == [
+        "origin", "s3://lab/v", "shared", f"file://{tmp_path}/shared"]  # fmt: skip
+    import tomllib
+
+    config = tomllib.loads((root / ".vestige" / "config.toml").read_text())
+    assert config["remote"]["origin"] == {"url": "s3://lab/v", "endpoint_url": "http://h:9",
+                                          "region": "eu-west-1", "profile": "lab"}  # fmt: skip
+    assert "exists already" in one_error(vestige("remote", "add", "origin", "s3://x/y", cwd=root))
+    assert "remote name" in one_error(vestige("remote", "add", "a b", "s3://x/y", cwd=root))
+    assert "unknown scheme" in one_error(vestige("remote", "add", "z", "nope://x", cwd=root))
+    line = one_error(vestige("remote", "add", "p", f"s3://{KEY_ID}:{SECRET}@b/p", cwd=root))
+    assert "credentials" in line and SECRET not in line
+    assert "no bucket" in one_error(vestige("remote", "add", "q", "s3:///path", cwd=root))
+    ok(vestige("remote", "rm", "origin", cwd=root))
+    assert ok(vestige("remote", "ls", cwd=root)).split() == ["shared", f"file://{tmp_path}/shared"]
+    assert "no remote" in one_error(vestige("remote", "rm", "origin", cwd=root))
+    assert SECRET not in (root / ".vestige" / "config.toml").read_text()
+    # A secret written into config.toml by hand is refused, naming the setting.
+    with open(root / ".vestige" / "config.toml", "a") as f:
+        f.write(f'\n[remote.hand]\nurl = "s3://b/p"\nsecret = "{SECRET}"\n')
+    line = one_error(vestige("remote", "ls", cwd=root))
+    assert "'secret'" in line and SECRET not in line
+
+
+# -- file:// remotes --------------------------------------------------------------------------
+
+
+def test_push_then_pull_file_remote(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["fig.png", "table.csv", "notes.txt"])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    pushed = json.loads(ok(vestige("push", "--json", cwd=a)))
+    assert len(pushed["pushed"]) == 3 and pushed["objects"] > 0 and pushed["left_out"] == []
+    again = json.loads(ok(vestige("push", "--json", cwd=a)))
+    assert again["pushed"] == [] and again["objects"] == 0
+    # A fresh clone with a run of its own pulls them: same ids, new numbers, no collision.
+    b = tmp_path / "b"
+    git(tmp_path, "clone", "-q", str(a), str(b))
+    ok(vestige("run", "python", "make.py", "mine.txt", cwd=b))
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    listed = json.loads(ok(vestige("remote", "ls", "origin", "--json", cwd=b)))
+    assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in ls_json(a))
+    assert not any(r["pulled"] for r in listed)
+    pulled = json.loads(ok(vestige("pull", "--json", cwd=b)))
+    assert sorted(r["seq"] for r in pulled["pulled"]) == [2, 3, 4]
+    before = store_files(b / ".vestige")
+    assert json.loads(ok(vestige("pull", "--json", cwd=b)))["pulled"] == []
+    ok(vestige("pull", "--all", cwd=b))
+    assert store_files(b / ".vestige") == before  # pulling twice changes nothing
+    mine, theirs = ls_json(b), {r["id"]: r for r in ls_json(a)}
+    assert sorted(r["seq"] for r in mine) == [1, 2, 3, 4]
+    for run in mine:
+        if run["id"] in theirs:
+            for key in ("command", "cwd", "started", "params", "exit_code", "manifest"):
+                assert run[key] == theirs[run["id"]][key]
+    # The pulled runs answer as at home: which, show, cat; numbers survive a reindex.
+    shutil.copy(a / "fig.png", b / "copy-of-fig.png")
+    fig_run = next(r for r in mine if r["command"][-1] == "fig.png")
+    which = json.loads(ok(vestige("which", "copy-of-fig.png", "--json", cwd=b)))
+    assert fig_run["id"] in json.dumps(which)
+    assert f"run #{fig_run['seq']}" in ok(vestige("show", str(fig_run["seq"]), cwd=b))
+    cat = vestige("cat", str(fig_run["seq"]), "fig.png", cwd=b)
+    assert ok(cat) == (a / "fig.png").read_text()
+    ok(vestige("reindex", cwd=b))
+    assert sorted((r["id"], r["seq"]) for r in ls_json(b)) == sorted(
+        (r["id"], r["seq"]) for r in mine)  # fmt: skip
+    fsck_clean(a)
+    fsck_clean(b)
+    fsck_clean(tmp_path, env={"VESTIGE_DIR": str(remote)})  # the remote is a store
+
+
+def test_pull_chooses_runs_by_id_and_where(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["x.txt", "y.txt"])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    ok(vestige("push", cwd=a))
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    y = next(r for r in ls_json(a) if r["command"][-1] == "y.txt")
+    where = vestige("remote", "ls", "origin", "--where", 'command ~ "*y.txt"', "--json", cwd=b)
+    assert [r["id"] for r in json.loads(ok(where))] == [y["id"]]
+    ok(vestige("pull", "origin", "--where", 'command ~ "*y.txt"', cwd=b))
+    assert [r["id"] for r in ls_json(b)] == [y["id"]]
+    x = next(r for r in ls_json(a) if r["command"][-1] == "x.txt")
+    ok(vestige("pull", "origin", x["id"][:12].lower(), cwd=b))
+    assert sorted(r["id"] for r in ls_json(b)) == sorted([x["id"], y["id"]])
+    assert "no run" in one_error(vestige("pull", "origin", "ZZZZZZZZ", cwd=b))
+
+
+def test_corrupt_remote_object_is_refused(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["fig.png"])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    ok(vestige("push", cwd=a))
+    digest = next(o["hash"] for o in json.loads(ok(vestige("show", "1", "--json", cwd=a)))[
+        "outputs"])  # fmt: skip
+    target = remote / "objects" / digest[:2] / digest[2:]
+    target.chmod(0o644)
+    data = bytearray(target.read_bytes())
+    data[10] ^= 0x01  # one flipped bit
+    target.write_bytes(bytes(data))
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    line = one_error(vestige("pull", cwd=b))
+    assert digest in line and "corrupt" in line and str(remote) in line
+    assert not (b / ".vestige" / "objects" / digest[:2] / digest[2:]).exists()
+    assert ls_json(b) == []  # the run did not land: no ref, no row
+    assert not list((b / ".vestige" / "tmp").iterdir())
+    fsck_clean(b)
+
+
+# -- S3 through moto's server -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 at a free port, for the whole session."""
+    moto = Path(sys.executable).with_name("moto_server")
+    if not moto.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    while True:  # until it answers (or dies)
+        assert proc.poll() is None, "moto_server exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait()
+    log.close()
+
+
+@pytest.fixture
+def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A fresh bucket on the server, dummy credentials in the environment; its name."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    bucket = f"b-{tmp_path.name.lower().replace('_', '-')[-40:]}-{os.getpid()}"
+    client().create_bucket(Bucket=bucket)
+    return bucket
+
+
+def client() -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+
+
+def keys(bucket: str) -> list[str]:
+    pages = client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def no_secret_in(*folders: Path) -> None:
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert SECRET.encode() not in data and KEY_ID.encode() not in data, path
+
+
+def test_s3_push_pull_which(s3: str, tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["fig.png", "data.csv"])
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=a))
+    out = ok(vestige("push", cwd=a))
+    assert out.startswith("pushed 2 runs to origin")
+    assert ok(vestige("push", cwd=a)).startswith("nothing to push")
+    assert any(k.startswith("team/refs/runs/") for k in keys(s3))
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=b))
+    assert ok(vestige("pull", cwd=b)).startswith("pulled 2 runs from origin")
+    shutil.copy(a / "fig.png", b / "fig.png")
+    which = ok(vestige("which", "fig.png", cwd=b))
+    fig_run = next(r for r in ls_json(a) if r["command"][-1] == "fig.png")
+    assert fig_run["id"][:10] in which
+    fsck_clean(a)
+    fsck_clean(b)
+    no_secret_in(a / ".vestige", b / ".vestige")
+    bodies = [client().get_object(Bucket=s3, Key=k)["Body"].read() for k in keys(s3)]
+    assert not any(SECRET.encode() in body or KEY_ID.encode() in body for body in bodies)
+
+
+def test_s3_push_killed_mid_transfer_then_finished(s3: str, tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["small.txt"])
+    big = "import os; open('big.bin', 'wb').write(os.urandom(120 * 1024 * 1024))"
+    ok(vestige("run", "python", "-c", big, cwd=a))
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=a))
+    push = subprocess.Popen([sys.executable, "-m", "vestige", "push"], cwd=a,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    # Causally mid-transfer: the small objects landed and the big one's multipart upload is
+    # under way (s3fs sends files over 50 MiB in parts).
+    while not client().list_multipart_uploads(Bucket=s3).get("Uploads"):
+        assert push.poll() is None, push.communicate()
+        time.sleep(0.02)
+    push.send_signal(signal.SIGKILL)
+    push.wait()
+    landed = keys(s3)
+    assert any(k.startswith("team/objects/") for k in landed)
+    assert len([k for k in landed if k.startswith("team/refs/runs/")]) < 2  # not finished
+    out = ok(vestige("push", cwd=a))
+    assert "pushed" in out
+    assert len([k for k in keys(s3) if k.startswith("team/refs/runs/")]) == 2
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=b))
+    ok(vestige("pull", cwd=b))
+    assert sorted(r["id"] for r in ls_json(b)) == sorted(r["id"] for r in ls_json(a))
+    fsck_clean(a)
+    fsck_clean(b)
+
+
+def test_s3_corrupt_object_refused(s3: str, tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["fig.png"])
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=a))
+    ok(vestige("push", cwd=a))
+    digest = json.loads(ok(vestige("show", "1", "--json", cwd=a)))["outputs"][0]["hash"]
+    key = f"team/objects/{digest[:2]}/{digest[2:]}"
+    body = bytearray(client().get_object(Bucket=s3, Key=key)["Body"].read())
+    body[0] ^= 0x01
+    client().put_object(Bucket=s3, Key=key, Body=bytes(body))
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=b))
+    line = one_error(vestige("pull", cwd=b))
+    assert digest in line and f"s3://{s3}/team" in line
+    assert not (b / ".vestige" / "objects" / digest[:2] / digest[2:]).exists()
+    assert ls_json(b) == []
+    fsck_clean(b)
+
+
+def test_s3_errors_are_one_line_without_secrets(s3: str, s3_server: str, tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["x.txt"])
+    ok(vestige("remote", "add", "nobucket", "s3://no-such-bucket-here/p", cwd=a))
+    assert "does not exist" in one_error(vestige("push", "nobucket", cwd=a))
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=a))
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ACCESS_KEY_ID")
+            and not k.startswith("AWS_SECRET")}  # fmt: skip
+    env = {**bare, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "AWS_CONFIG_FILE": str(tmp_path / "none")}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "vestige", "push", "origin"], cwd=a, env=env,
+                          capture_output=True, check=False, timeout=120)  # fmt: skip
+    assert "no credentials" in one_error(done)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    ok(vestige("remote", "add", "dead", f"s3://{s3}/team", "--endpoint-url",
+               f"http://127.0.0.1:{dead}", cwd=a))  # fmt: skip
+    line = one_error(vestige("push", "dead", cwd=a))
+    assert "unreachable" in line
+    for done in (vestige("push", "nobucket", cwd=a), vestige("push", "dead", cwd=a)):
+        assert SECRET not in done.stderr.decode() and KEY_ID not in done.stderr.decode()
+    no_secret_in(a / ".vestige")
