@@ -69,6 +69,18 @@ class Maker(Record):
         )
 
 
+def one_per_run(makers: list[Maker]) -> list[Maker]:
+    """Each run once, at its first place in `makers` (a run that wrote the bytes and kept or
+    displayed them too is one run, shown by the file it wrote: makers_of's order)."""
+    seen: set[str] = set()
+    out = []
+    for m in makers:
+        if m.run_id not in seen:
+            seen.add(m.run_id)
+            out.append(m)
+    return out
+
+
 class Repo:
     """A store, its config and its index."""
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
-from vestige.cli._common import RUN_ARG_SETTINGS, duration, iso, open_repo, print_json, when
+from vestige.cli._common import RUN_ARG_SETTINGS, iso, open_repo, print_json, when
 from vestige.errors import UsageError
+from vestige.units import duration
 
 
 @click.command("cells", context_settings=RUN_ARG_SETTINGS, epilog="""\b

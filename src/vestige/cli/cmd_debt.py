@@ -7,8 +7,9 @@ import time
 
 import click
 
-from vestige.cli._common import duration, open_repo, print_json
+from vestige.cli._common import open_repo, print_json
 from vestige.history.debt import VERDICTS
+from vestige.units import duration
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from vestige.cli._common import RUN_ARG_SETTINGS, fmt_number, open_repo, print_json, size
+from vestige.cli._common import RUN_ARG_SETTINGS, fmt_number, open_repo, print_json
+from vestige.units import size
 
 #: Lines listed per mapping (packages, environment variables) before "... and N more".
 MAX_LINES = 20

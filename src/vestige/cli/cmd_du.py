@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vestige.cli._common import open_repo, print_json, size
+from vestige.cli._common import open_repo, print_json
+from vestige.units import size
 
 
 @click.command("du", context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b

@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from vestige.cli._common import duration, fmt_number, open_repo, print_json, status_style, when
+from vestige.cli._common import fmt_number, open_repo, print_json, status_style, when
 from vestige.errors import UsageError
 from vestige.records import STATUSES
+from vestige.units import duration
 
 EPILOG = """\b
 Examples:

@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
-from vestige.cli._common import open_repo, print_json, size, status_style, when
+from vestige.cli._common import open_repo, print_json, status_style, when
 from vestige.errors import StoreReadOnly
 from vestige.remote.transfer import Progress, Transferred
 from vestige.repo import Repo
+from vestige.units import size
 
 EPILOG = """\b
 A remote is the store's own layout on another filesystem: any fsspec URL (s3://,

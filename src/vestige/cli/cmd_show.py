@@ -7,16 +7,9 @@ from typing import Any
 
 import click
 
-from vestige.cli._common import (
-    RUN_ARG_SETTINGS,
-    duration,
-    fmt_number,
-    iso,
-    open_repo,
-    print_json,
-    size,
-)
+from vestige.cli._common import RUN_ARG_SETTINGS, fmt_number, iso, open_repo, print_json
 from vestige.records import FileRecord
+from vestige.units import duration, size
 
 
 @click.command("show", context_settings=RUN_ARG_SETTINGS, epilog="""\b

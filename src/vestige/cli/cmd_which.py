@@ -81,7 +81,9 @@ def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json
         click.echo(f"{file}: no recorded run made these bytes (blake3 {digest[:12]}){seen}")
         raise SystemExit(1)
     first = makers[0]
-    others = _one_per_run([m for m in makers if m.run_id != first.run_id])
+    from vestige.repo import one_per_run
+
+    others = one_per_run([m for m in makers if m.run_id != first.run_id])
     click.echo(f"{file}: made by run #{first.seq} ({first.run_id[:10]}), {iso(first.started)}")
     click.echo(f"  as     {first.path}")
     click.echo(f"  by     {first.command}")
@@ -96,18 +98,6 @@ def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json
     for p in published:
         how = "published by `vestige publish`" if p["how"] == "publish" else "seen by `which`"
         click.echo(f"left the project: {p['dest']} ({how}, {iso(p['t'])})")
-
-
-def _one_per_run(makers: list[Maker]) -> list[Maker]:
-    """Each run once, at its first place in `makers` (a run that wrote the bytes and kept or
-    displayed them too is one run, shown by the file it wrote: makers_of's order)."""
-    seen: set[str] = set()
-    out = []
-    for m in makers:
-        if m.run_id not in seen:
-            seen.add(m.run_id)
-            out.append(m)
-    return out
 
 
 def _published(repo: Repo, file: Path, digest: str, makers: list[Maker]) -> list[dict[str, Any]]:

@@ -17,9 +17,9 @@ from vestige.history.filediff import (
     FileDiff,
     compare_bytes,
     compare_hashes,
-    format_size,
     unified_diff,
 )
+from vestige.units import size as format_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 from vestige.records import Factory, Record
+from vestige.units import size as format_size
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
@@ -661,15 +662,3 @@ def _percent(fraction: float) -> str:
     if pct >= 1:
         return f"{pct:.1f}%"
     return f"{pct:.2g}%"
-
-
-def format_size(n: int | None) -> str:
-    """12 B, 12.1 KiB, 3.4 MiB (as `vestige show` writes sizes)."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"

@@ -10,6 +10,8 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from vestige.units import duration, size  # (the pages' templates use them from here)
+
 
 def plotly_js() -> str | None:
     """The path of `plotly.min.js` inside the installed plotly package (found without
@@ -38,31 +40,6 @@ def when(ts: float | None) -> str:
     if ts is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def duration(seconds: float | None) -> str:
-    """1.5s, 42s, 3m07s, 2h05m; "-" for none."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def size(n: int | None) -> str:
-    """Bytes in B, KiB, MiB, ..."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def number(x: Any) -> str:

@@ -24,10 +24,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vestige.errors import UsageError
-from vestige.repo import Maker
+from vestige.repo import one_per_run
 from vestige.ui import artefacts
-from vestige.ui.fmt import size
 from vestige.ui.state import Ui, same_site
+from vestige.units import size
 
 #: The largest file looked up (figures and screenshots are far smaller).
 MAX_UPLOAD = 16 * 1024 * 1024
@@ -99,17 +99,6 @@ async def parse_multipart(request: Request, body: bytes) -> dict[str, tuple[str 
     return fields
 
 
-def _one_per_run(makers: list[Maker]) -> list[Maker]:
-    """Each run once, at its first place (as `vestige which` lists them)."""
-    seen: set[str] = set()
-    out = []
-    for m in makers:
-        if m.run_id not in seen:
-            seen.add(m.run_id)
-            out.append(m)
-    return out
-
-
 def answer(ui: Ui, name: str, data: bytes) -> dict[str, Any]:
     """What `which` says of these bytes; `which --similar` when no run made them."""
     from vestige.history import similar
@@ -121,7 +110,7 @@ def answer(ui: Ui, name: str, data: bytes) -> dict[str, Any]:
         path = Path(tmp) / ("upload" + suffix.lower())
         path.write_bytes(data)
         digest, makers, readers = repo.which(path)
-        out.update(hash=digest, makers=_one_per_run(makers), readers=_one_per_run(readers))
+        out.update(hash=digest, makers=one_per_run(makers), readers=one_per_run(readers))
         if makers:
             return out
         try:
@@ -134,7 +123,7 @@ def answer(ui: Ui, name: str, data: bytes) -> dict[str, Any]:
         runs, how = (m.made_by, "made") if m.made_by else (m.read_by, "read")
         kept = [r for r in runs if r.kept] or runs
         image = artefacts.url(kept[0].run_id, kept[0].path) if kept else None
-        matches.append({"distance": m.distance, "how": how, "runs": _one_per_run(runs),
+        matches.append({"distance": m.distance, "how": how, "runs": one_per_run(runs),
                         "image": image, "same": m.hash == digest})  # fmt: skip
     out["similar"] = {"compared": found.compared, "skipped": found.skipped,
                       "nearest": found.nearest, "threshold": found.threshold,
