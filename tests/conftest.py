@@ -34,8 +34,9 @@ def clean_environment(mp: pytest.MonkeyPatch, base: Path) -> None:
     HOME is a fresh folder under `base`. Also for module-scoped fixtures."""
     for name in list(os.environ):  # (PYTHONPATH stays: it runs the suite on another
         # checkout's code, `PYTHONPATH=/tmp/old/src pytest ...`, to see a test fail before a fix)
-        if name.startswith(("VESTIGE_", "GIT_")) or name == "VIRTUAL_ENV":
-            mp.delenv(name, raising=False)
+        if name.startswith(("VESTIGE_", "GIT_", "XDG_")) or name == "VIRTUAL_ENV":
+            mp.delenv(name, raising=False)  # (XDG_*: the user's store list and secret key
+            # live there; under the fresh HOME they are the test's own)
     for name, value in GIT_ENV.items():
         mp.setenv(name, value)
     home = base / "home"

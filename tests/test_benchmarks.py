@@ -24,6 +24,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         "redact.py",
         "remote.py",
         "revisions.py",
+        "scale.py",
         "startup.py",
         "store_throughput.py",
         "sweep_overhead.py",

@@ -48,6 +48,7 @@ LS_KEYS = {
     "parent",
     "pinned",
     "name",
+    "origin",
 }
 #: The run manifest's fields (docs/format.md, "Run manifest").
 MANIFEST_KEYS = {

@@ -342,3 +342,180 @@ def test_s3_errors_are_one_line_without_secrets(s3: str, s3_server: str, tmp_pat
     for done in (vestige("push", "nobucket", cwd=a), vestige("push", "dead", cwd=a)):
         assert SECRET not in done.stderr.decode() and KEY_ID not in done.stderr.decode()
     no_secret_in(a / ".vestige")
+
+
+# -- where runs came from, which on a remote, run --push (issue 17, the rest) -----------------
+
+
+def test_ls_shows_where_pulled_runs_came_from(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", [])
+    ok(vestige("run", "python", "make.py", "fig.png", cwd=a, env={"USER": "alice"}))
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    ok(vestige("push", cwd=a))
+    assert "from" not in ok(vestige("ls", cwd=a)).splitlines()[0]  # nothing pulled: no column
+    assert [r["origin"] for r in ls_json(a)] == [None]
+    b = make_project(tmp_path / "b", ["mine.txt"])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    ok(vestige("pull", cwd=b))
+    runs = {r["command"][-1]: r for r in ls_json(b)}
+    assert runs["mine.txt"]["origin"] is None
+    origin = runs["fig.png"]["origin"]
+    assert {k: origin[k] for k in ("remote", "host", "user")} == {
+        "remote": "origin", "host": os.uname().nodename, "user": "alice"}  # fmt: skip
+    assert isinstance(origin["pulled"], float)
+    lines = ok(vestige("ls", cwd=b)).splitlines()
+    assert lines[0].split()[-1] == "from"
+    fig = next(line for line in lines if "fig.png" in line)
+    assert fig.rstrip().endswith(f"alice@{os.uname().nodename} via origin")
+    assert not next(line for line in lines if "mine.txt" in line).rstrip().endswith("origin")
+
+
+def test_which_remote_finds_a_file_without_pulling(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["fig.png", "data.csv"])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    ok(vestige("push", cwd=a))
+    fig_run = next(r for r in ls_json(a) if r["command"][-1] == "fig.png")
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    shutil.copy(a / "fig.png", tmp_path / "paper-fig.png")
+    objects = store_files(b / ".vestige")
+    out = ok(vestige("which", str(tmp_path / "paper-fig.png"), "--remote", "origin", cwd=b))
+    assert f"made by run {fig_run['id'][:10]} of remote origin" in out
+    assert "as     fig.png" in out
+    assert f"vestige pull origin {fig_run['id']}" in out
+    assert store_files(b / ".vestige") == objects and ls_json(b) == []  # nothing pulled
+    found = json.loads(ok(vestige("which", str(tmp_path / "paper-fig.png"), "--remote",
+                                  "origin", "--json", cwd=b)))  # fmt: skip
+    assert [(m["run_id"], m["here"]) for m in found["made_by"]] == [(fig_run["id"], False)]
+    assert found["searched"] == 2
+    ok(vestige("pull", "origin", fig_run["id"], cwd=b))  # what it said brings the run
+    assert fig_run["id"] in ok(vestige("which", str(tmp_path / "paper-fig.png"), "--json", cwd=b))
+    (tmp_path / "other.txt").write_text("no run made this")
+    done = vestige("which", str(tmp_path / "other.txt"), "--remote", "origin", cwd=b)
+    assert done.returncode == 1 and "no run of remote origin" in done.stdout.decode()
+    assert "--remote" in one_error(vestige("which", "x.png", "--remote", "origin", "--similar",
+                                           cwd=b))  # fmt: skip
+    assert "no remote" in one_error(vestige("which", str(tmp_path / "other.txt"), "--remote",
+                                            "nope", cwd=b))  # fmt: skip
+
+
+def test_run_push_sends_the_run_when_it_ends(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", [])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    done = vestige("run", "--push", "origin", "python", "make.py", "fig.png", cwd=a)
+    assert "pushed the run to origin" in ok(done) + done.stderr.decode()
+    run = ls_json(a)[0]
+    assert [r["id"] for r in json.loads(ok(vestige("remote", "ls", "origin", "--json",
+                                                   cwd=a)))] == [run["id"]]  # fmt: skip
+    fsck_clean(tmp_path, env={"VESTIGE_DIR": str(remote)})
+    # An unknown remote is bad input: exit 2 before anything runs.
+    assert "no remote" in one_error(vestige("run", "--push", "nope", "python", "make.py",
+                                            "x.txt", cwd=a))  # fmt: skip
+    assert len(ls_json(a)) == 1 and not (a / "x.txt").exists()
+    # A push that fails is a warning; the exit code stays the command's.
+    (tmp_path / "blocked").write_text("a file where the remote's folder would be")
+    ok(vestige("remote", "add", "blocked", f"file://{tmp_path}/blocked/store", cwd=a))
+    failing = vestige("run", "--push", "blocked", "python", "-c", "raise SystemExit(3)", cwd=a)
+    assert failing.returncode == 3
+    err = failing.stderr.decode()
+    assert "warning: the run was not pushed to blocked" in err and "vestige push blocked" in err
+    assert len(ls_json(a)) == 2  # the run is kept here
+
+
+def test_sweep_on_dask_pushes_each_child_from_its_worker(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    a = make_project(tmp_path / "a", [])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    elsewhere = tmp_path / "workers"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(scratch))  # (the workers' scratch stores go here)
+        with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                      dashboard_address=None,
+                                      local_directory=str(elsewhere)) as cluster:  # fmt: skip
+            done = vestige("run", "--each", "v=1,2,3", "--executor", "dask", "--scheduler",
+                           cluster.scheduler_address, "--push", "origin", "--",
+                           "python", "make.py", "out{v}.txt", cwd=a, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert "pushed the sweep to origin" in done.stdout.decode() + done.stderr.decode()
+    runs = ls_json(a)
+    parent = next(r for r in runs if r["parent"] is None)
+    children = [r for r in runs if r["parent"] == parent["id"]]
+    assert len(children) == 3 and all(c["status"] == "ok" for c in children)
+    assert all(c["origin"] is not None and c["origin"]["remote"] == "origin" for c in children)
+    assert parent["status"] == "ok" and parent["origin"] is None
+    on_remote = json.loads(ok(vestige("remote", "ls", "origin", "--json", cwd=a)))
+    assert sorted(r["id"] for r in on_remote) == sorted(r["id"] for r in runs)
+    swept = json.loads(ok(vestige("ls", "--sweep", str(parent["seq"]), "--json", cwd=a)))
+    assert sorted(r["id"] for r in swept) == sorted(c["id"] for c in children)
+    assert not list(scratch.glob("vestige-scratch-*"))  # pushed, then removed
+    fsck_clean(a)
+    fsck_clean(tmp_path, env={"VESTIGE_DIR": str(remote)})
+
+
+def test_tags_notes_names_and_pins_travel_merged_as_sets(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["fig.png"])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    ok(vestige("tag", "1", "paper", "draft", cwd=a))
+    ok(vestige("note", "1", "the one for the paper", cwd=a))
+    ok(vestige("name", "1", "baseline", cwd=a))
+    ok(vestige("pin", "1", cwd=a))
+    ok(vestige("push", cwd=a))
+    run_id = ls_json(a)[0]["id"]
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    ok(vestige("pull", cwd=b))
+    (mine,) = ls_json(b)
+    assert (mine["id"], sorted(mine["tags"]), mine["name"], mine["pinned"]) == (
+        run_id, ["draft", "paper"], "baseline", True)  # fmt: skip
+    show = json.loads(ok(vestige("show", "baseline", "--json", cwd=b)))
+    assert [n["text"] for n in show["notes"]] == ["the one for the paper"]
+    before = store_files(b / ".vestige")
+    ok(vestige("pull", cwd=b))
+    assert store_files(b / ".vestige") == before  # nothing new: nothing written
+    # Both sides change the run's marks; a push and a pull merge them, dropping nothing.
+    ok(vestige("tag", "baseline", "reviewed", cwd=b))
+    ok(vestige("note", "baseline", "checked by b", cwd=b))
+    ok(vestige("push", cwd=b))
+    ok(vestige("tag", "1", "local-only", cwd=a))
+    ok(vestige("pull", cwd=a))
+    (theirs,) = ls_json(a)
+    assert sorted(theirs["tags"]) == ["draft", "local-only", "paper", "reviewed"]
+    notes = [n["text"] for n in json.loads(ok(vestige("show", "1", "--json", cwd=a)))["notes"]]
+    assert notes == ["the one for the paper", "checked by b"]
+    assert ls_json(a)[0]["name"] == "baseline"
+    hits = json.loads(ok(vestige("ls", "--where", 'tag = "reviewed"', "--json", cwd=a)))
+    assert [r["id"] for r in hits] == [run_id]  # the index knows what the pull merged
+    ok(vestige("reindex", cwd=a))
+    assert sorted(ls_json(a)[0]["tags"]) == ["draft", "local-only", "paper", "reviewed"]
+    fsck_clean(a)
+    fsck_clean(b)
+    fsck_clean(tmp_path, env={"VESTIGE_DIR": str(remote)})
+
+
+def test_fsck_checks_arrival_records(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["x.txt"])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    ok(vestige("push", cwd=a))
+    b = make_project(tmp_path / "b", ["mine.txt"])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    ok(vestige("pull", cwd=b))
+    fsck_clean(b)
+    arrivals = b / ".vestige" / "refs" / "arrivals"
+    (record,) = list(arrivals.iterdir())
+    good = record.read_bytes()
+    record.write_bytes(good.replace(b'"seq":2', b'"seq":1'))  # the number of b's own run
+    done = vestige("fsck", cwd=b)
+    assert done.returncode == 1 and "RM3" in done.stderr.decode(), done.stderr.decode()
+    record.write_bytes(good)
+    (arrivals / "01ZZZZZZZZZZZZZZZZZZZZZZZZ").write_text("not a record\n")
+    done = vestige("fsck", cwd=b)
+    assert done.returncode == 0 and "RM2: arrival record 01ZZZZZZZZZZZZZZZZZZZZZZZZ is " \
+        "malformed" in done.stdout.decode() + done.stderr.decode()  # fmt: skip

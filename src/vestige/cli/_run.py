@@ -28,6 +28,8 @@ TRACE = "\0trace"
 TRACE_FLAGS = {"--trace": "always", "--no-trace": "never"}
 #: `vestige run --name NAME`: comes back as this param (taken out by fast_run)
 NAME = "\0name"
+#: `vestige run --push REMOTE`: comes back as this param (taken out by fast_run)
+PUSH = "\0push"
 
 
 def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] | None:
@@ -77,6 +79,12 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] |
             params[NAME] = inline if eq else args[i + 1]
             i += 1 if eq else 2
             continue
+        if name == "--push":  # (the run, or a sweep's runs, pushed when it ends: issue 17)
+            if not eq and i + 1 >= len(args):
+                raise UsageError("--push needs a remote, e.g. vestige run --push origin ...")
+            params[PUSH] = inline if eq else args[i + 1]
+            i += 1 if eq else 2
+            continue
         if arg.startswith("-"):
             raise UsageError(
                 f"unknown option {arg} for `vestige run`; options go before the command "
@@ -92,7 +100,7 @@ def parse(args: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]] |
         # `vestige run -p k=v x.ipynb`: the notebook's parameters, injected like its own -p
         # (recording them as params the notebook never received would be false provenance)
         injected = [part for value in raw_params for part in ("-p", value)]
-        named = {NAME: params[NAME]} if NAME in params else {}
+        named = {k: params[k] for k in (NAME, PUSH) if k in params}
         return named, [command[0], *injected, *command[1:]], sweep
     return params, command, sweep
 
@@ -148,8 +156,10 @@ def fast_run(args: list[str]) -> int | None:
         if sweep:
             raise UsageError("--name names one run, not a sweep; find a sweep's runs with "
                              "`vestige ls --sweep RUN`")  # fmt: skip
+    push = params.pop(PUSH, None)
+    remote = _push_target(push) if push is not None else None  # (bad input: before running)
     if sweep:
-        return _sweep(params, command, sweep, args, trace)
+        return _sweep(params, command, sweep, args, trace, remote)
     from vestige.recording.process import die_like
     from vestige.recording.runner import Launch, RunOptions
 
@@ -158,7 +168,55 @@ def fast_run(args: list[str]) -> int | None:
     if name is not None:
         options.on_spawn = lambda _pid: _name_run(launch, name)
     code = launch.execute()
+    if remote is not None:
+        _push_run(launch, remote)
     return die_like(code)
+
+
+def _push_target(name: str) -> dict[str, Any]:
+    """`run --push NAME`: the remote, checked before anything runs (an unknown name or a bad
+    URL is exit 2), as a plain dict a sweep can ship to its workers."""
+    from pathlib import Path
+
+    from vestige.config import load_config
+    from vestige.remote.location import shipped
+    from vestige.store.layout import locate
+
+    store, root = locate()
+    return shipped(load_config(Path(store), Path(root)), name, Path(store))
+
+
+def _push_run(launch: Any, remote: dict[str, Any]) -> None:
+    """Push the run that just ended; a failure is a warning (the run is kept here, and
+    its exit code stays the command's), naming the `vestige push` that sends it later."""
+    from vestige.fastpath import warn
+
+    name = remote["name"]
+    run_id = getattr(launch, "run_id", None)
+    try:
+        from pathlib import Path
+
+        from vestige.remote.sync import push_store
+
+        if run_id is None:
+            raise RuntimeError("vestige did not record the run")
+        done = push_store(Path(launch.store), [run_id], remote, Path(launch.root))
+        if done.left_out:
+            raise RuntimeError(done.left_out[0][1])
+        _note(f"vestige: pushed the run to {name} ({done.objects} objects)\n")
+    except Exception as e:
+        from vestige.remote.failures import scrub
+
+        warn(f"the run was not pushed to {name} ({scrub(str(e)) or type(e).__name__}); "
+             f"`vestige push {name} {run_id or '@last'}` sends it")  # fmt: skip
+
+
+def _note(text: str) -> None:
+    """A line on stderr (after the command's own output: it has ended)."""
+    import sys
+
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def _name_run(launch: Any, name: str) -> None:
@@ -191,7 +249,8 @@ def _name_run(launch: Any, name: str) -> None:
 
 
 def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],
-           args: list[str], trace: str | None = None) -> int:  # fmt: skip
+           args: list[str], trace: str | None = None,
+           remote: dict[str, Any] | None = None) -> int:  # fmt: skip
     """A sweep (--each, --grid): not on the fast path, it may import what it needs."""
     from vestige.sweep.run import main
     from vestige.sweep.spec import SweepOptions
@@ -210,6 +269,7 @@ def _sweep(params: dict[str, Any], command: list[str], sweep: dict[str, Any],
         jobs=_int("-j", sweep.get("jobs", 1)), fail_fast=bool(sweep.get("fail_fast")),
         skip_done=bool(sweep.get("skip_done")), executor=sweep.get("executor", "local"),
         scheduler=sweep.get("scheduler"), slurm=slurm, params=params, trace=trace,
+        push=remote,
     )  # fmt: skip
     return main(options, command, args)
 

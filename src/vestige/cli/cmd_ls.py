@@ -61,6 +61,9 @@ def command(
     pinned = repo.index.marks.pinned_of([r["id"] for r in runs])  # `vestige pin`: gc keeps them
     for r in runs:
         r["pinned"] = r["id"] in pinned
+    came = _origins(repo, runs)  # pulled runs: where they were made, which remote brought them
+    for r in runs:
+        r["origin"] = came.get(r["id"])
     if as_json:
         print_json(runs)
         return
@@ -94,13 +97,15 @@ def command(
                 shlex.join([os.path.basename(r["command"][0]), *r["command"][1:]]),
                 " ".join(f"{k}={v}" for k, v in r["params"].items()),
                 *((" ".join(r["tags"]),) if tagged else ()),
+                *((_from(r["origin"]),) if came else ()),
                 *(_cell(r, kind, key) for _label, kind, key in extra),
             )
         )
 
     tty = sys.stdout.isatty()
     base = ("#", "id", *(("name",) if named else ()), "status", "started", "took", "exit",
-            "command", "params", *(("tags",) if tagged else ()))  # fmt: skip
+            "command", "params", *(("tags",) if tagged else ()),
+            *(("from",) if came else ()))  # fmt: skip
     names = (*base, *(label for label, _kind, _key in extra))
     status_at = base.index("status")
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -156,3 +161,22 @@ def _cell(run: dict[str, Any], kind: str, key: str) -> str:
         return ""
     value = run[kind][key]
     return fmt_number(value) if kind == "metrics" else str(value)
+
+
+def _origins(repo: Any, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{run id: origin} of the pulled runs listed (`vestige pull`; remote/sync.py)."""
+    from vestige.store.arrivals import arrivals_dir
+
+    if not runs or not arrivals_dir(repo.store).is_dir():  # (nothing pulled: nothing to read)
+        return {}
+    from vestige.remote.sync import origins
+
+    return origins(repo, runs)
+
+
+def _from(origin: dict[str, Any] | None) -> str:
+    """The `from` cell: user@host and the remote a pulled run came from; empty when made here."""
+    if origin is None:
+        return ""
+    who = "@".join(p for p in (origin["user"], origin["host"]) if p)
+    return f"{who} via {origin['remote']}" if who else f"via {origin['remote']}"

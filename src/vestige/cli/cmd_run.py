@@ -35,6 +35,7 @@ Examples:
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Record a param (overrides what the command's own parsing found).")  # fmt: skip
 @click.option("--name", metavar="NAME", help="Name the run: `vestige show NAME` finds it.")
+@click.option("--push", metavar="REMOTE", help="Push the run (or sweep) to REMOTE when it ends.")
 @click.option(
     "--each",
     multiple=True,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from vestige.cli._common import iso, open_repo, print_json
-from vestige.errors import UsageError
+from vestige.errors import NoStore, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,12 +28,16 @@ project, and the code that made it may be gone. Several runs can make the same
 bytes: the first maker is listed first. With --similar, FILE is an image that
 was resized, re-encoded or screenshotted: the kept images nearest to it by
 perceptual hash are listed with their runs (needs `vestige[similar]`).
+Outside a project (or with --all-stores), every store this user has recorded
+into is searched (the list: docs/format.md), each run named with its project.
 Examples:
   vestige which paper/fig3.png
   vestige which ~/Downloads/results.csv --json
   vestige which --similar slide-shot.png
   vestige which --similar slide-shot.jpg --limit 10 --json
   vestige which --path out/model.pkl
+  cd ~/paper && vestige which fig3.png     (searches all stores)
+  vestige which fig3.png --remote origin   (the team's runs, not pulled)
 """)  # fmt: skip
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -49,14 +53,34 @@ Examples:
     "--path", "by_path", is_flag=True,
     help="The history of the path FILE instead: every run that read or wrote it.",
 )  # fmt: skip
+@click.option(
+    "--all-stores", "all_stores", is_flag=True,
+    help="Search every store this user has recorded into (the default outside a project).",
+)  # fmt: skip
+@click.option(
+    "--remote", "remote", metavar="NAME",
+    help="Search the runs of the remote NAME instead (nothing is pulled).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
-def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json: bool) -> None:
+def command(
+    file: Path, similar: bool, limit: int | None, by_path: bool, all_stores: bool,
+    remote: str | None, as_json: bool,
+) -> None:  # fmt: skip
     """Find the runs that made FILE's exact bytes (and the runs that read them); with
     --similar, the kept images that look like FILE, with their runs."""
+    if remote is not None:
+        _on_remote(file, remote, (similar, by_path, all_stores), as_json)
+        return
     if limit is not None and not similar:
         raise UsageError("--limit goes with --similar")
     if by_path and similar:
         raise UsageError("choose one of --path and --similar")
+    if all_stores and (by_path or similar):
+        raise UsageError("--all-stores finds exact bytes only: drop --path or --similar")
+    here = _store_here()
+    if all_stores or (here is None and not (by_path or similar)):
+        _everywhere(file, here, as_json)
+        return
     repo = open_repo()
     if by_path:
         _history(repo, file, as_json)
@@ -98,6 +122,134 @@ def command(file: Path, similar: bool, limit: int | None, by_path: bool, as_json
     for p in published:
         how = "published by `vestige publish`" if p["how"] == "publish" else "seen by `which`"
         click.echo(f"left the project: {p['dest']} ({how}, {iso(p['t'])})")
+
+
+def _on_remote(file: Path, name: str, others: tuple[bool, ...], as_json: bool) -> None:
+    """`which --remote NAME`: the remote's runs that made FILE's bytes, from their manifests
+    (read once; nothing pulled), each with the `vestige pull` that brings it (issue 17)."""
+    from vestige.remote.sync import which_remote
+
+    if any(others):
+        raise UsageError("--remote finds exact bytes on one remote: drop --similar, --path "
+                         "and --all-stores")  # fmt: skip
+    repo = open_repo()
+    found = which_remote(repo, name, file)
+    made, read = found["made_by"], found["read_by"]
+    remote = found["remote"]
+    if as_json:
+        print_json(found)
+        if not made:
+            raise SystemExit(1)
+        return
+    if not made:
+        seen = f"; it was read by run {read[0]['run_id'][:10]}" if read else ""
+        click.echo(f"{file}: no run of remote {remote} made these bytes ({found['searched']} "
+                   f"runs searched, blake3 {found['hash'][:12]}){seen}")  # fmt: skip
+        raise SystemExit(1)
+    for n, m in enumerate(made):
+        head = f"{file}: made by" if n == 0 else "also made by"
+        click.echo(f"{head} run {m['run_id'][:10]} of remote {remote} (on {m['host'] or '?'}), "
+                   f"{iso(m['started'])}")  # fmt: skip
+        click.echo(f"  as     {m['path']}")
+        click.echo(f"  by     {shlex.join(m['command'])}")
+        click.echo(f"  status {m['status']}")
+        if m["here"]:
+            click.echo("  here   this store has it: `vestige which` without --remote shows it")
+        else:
+            click.echo(f"  pull   vestige pull {remote} {m['run_id']}")
+    if read:
+        click.echo("read by " + ", ".join(r["run_id"][:10] for r in read[:10]))
+
+
+def _store_here() -> str | None:
+    """The store found from the current folder, or None when there is none."""
+    from vestige.store import layout
+
+    store, _root = layout.locate()
+    return store if layout.exists(store) else None
+
+
+def _everywhere(file: Path, here: str | None, as_json: bool) -> None:
+    """`which --all-stores` (the default outside a project): every store on the user's list
+    (and the one here), each hit named by its project; unreadable stores are skipped with a
+    note on stderr."""
+    from vestige.history.everywhere import which_everywhere
+    from vestige.store.known import list_path
+
+    if here is not None:
+        open_repo().close()  # (this project's runs a killed vestige left: sealed, as `which`)
+    found = which_everywhere(file, here)
+    if not found.searched:  # (as before the list: nothing to search is a usage error)
+        raise NoStore(
+            f"no vestige store here, and this user has recorded into none yet "
+            f"({list_path()} lists none); record a run with `vestige run` first"
+        )
+    for store, why in found.skipped:
+        click.echo(f"vestige: skipped the store {store}: {why}", err=True)
+    made = [h for h in found.found if h.made_by]
+    if as_json:
+        print_json({
+            "path": str(file),
+            "hash": found.hash,
+            "made_by": [{**m.to_dict(), "project": h.project, "store": h.store}
+                        for h in found.found for m in h.made_by],
+            "read_by": [{**m.to_dict(), "project": h.project, "store": h.store}
+                        for h in found.found for m in h.read_by],
+            "stores": found.searched,
+            "skipped": [{"store": s, "why": w} for s, w in found.skipped],
+        })  # fmt: skip
+        if not made:
+            raise SystemExit(1)
+        return
+    if not made:
+        seen = ""
+        if found.found:
+            r, h = found.found[0].read_by[0], found.found[0]
+            seen = f"; it was read by run #{r.seq} of {h.project}"
+        n = len(found.searched)
+        stores = f"{n} store{'s' if n != 1 else ''}"
+        click.echo(f"{file}: no recorded run made these bytes in the {stores} searched"
+                   f" (blake3 {found.hash[:12]}){seen}")  # fmt: skip
+        raise SystemExit(1)
+    for h in made:
+        first = h.made_by[0]
+        from vestige.repo import one_per_run
+
+        others = one_per_run([m for m in h.made_by if m.run_id != first.run_id])
+        click.echo(f"{file}: made by run #{first.seq} ({first.run_id[:10]}) of {h.project},"
+                   f" {iso(first.started)}")  # fmt: skip
+        click.echo(f"  as     {first.path}")
+        click.echo(f"  by     {first.command}")
+        click.echo(
+            f"  status {first.status}" + ("" if first.confirmed else "  (seen by scan only)")
+        )
+        if others:
+            click.echo(f"  also made by {', '.join(f'#{m.seq}' for m in others[:10])}")
+        if h.read_by:
+            click.echo(f"  read by {', '.join(f'#{r.seq}' for r in h.read_by[:10])}")
+        for p in _published_in(h.store, h.project, file, found.hash, h.made_by):
+            how = "published by `vestige publish`" if p["how"] == "publish" else "seen by `which`"
+            click.echo(f"  left the project: {p['dest']} ({how}, {iso(p['t'])})")
+
+
+def _published_in(
+    store: str, project: str, file: Path, digest: str, makers: list[Maker]
+) -> list[dict[str, Any]]:
+    """The debt ledger's hook (as `_published`) in another project's store: best effort,
+    a store that cannot be opened now shows no copies."""
+    import sqlite3
+
+    from vestige.errors import VestigeError
+    from vestige.repo import Repo
+
+    try:
+        repo = Repo.open_at(store, project)
+    except (VestigeError, OSError, sqlite3.Error):
+        return []
+    try:
+        return _published(repo, file, digest, makers)
+    finally:
+        repo.close()
 
 
 def _published(repo: Repo, file: Path, digest: str, makers: list[Maker]) -> list[dict[str, Any]]:

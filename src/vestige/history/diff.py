@@ -497,5 +497,15 @@ def compare_runs(repo: Repo, refs: Sequence[str] = (), where: str | None = None)
 _ABSENT = object()
 
 
-def _canonical(v: Any) -> str:
-    return "\0absent" if v is _ABSENT else json.dumps(v, sort_keys=True)
+def _canonical(v: Any) -> Any:
+    """A hashable key equal for equal cells: a string, number, bool or null as itself with
+    its type (1, 1.0 and true differ, as their JSON does; NaN equals NaN), other values
+    as sorted JSON. json.dumps of every cell cost ~0.1 s at 3,000 runs (issue 23)."""
+    if v is _ABSENT:
+        return "\0absent"
+    kind = type(v)
+    if kind is float and v != v:
+        return (float, "nan")
+    if kind in (str, int, float, bool) or v is None:
+        return (kind, v)
+    return json.dumps(v, sort_keys=True)

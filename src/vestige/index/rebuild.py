@@ -5,11 +5,13 @@ cannot be read is left out and named (`skipped`): `vestige reindex` says so and 
 
 from __future__ import annotations
 
-from vestige.errors import CorruptObject
+import json
+
 from vestige.records import Run
 from vestige.store.annotations import Annotations
 from vestige.store.arrivals import local_seq
 from vestige.store.freed import freed_records
+from vestige.store.hashing import is_hash
 from vestige.store.live import LiveRun
 from vestige.store.pins import Pins
 from vestige.store.published import index_rows
@@ -25,8 +27,9 @@ def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = 
     run left out (its ref or manifest unreadable) is appended to `skipped` as (run id,
     why)."""
     runs: list[Run] = []
+    refs_dir, objects_dir = str(store.refs.dir), str(store.objects.dir)
     for run_id in store.refs:
-        run, why = _sealed(store, run_id)
+        run, why = _sealed(refs_dir, objects_dir, run_id)
         if run is not None:
             runs.append(run)
         elif skipped is not None:
@@ -61,31 +64,68 @@ def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = 
     pins = dict(Pins(store).all())  # refs/pins (vestige pin)
     # Emptied and refilled in one transaction: a reindex killed at any instant leaves the
     # index as it was or as rebuilt, never emptied (every run gone from ls and show).
-    with index.conn:
-        index.conn.execute("BEGIN IMMEDIATE")
-        index.clear()
-        index.record.runs(runs, within=True)
-        index.record.names(names, within=True)
-        index.marks.add_published(published, within=True)
-        index.marks.set_freed(add=freed, replace_all=True, within=True)
-        index.marks.set_pins(pins, replace_all=True, within=True)
+    # A 64 MiB page cache meanwhile: the files table's indexes (by hash, by path) are
+    # filled in random order and outgrow the default 2 MB at a few thousand runs (at
+    # 20,000 runs: ~15% less CPU, a quarter less time on a loaded machine).
+    (cache_size,) = index.conn.execute("PRAGMA cache_size").fetchone()
+    index.conn.execute("PRAGMA cache_size = -65536")
+    try:
+        with index.conn:
+            index.conn.execute("BEGIN IMMEDIATE")
+            _clear_keeping_sizes(index)
+            index.record.runs(runs, within=True)
+            index.record.names(names, within=True)
+            index.marks.add_published(published, within=True)
+            index.marks.set_freed(add=freed, replace_all=True, within=True)
+            index.marks.set_pins(pins, replace_all=True, within=True)
+    finally:
+        index.conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
     return len(runs)
 
 
-def _sealed(store: Store, run_id: str) -> tuple[Run | None, str]:
-    """A sealed run read through its ref, or (None, why it cannot be)."""
+def _clear_keeping_sizes(index: Index) -> None:
+    """Index.clear, but the `objsize` cache stays (with the stat and phash caches): an
+    object's size never changes, and a du after a reindex would otherwise stat every
+    object again and write 100,000 rows (~1 s at 20,000 runs). Rows of objects gc removed
+    since are harmless: du takes sizes only for the names it finds in objects/."""
+    conn = index.conn
+    for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+        " AND name NOT IN ('statcache', 'phash', 'meta', 'objsize') AND name NOT LIKE 'sqlite_%'"
+    ).fetchall():
+        conn.execute(f'DELETE FROM "{name}"')
+
+
+def _sealed(refs_dir: str, objects_dir: str, run_id: str) -> tuple[Run | None, str]:
+    """A sealed run read through its ref, or (None, why it cannot be). Plain `open` of
+    string paths and one BLAKE3 of the bytes read (what Refs.get and read_json do,
+    without pathlib's parsing: ~40 us a run at 20,000 runs)."""
+    from blake3 import blake3
+
     try:
-        digest = store.refs.get(run_id)
+        with open(f"{refs_dir}/{run_id}", "rb") as f:
+            digest = f.read().decode("utf-8", "replace").strip()
+    except FileNotFoundError:
+        return None, "its ref holds no manifest hash"
     except OSError as e:
         return None, f"its ref could not be read ({e.strerror})"
-    if digest is None:
+    if not is_hash(digest):
         return None, "its ref holds no manifest hash"
     try:
-        manifest = store.objects.read_json(digest)
-    except CorruptObject as e:
-        return None, f"its manifest: {e}"
+        with open(f"{objects_dir}/{digest[:2]}/{digest[2:]}", "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        why = f"object {digest[:12]} is missing from the store; run `vestige fsck`"
+        return None, f"its manifest: {why}"
     except OSError as e:
         return None, f"its manifest {digest[:12]} could not be read ({e.strerror})"
+    if blake3(data).hexdigest() != digest:
+        why = f"object {digest[:12]} does not match its hash; run `vestige fsck`"
+        return None, f"its manifest: {why}"
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return None, f"its manifest: object {digest[:12]} is not valid JSON"
     try:
         return Run.from_dict(manifest, manifest=digest), ""
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -80,17 +80,35 @@ def check_url(url: str) -> str:
 def open_side(config: Config, name: str | None, store_path: Path) -> tuple[str, Side]:
     """(name, side) of a remote: a LocalSide for a folder (file://, a path), else an
     FsspecSide over the backend's filesystem."""
+    name, settings = configured(config, name)
+    return name, side_at(name, settings, store_path.parent)
+
+
+def shipped(config: Config, name: str | None, store_path: Path) -> dict[str, Any]:
+    """A remote as a plain dict another process can open with `side_at` (a sweep's child on
+    a Dask worker or a Slurm node): its name and settings, a folder's path made absolute.
+    Settings hold no secret (config refuses them); each worker uses its own credentials."""
+    name, settings = configured(config, name)
+    url = check_url(str(settings["url"]))
+    if url.split("://", 1)[0] == "file" or "://" not in url:
+        path = Path(url[len("file://") :] if url.startswith("file://") else url)
+        url = "file://" + str(path if path.is_absolute() else (store_path.parent / path).resolve())
+    return {"name": name, "settings": {**settings, "url": url}}
+
+
+def side_at(name: str, settings: dict[str, Any], base: Path) -> Side:
+    """The side of the remote `name` with these settings; a relative folder is relative to
+    `base` (the project root)."""
     from vestige.remote.sides import FsspecSide, LocalSide
 
-    name, settings = configured(config, name)
     url = check_url(str(settings["url"]))
     label = f"remote {name} ({scrub(url)})"
     scheme = url.split("://", 1)[0] if "://" in url else "file"
     if scheme == "file":
         path = Path(url[len("file://") :] if url.startswith("file://") else url)
         if not path.is_absolute():
-            path = (store_path.parent / path).resolve()  # (relative to the project root)
-        return name, LocalSide(path, label)
+            path = (base / path).resolve()  # (relative to the project root)
+        return LocalSide(path, label)
     options = storage_options(scheme, settings)
     try:
         from fsspec.core import url_to_fs
@@ -104,7 +122,7 @@ def open_side(config: Config, name: str | None, store_path: Path) -> tuple[str, 
         ) from None
     except (ValueError, TypeError) as e:
         raise UsageError(f"{label}: {scrub(str(e))}") from None
-    return name, FsspecSide(fs, str(root).rstrip("/"), label, atomic=scheme in OBJECT_STORES)
+    return FsspecSide(fs, str(root).rstrip("/"), label, atomic=scheme in OBJECT_STORES)
 
 
 def storage_options(scheme: str, settings: dict[str, Any]) -> dict[str, Any]:

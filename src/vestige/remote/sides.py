@@ -124,6 +124,10 @@ class LocalSide:
                 layout.write_atomic(str(self.path), str(folder / name), data)
         layout.sync_filesystem(str(self.path))
 
+    def put_record(self, record: dict[str, Any]) -> str:
+        """Store a JSON record made here (a merged annotations record); its hash."""
+        return self.objects.put_json(record)
+
     def receive(
         self, source: Side, digests: list[str], jobs: int, known: dict[str, bytes] | None = None
     ) -> None:
@@ -324,6 +328,17 @@ class FsspecSide:
     def write_refs(self, kind: str, refs: dict[str, bytes]) -> None:
         if refs:
             self._put_bytes({f"refs/{kind}/{n}": b for n, b in refs.items()}, "writing refs")
+
+    def put_record(self, record: dict[str, Any]) -> str:
+        """Store a JSON record made here (a merged annotations record); its hash."""
+        from vestige.store.objects import canonical_json
+
+        data = canonical_json(record)
+        digest = hash_bytes(data)
+        self._put_bytes({f"objects/{digest[:2]}/{digest[2:]}": data}, "writing a record")
+        if self._sizes is not None:
+            self._sizes[digest] = len(data)
+        return digest
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

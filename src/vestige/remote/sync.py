@@ -12,6 +12,7 @@ from vestige.config import add_remote, check_remote_name, remove_remote
 from vestige.errors import AmbiguousRun, RunNotFound, UsageError
 from vestige.records import Run
 from vestige.remote.location import check_url, configured, open_side
+from vestige.remote.marks import Merged, merge_marks
 from vestige.remote.sides import LocalSide
 from vestige.remote.transfer import Progress, Transferred, manifests_of, transfer
 from vestige.store.arrivals import arrivals, local_seq, record_arrivals
@@ -19,6 +20,7 @@ from vestige.store.arrivals import arrivals, local_seq, record_arrivals
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
     from typing import Any
 
     from vestige.remote.sides import Side
@@ -61,7 +63,9 @@ def push(
             ids.append(run_id)
     elif every:
         ids = list(repo.store.refs)
-    return name, transfer(local, remote, ids, recheck=every or bool(runs), progress=progress)
+    done = transfer(local, remote, ids, recheck=every or bool(runs), progress=progress)
+    merge_marks(local, remote, ids)  # tags, notes, names, pins: merged as sets (marks.py)
+    return name, done
 
 
 def pull(
@@ -87,12 +91,33 @@ def pull(
         order = sorted(new, key=lambda r: (float(manifests[r].get("started") or 0), r))
         first = reserve(repo.index, len(order))
         seqs = {run_id: first + offset for offset, run_id in enumerate(order)}
-        record_arrivals(repo.store, seqs, name, clock.now())
+        origins = {r: _made_where(repo, manifests[r]) for r in order}
+        record_arrivals(repo.store, seqs, name, clock.now(), origins)
 
-    done = transfer(remote, _local(repo), ids, recheck=every or bool(runs), before_refs=number,
+    local = _local(repo)
+    done = transfer(remote, local, ids, recheck=every or bool(runs), before_refs=number,
                     progress=progress)  # fmt: skip
     index_arrivals(repo)
+    index_marks(repo, merge_marks(remote, local, ids))
     return name, done
+
+
+def index_marks(repo: Repo, merged: Merged) -> None:
+    """The index rows of what a pull merged into this store: tags, notes and names of the
+    runs whose annotations changed, and the pins it added."""
+    from vestige.store.annotations import Annotations
+
+    annotations = Annotations(repo.store)
+    indexed = repo.index.runs.seqs()
+    for run_id in merged.annotated:
+        if run_id not in indexed:
+            continue  # (not indexed yet: its row is written with them)
+        run = repo.run(run_id)
+        repo.index.record.tags(run_id, run.tags)
+        repo.index.record.notes(run_id, run.notes)
+        repo.index.record.name(run_id, annotations.get(run_id)["name"])
+    if merged.pinned:
+        repo.index.marks.set_pins(dict(merged.pinned))
 
 
 def index_arrivals(repo: Repo) -> int:
@@ -149,13 +174,120 @@ def remote_runs(
     found = manifests_of(side, sorted(side.ref_names("runs")))
     index = in_memory()
     try:
-        index.record.runs(Run.from_dict(m, manifest=d) for d, m in found.values())
+        # Numbers made by different stores collide (every scratch store of a sweep's
+        # workers gives #1): the index in memory numbers them afresh; rows show their own.
+        ordered = sorted(found.values(), key=lambda dm: (float(dm[1].get("started") or 0),
+                                                          str(dm[1].get("id"))))  # fmt: skip
+        index.record.runs(Run.from_dict(m, manifest=d).replace(seq=n)
+                          for n, (d, m) in enumerate(ordered, 1))  # fmt: skip
         listed = RepoClass(repo.store, repo.config, index).runs(where=where)
     finally:
         index.close()
     here = set(repo.store.refs)
     for row in listed:
         manifest = found[row["id"]][1]
+        row["seq"] = manifest.get("seq")
         row["host"] = manifest.get("host", "")
         row["pulled"] = row["id"] in here
     return listed
+
+
+#: Environment variables that name the user who ran a command, in the order trusted.
+USER_VARS = ("USER", "LOGNAME", "USERNAME")
+
+
+def _made_where(repo: Repo, manifest: dict[str, Any]) -> dict[str, str]:
+    """{"host", "user"} of a pulled run: its manifest's host, the user from its recorded
+    environment (its env object, here by now: objects land before refs)."""
+    out = {"host": str(manifest.get("host") or "")}
+    digest = manifest.get("env")
+    try:
+        env = repo.store.objects.read_json(digest) if isinstance(digest, str) else {}
+    except (OSError, ValueError):  # (freed at the source: no user to tell)
+        env = {}
+    names = env.get("env_vars") if isinstance(env, dict) else None
+    names = names if isinstance(names, dict) else {}
+    out["user"] = next((str(names[k]) for k in USER_VARS if names.get(k)), "")
+    return out
+
+
+def origins(repo: Repo, runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{run id: {"remote", "host", "user", "pulled"}} of the pulled runs among `runs` (`ls`
+    rows): from their arrival records (one small read each, only when refs/arrivals/ has
+    any); a record from before host and user were kept falls back to the manifest."""
+    from vestige.store.arrivals import arrival, arrivals_dir
+
+    if not arrivals_dir(repo.store).is_dir():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for row in runs:
+        record = arrival(repo.store, row["id"])
+        if record is None:
+            continue
+        if "host" not in record and row.get("manifest"):
+            record = {**_made_where(repo, repo.store.objects.read_json(row["manifest"])),
+                      **record}  # fmt: skip
+        out[row["id"]] = {"remote": record.get("remote"), "host": record.get("host") or "",
+                          "user": record.get("user") or "", "pulled": record.get("t")}  # fmt: skip
+    return out
+
+
+def push_store(
+    store_path: Path, run_ids: Sequence[str], remote: dict[str, Any], base: Path
+) -> Transferred:
+    """Send runs of the store at `store_path` to a shipped remote (`location.shipped`): a
+    sweep's child pushing from the worker it ran on, with no config or index of its own."""
+    from vestige.remote.location import side_at
+
+    side = side_at(remote["name"], remote["settings"], base)
+    local = LocalSide(store_path, f"the store {store_path}")
+    done = transfer(local, side, list(run_ids), recheck=True)
+    merge_marks(local, side, run_ids)  # (`run --name x --push origin`: the name goes too)
+    return done
+
+
+def which_remote(repo: Repo, name: str | None, path: Path) -> dict[str, Any]:
+    """The runs of a remote that made (or read) the bytes of the file `path`, without
+    pulling anything: the remote's run refs and manifests are read once (as `remote ls`).
+    Makers oldest first; each says whether this store has the run already (`here`)."""
+    from vestige.store.hashing import hash_file
+
+    try:
+        digest = hash_file(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder; give a file") from None
+    name, side = open_side(repo.config, name, repo.store.path)
+    found = manifests_of(side, sorted(side.ref_names("runs"))) if side.exists() else {}
+    here = set(repo.store.refs)
+    made: list[dict[str, Any]] = []
+    read: list[dict[str, Any]] = []
+    for run_id, (_manifest, m) in found.items():
+        row = {"run_id": run_id, "remote_seq": m.get("seq"), "started": m.get("started"),
+               "command": list(m.get("command") or []), "status": m.get("status"),
+               "host": m.get("host") or "", "here": run_id in here}  # fmt: skip
+        wrote = _paths_with(m, digest, ("outputs",)) + _artefact_paths(m, digest)
+        if wrote:
+            made.append({**row, "path": wrote[0]})
+        seen = _paths_with(m, digest, ("inputs",))
+        if seen:
+            read.append({**row, "path": seen[0]})
+    made.sort(key=lambda r: (float(r["started"] or 0), r["run_id"]))
+    read.sort(key=lambda r: (float(r["started"] or 0), r["run_id"]))
+    return {"path": str(path), "hash": digest, "remote": name, "searched": len(found),
+            "made_by": made, "read_by": read}  # fmt: skip
+
+
+def _paths_with(m: dict[str, Any], digest: str, roles: tuple[str, ...]) -> list[str]:
+    return [str(f.get("path")) for role in roles for f in m.get(role) or ()
+            if isinstance(f, dict) and f.get("hash") == digest]  # fmt: skip
+
+
+def _artefact_paths(m: dict[str, Any], digest: str) -> list[str]:
+    out: list[str] = []
+    for a in m.get("artefacts") or ():
+        for f in (a.get("files") or ()) if isinstance(a, dict) else ():
+            if isinstance(f, dict) and f.get("hash") == digest:
+                out.append(str(f.get("path") or a.get("name")))
+    return out

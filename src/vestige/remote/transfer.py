@@ -86,9 +86,9 @@ def transfer(
                 done.left_out.append((run_id, f"{dst.label} holds another manifest for it"))
                 refs.pop(run_id, None)
     raw: dict[str, bytes] = {}  # records read already: not fetched a second time
-    manifests = _records(src, set(refs.values()), raw)
+    manifests = read_records(src, set(refs.values()), raw)
     needs = {r: _named(manifests[d]) for r, d in refs.items()}
-    trees = _records(src, {t for n in needs.values() for t in n if n[t] == "tree"}, raw)
+    trees = read_records(src, {t for n in needs.values() for t in n if n[t] == "tree"}, raw)
     for named in needs.values():
         for tree in [t for t, kind in named.items() if kind == "tree"]:
             named.update(dict.fromkeys(_tree_entries(trees[tree]), "file"))
@@ -128,7 +128,7 @@ def manifests_of(side: Side, run_ids: Iterable[str]) -> dict[str, tuple[str, dic
     refs = _hashes(
         side.read_refs("runs", list(run_ids)), Transferred(runs=[], manifests={}, left_out=[])
     )
-    records = _records(side, set(refs.values()))
+    records = read_records(side, set(refs.values()))
     return {r: (d, records[d]) for r, d in refs.items()}
 
 
@@ -144,7 +144,7 @@ def _hashes(raw: dict[str, bytes], done: Transferred) -> dict[str, str]:
     return out
 
 
-def _records(
+def read_records(
     side: Side, digests: set[str], raw: dict[str, bytes] | None = None
 ) -> dict[str, dict[str, Any]]:
     """JSON records (manifests, trees) read from a side, verified, by hash; their bytes

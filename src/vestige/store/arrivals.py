@@ -4,7 +4,8 @@ A pulled run keeps its id and its manifest (byte for byte, so both stores name i
 the same hash), and with it the `seq` its first store gave it; here it is given another,
 local one on arrival, above every number this store gave (issue 17). The manifest cannot
 hold it (it is immutable and shared), so `refs/arrivals/<run-id>` holds one line of
-canonical JSON `{"run": <id>, "seq": <local seq>, "remote": <name>, "t": <epoch>}`,
+canonical JSON `{"run": <id>, "seq": <local seq>, "remote": <name>, "t": <epoch>,
+"host": <where it was made>, "user": <who made it>}` (host and user: since issue 17's ls),
 written before the run's own ref. Never pushed: another store numbers the run itself.
 `reindex` and `Repo.run` read it, so a pulled run has one number everywhere.
 """
@@ -65,16 +66,22 @@ def arrivals(store: Store) -> dict[str, dict[str, Any]]:
     return out
 
 
-def record_arrivals(store: Store, seqs: dict[str, int], remote: str, now: float) -> None:
+def record_arrivals(
+    store: Store, seqs: dict[str, int], remote: str, now: float,
+    origins: dict[str, dict[str, str]] | None = None,
+) -> None:  # fmt: skip
     """Write the arrival records of runs (before their run refs: write order): each
     atomically (temp, rename), then one durability barrier for them all (one fsync pair
-    per record cost 1.5 s for 200 runs on the shared 2-core VM)."""
+    per record cost 1.5 s for 200 runs on the shared 2-core VM). `origins`: where each
+    run was made ({"host", "user"}), kept in its record for `vestige ls`."""
     folder = arrivals_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = store.path / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     for run_id, seq in seqs.items():
-        line = canonical_json({"run": run_id, "seq": seq, "remote": remote, "t": now}) + b"\n"
+        record = {**(origins or {}).get(run_id, {}), "run": run_id, "seq": seq,
+                  "remote": remote, "t": now}  # fmt: skip
+        line = canonical_json(record) + b"\n"
         fd, name = make_temp(tmp, "w-")
         try:
             with os.fdopen(fd, "wb") as f:

@@ -106,6 +106,10 @@ def open_store(cwd: str | None = None, create_missing: bool = False) -> tuple[st
             )
         created = create(store)
     check_format(store)
+    if create_missing:  # opened to record into: on the user's list of stores (`which`)
+        from vestige.store.known import remember
+
+        remember(store)
     return store, root, created
 
 

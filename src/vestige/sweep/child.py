@@ -42,6 +42,8 @@ def run_child(
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> dict[str, Any]:
     """Run one child to its end; never raises for the child's own failure."""
+    if job.get("push"):
+        return _pushed_child(job, on_line, on_start)
     fd, id_file = tempfile.mkstemp(prefix="vestige-child-", suffix=".id")
     os.close(fd)
     env = {**os.environ, **job.get("env", {}), "VESTIGE_ID_OUT": id_file}
@@ -85,3 +87,38 @@ def run_child(
         "tail": tail,
         "output": b"".join(chunks).decode("utf-8", "replace") if capture else "",
     }
+
+
+def _pushed_child(
+    job: dict[str, Any],
+    on_line: Callable[[str], None] | None,
+    on_start: Callable[[subprocess.Popen[bytes]], None] | None,
+) -> dict[str, Any]:
+    """`run --push` on a worker (Dask, Slurm): the child records into a scratch store of its
+    own (the worker needs no shared filesystem), its run is pushed from there to the
+    remote, and the scratch store removed. The result says `pushed`; when the push fails,
+    `push_error` says why and the scratch store is kept (its path is in the message)."""
+    import shutil
+    from pathlib import Path
+
+    scratch = tempfile.mkdtemp(prefix="vestige-scratch-")
+    store = os.path.join(scratch, "store")
+    inner = {**job, "push": None, "env": {**job.get("env", {}), "VESTIGE_DIR": store}}
+    result = run_child(inner, on_line, on_start)
+    if result["run_id"] is None:  # (nothing recorded: nothing to push or keep)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return result
+    try:
+        from vestige.remote.sync import push_store
+
+        done = push_store(Path(store), [result["run_id"]], job["push"], Path(job["cwd"]))
+        if done.left_out:
+            raise RuntimeError(done.left_out[0][1])
+    except Exception as e:
+        from vestige.remote.failures import scrub
+
+        why = scrub(str(e)) or type(e).__name__
+        kept = f"the run is kept on {os.uname().nodename} in {store}"
+        return {**result, "pushed": False, "push_error": f"{why}; {kept}"}
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {**result, "pushed": True}

@@ -104,6 +104,8 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
                      "params": {**options.params, **values}, "cwd": str(cwd), "env": env,
                      "root": str(repo.store.root), "capture": True,
                      "trace": options.trace})  # fmt: skip
+        if options.push is not None and options.executor != "local":
+            jobs[-1]["push"] = options.push  # pushed from the worker (sweep/child.py)
     if options.skip_done:
         from vestige.sweep.skip import done_runs
 
@@ -121,6 +123,8 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
 
     def on_done(result: dict[str, Any]) -> None:
         c = children[result["index"]]
+        if result.get("pushed"):  # (its run is on the remote only: its metadata comes here)
+            _pull_child(repo, options.push, result["run_id"])
         status, code = _judge(result, stop.is_set())
         c.update(run_id=result.get("run_id"), exit_code=code, status=status)
         seq = result.get("seq") or _seq(repo, result.get("run_id"))  # (local: known already)
@@ -129,6 +133,8 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
                                 "exit_code": code})  # fmt: skip
         tail = result.get("tail", "")
         note = "" if code == 0 else (f"exit {code}: {tail}" if tail else f"exit {code}")
+        if result.get("push_error"):
+            note = f"{note}; not pushed: {result['push_error']}".lstrip("; ")
         board.done(result["index"], status, f"#{seq}" if seq else "", note, last=tail)
 
     interrupted = False
@@ -153,7 +159,47 @@ def main(options: SweepOptions, command: list[str], argv: list[str]) -> int:
                 board.mark(c["index"], "interrupted")
     status = _parent_status(children, interrupted)
     seal_parent(repo, parent, children, status, options.params)
+    if options.push is not None:
+        _push_sweep(repo, options.push, parent["id"], children)
     return _summary(children, status, parent)
+
+
+def _pull_child(repo: Repo, remote: dict[str, Any], run_id: str) -> None:
+    """Bring a child that a worker pushed (`--push` on Dask or Slurm) into this store, so
+    the board, the summary and `ls --sweep` see it as a local child's; a failure is said
+    and the sweep goes on (`vestige pull` brings it later)."""
+    from vestige.errors import VestigeError
+    from vestige.remote.sync import pull
+
+    try:
+        pull(repo, remote["name"], [run_id])
+    except (VestigeError, OSError) as e:
+        _say(f"vestige: warning: child run {run_id} was pushed to {remote['name']} but not "
+             f"pulled back ({e}); `vestige pull {remote['name']} {run_id}` brings it")  # fmt: skip
+
+
+def _push_sweep(
+    repo: Repo, remote: dict[str, Any], parent_id: str, children: list[dict[str, Any]]
+) -> None:
+    """`run --each ... --push`: send the sweep and its children (those recorded here) to
+    the remote once it is sealed; a failure is a warning, the sweep's exit code unchanged."""
+    from vestige.remote.sync import push_store
+
+    ids = [parent_id, *(c["run_id"] for c in children if c.get("run_id"))]
+    ids = [r for r in dict.fromkeys(ids) if repo.store.refs.get(r) is not None]
+    try:
+        done = push_store(repo.store.path, ids, remote, repo.store.root)
+    except Exception as e:
+        from vestige.remote.failures import scrub
+
+        why = scrub(str(e)) or type(e).__name__
+        _say(f"vestige: warning: the sweep was not pushed to {remote['name']} ({why}); "
+             f"`vestige push {remote['name']}` sends it")  # fmt: skip
+        return
+    for run_id, why in done.left_out:
+        _say(f"vestige: warning: run {run_id} was not pushed to {remote['name']}: {why}")
+    _say(f"vestige: pushed the sweep to {remote['name']} ({len(ids)} runs, "
+         f"{done.objects} objects)")  # fmt: skip
 
 
 def _join(executor: Any) -> None:

@@ -49,6 +49,8 @@ class SweepOptions(Record):
     slurm: dict[str, Any] = Factory(dict)
     params: dict[str, Any] = Factory(dict)
     trace: str | None = None  # --trace / --no-trace for every child (None: as configured)
+    #: --push: the remote every run goes to (`location.shipped`: a dict workers can open)
+    push: dict[str, Any] | None = None
 
 
 def parse_each(item: str, cwd: Path) -> tuple[str, list[str]]:

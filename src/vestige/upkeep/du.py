@@ -7,7 +7,7 @@ import json
 import os
 
 from vestige.store.freed import freed_records
-from vestige.upkeep.usage import View
+from vestige.upkeep.usage import View, tree_entries
 from vestige.upkeep.usage import view as store_view
 
 TYPE_CHECKING = False
@@ -39,6 +39,8 @@ def du(repo: Repo, by: str | None = None) -> dict[str, Any]:
     Each reference counts its recorded size: files as recorded, a code snapshot as its
     `code.size`, logs as stored, metrics, environment and manifest objects as present.
     """
+    if by is None:
+        return _totals(repo)
     view = store_view(repo, sizes_only=True)
     present = view.present
     refs: list[tuple[str, str, str, int]] = []  # run, kind, hash, logical size
@@ -95,6 +97,59 @@ def du(repo: Repo, by: str | None = None) -> dict[str, Any]:
         rows.sort(key=lambda r: (-r["logical"], r["group"]))
         out["by"] = by
         out["groups"] = rows
+    return out
+
+
+def _totals(repo: Repo) -> dict[str, Any]:
+    """du() without --by, the same figures from SQL sums and set operations: the per-row
+    Python of the grouped path cost ~1.5 s at 20,000 runs (issue 23)."""
+    runs, logical, unsized, named, trees = repo.index.runs.usage()
+    sizes = _present_sizes(repo)
+    logical += sum(sizes.get(h, 0) * n for h, n in unsized.items())
+    for tree in trees:
+        named |= tree_entries(repo, tree, sizes)[0]
+    stored = sum(sizes.values())
+    referenced = sum(map(sizes.__getitem__, named & sizes.keys()))
+    freed = freed_records(repo.store)
+    return {
+        "runs": runs,
+        "objects": len(sizes),
+        "logical": logical,
+        "stored": stored,
+        "unreferenced": stored - referenced,
+        "dedup_ratio": round(logical / stored, 3) if stored else None,
+        "freed": {"objects": len(freed), "bytes": sum(r["size"] for r in freed.values())},
+    }
+
+
+def _present_sizes(repo: Repo) -> dict[str, int]:
+    """{hash: size} of every object in objects/: the names by one listdir per fan-out
+    folder, the sizes from the index's cache (an object's size never changes), a stat
+    (then cached) only for objects new to it."""
+    cached = repo.index.files.sizes()
+    root = str(repo.store.objects.dir)
+    try:
+        fans = [f for f in os.listdir(root) if len(f) == 2]
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    out: dict[str, int] = {}
+    new: list[tuple[str, int]] = []
+    for fan in fans:
+        try:
+            names = os.listdir(f"{root}/{fan}")
+        except NotADirectoryError:
+            continue
+        digests = set(map(fan.__add__, names))
+        known = digests & cached.keys()
+        out.update(zip(known, map(cached.__getitem__, known), strict=True))
+        for digest in digests - known:
+            try:
+                new.append((digest, os.stat(f"{root}/{fan}/{digest[2:]}").st_size))
+            except FileNotFoundError:
+                continue
+    out.update(new)
+    if new and not repo.readonly:
+        repo.index.files.put_sizes(new)
     return out
 
 
