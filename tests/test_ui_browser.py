@@ -560,3 +560,64 @@ def test_a_live_run_page_grows(codelab: tuple[CodeLab, Server], browser: Browser
         (lab.root / "go").write_text("")
         (lab.root / "end").write_text("")
         proc.wait(timeout=120)
+
+
+#: Where test_demo_store_pages saves the README's screenshots: only when asked
+#: (`VESTIGE_SCREENSHOTS=docs/img`), so the suite never rewrites tracked files. Read at
+#: import: the clean_env fixture takes every VESTIGE_ variable out of a test's environment.
+README_SHOTS = os.environ.get("VESTIGE_SCREENSHOTS")
+README_SHOTS_DIR = Path(README_SHOTS).resolve() if README_SHOTS else None
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "anscombe"
+
+
+def test_demo_store_pages(tmp_path: Path, browser: Browser) -> None:
+    """The demo's analysis (examples/demo.sh's runs, note and tag) in the browser: the runs
+    page with its sweep folded and a param column, and a run page with its figure drawn.
+    With VESTIGE_SCREENSHOTS set, both pages are saved there for the README
+    (ui-runs.png, ui-run.png)."""
+    from conftest import git, vestige
+
+    root = tmp_path / "project"
+    shutil.copytree(DEMO, root)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "first look")
+    (root / ".gitignore").write_text("out/\npaper/\n")
+    analyze = root / "analyze.py"
+    steps: list[tuple[str, ...]] = [
+        # (`analyze.py`, not `python analyze.py` as the demo: the suite's Python has matplotlib)
+        ("run", "analyze.py", "--dataset", "I"),
+        ("run", "--each", "dataset=II,III,IV", "-j", "2", "--", "analyze.py", "--dataset",
+         "{dataset}"),
+        ("run", "bash", "-c", "cat out/summary_*.csv | sort -u > out/all_summaries.csv"),
+    ]  # fmt: skip
+    for args in steps:
+        done = vestige(*args, cwd=root, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()
+    analyze.write_text(analyze.read_text().replace('color="tab:red"', 'color="tab:green"'))
+    for args in (("run", "analyze.py", "--dataset", "III"), ("tag", "1", "first-look"),
+                 ("note", "1", "dataset I: the linear fit is fine here")):  # fmt: skip
+        done = vestige(*args, cwd=root, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()
+    srv = Server(root)
+    try:
+        page = browser.page
+        page.goto(srv.base + "/?cols=params.dataset")
+        page.wait_for_selector("#runs tbody tr[data-seq]")
+        assert seqs(page) == [7, 6, 2, 1]  # the sweep's three runs folded into #2
+        page.wait_for_selector("#count:has-text('4 runs')")
+        assert page.inner_text("tr[data-seq='1'] .badge") == "ok"
+        browser.shot("demo-runs")
+        if README_SHOTS_DIR is not None:
+            README_SHOTS_DIR.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(README_SHOTS_DIR / "ui-runs.png"))
+        go(page, page.click, "tr[data-seq='7'] td.command a")
+        page.wait_for_selector("#run-title")
+        until(page, "document.querySelector(\"img[alt='out/fit_III.png']\")?.naturalWidth > 0")
+        browser.shot("demo-run")
+        if README_SHOTS_DIR is not None:  # (the gallery at the top: the figure in view)
+            page.evaluate("document.querySelector('#gallery').scrollIntoView()")
+            page.screenshot(path=str(README_SHOTS_DIR / "ui-run.png"))
+        assert browser.unexpected_errors(srv.base) == []
+    finally:
+        srv.stop()

@@ -1,7 +1,7 @@
 """The runs page (`/`): every run, newest first, a page at a time.
 
 Its URL holds the whole view, so it can be shared: `where` (the --where language of
-`vestige ls`), `q` (a substring of the command or a tag), `sort` (#, started, ended,
+`vestige ls`), `q` (a substring of the command, a tag or a note), `sort` (#, started, ended,
 duration, status, exit_code, command, metrics.KEY, params.KEY) and `dir`, `cols`
 (metrics.KEY and params.KEY columns: only those are read), `open` (sweeps shown unfolded),
 `fold=0` (children listed among the runs), `n` (rows a page) and `after` (the keyset
