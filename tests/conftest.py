@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,19 @@ def clean_environment(mp: pytest.MonkeyPatch, base: Path) -> None:
     home = base / "home"
     home.mkdir(exist_ok=True)
     mp.setenv("HOME", str(home))
+
+
+@contextmanager
+def module_environment(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """clean_environment for a module-scoped fixture (monkeypatch is per test): a fresh
+    folder `name` under pytest's temp root, undone when the fixture ends."""
+    mp = pytest.MonkeyPatch()
+    base = factory.mktemp(name)
+    clean_environment(mp, base)
+    try:
+        yield base
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(autouse=True)

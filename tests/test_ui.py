@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
-from conftest import clean_environment, git, vestige
+from conftest import git, module_environment, vestige
 
 pytest.importorskip("starlette", reason="the ui extra is not installed: pip install -e '.[ui]'")
 pytest.importorskip("uvicorn", reason="the ui extra is not installed: pip install -e '.[ui]'")
@@ -111,13 +111,8 @@ def build_lab(base: Path) -> Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("ui")
-    clean_environment(mp, base)
-    try:
+    with module_environment(tmp_path_factory, "ui") as base:
         yield build_lab(base)
-    finally:
-        mp.undo()
 
 
 class Server:
@@ -171,6 +166,12 @@ class Server:
             "GET", path, headers={k.replace("_", "-"): v for k, v in headers.items()}
         )
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -186,11 +187,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(lab: Lab) -> Iterator[Server]:
-    srv = Server(lab.root)
-    try:
+    with Server(lab.root) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def store_state(lab: Lab) -> dict[str, object]:
@@ -762,10 +760,7 @@ def compare_rows(body: bytes) -> list[tuple[str, bool, bool]]:
 def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Server]]:
     """A project of four runs of SCALED: #1 scale 1; then the script changes; #2 scale 1.5,
     #3 scale 1 (the same table as #1), #4 scale 1 + 1e-12 (a close one); and its server."""
-    mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("ui-compare")
-    clean_environment(mp, base)
-    try:
+    with module_environment(tmp_path_factory, "ui-compare") as base:
         root = base / "proj"
         (root / "out").mkdir(parents=True)
         git(root, "init", "-q", "-b", "main")
@@ -777,13 +772,8 @@ def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Ser
                 (root / "fit.py").write_text(SCALED + "# scores scaled by --scale\n")
             done = vestige("run", "fit.py", "--scale", scale, cwd=root, timeout=120)
             assert done.returncode == 0, done.stderr.decode()
-        srv = Server(root)
-        try:
+        with Server(root) as srv:
             yield root, srv
-        finally:
-            srv.stop()
-    finally:
-        mp.undo()
 
 
 def test_compare_table_differing_rows_first(lab: Lab, server: Server) -> None:
@@ -957,10 +947,7 @@ USE = textwrap.dedent("""\
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("chain")
-    clean_environment(mp, base)
-    try:
+    with module_environment(tmp_path_factory, "chain") as base:
         root = base / "proj"
         root.mkdir()
         git(root, "init", "-q", "-b", "main")
@@ -975,17 +962,12 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         (root / "src.txt").write_text("1 2 3 4\n")  # now #1, and so #2, are stale
         listing = json.loads(vestige("ls", "--json", cwd=root).stdout)
         yield Chain(root, {r["seq"]: r["id"] for r in listing})
-    finally:
-        mp.undo()
 
 
 @pytest.fixture(scope="module")
 def chain_server(chain: Chain) -> Iterator[Server]:
-    srv = Server(chain.root)
-    try:
+    with Server(chain.root) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def nodes_of(body: bytes) -> dict[str, dict[str, str]]:
@@ -1287,18 +1269,10 @@ def build_codelab(base: Path) -> CodeLab:
 
 @pytest.fixture(scope="module")
 def codelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CodeLab, Server]]:
-    mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("ui-code")
-    clean_environment(mp, base)
-    try:
+    with module_environment(tmp_path_factory, "ui-code") as base:
         made = build_codelab(base)
-        srv = Server(made.root)
-        try:
+        with Server(made.root) as srv:
             yield made, srv
-        finally:
-            srv.stop()
-    finally:
-        mp.undo()
 
 
 def test_run_page_shows_the_code_tree_and_its_files(codelab: tuple[CodeLab, Server]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import clean_environment
+from conftest import module_environment
 from test_ui import CodeLab, Lab, Server, build_codelab, build_lab, start_live_run
 
 CHROMIUM = (
@@ -60,22 +60,14 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("ui-browser")
-    clean_environment(mp, base)
-    try:
+    with module_environment(tmp_path_factory, "ui-browser") as base:
         yield build_lab(base)
-    finally:
-        mp.undo()
 
 
 @pytest.fixture(scope="module")
 def server(lab: Lab) -> Iterator[Server]:
-    srv = Server(lab.root)
-    try:
+    with Server(lab.root) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -451,18 +443,10 @@ def test_debt_ledger_unit_and_code(lab: Lab, server: Server, browser: Browser) -
 
 @pytest.fixture(scope="module")
 def codelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CodeLab, Server]]:
-    mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("ui-browser-code")
-    clean_environment(mp, base)
-    try:
+    with module_environment(tmp_path_factory, "ui-browser-code") as base:
         made = build_codelab(base)
-        srv = Server(made.root)
-        try:
+        with Server(made.root) as srv:
             yield made, srv
-        finally:
-            srv.stop()
-    finally:
-        mp.undo()
 
 
 def test_code_tree_file_and_diff(codelab: tuple[CodeLab, Server], browser: Browser) -> None:
