@@ -98,6 +98,44 @@ def test_an_empty_index_file_is_rebuilt_and_numbers_are_not_given_again(project:
         )
 
 
+def test_reindex_writes_the_same_rows_and_indexes_as_recording_did(project: Path) -> None:
+    """reindex fills the emptied tables in bulk (its indexes dropped and made again, no
+    per-run DELETEs): every row and every index is what the runs' own sealing wrote."""
+    (project / "rich.py").write_text(
+        "import vestige\n"
+        "vestige.log(loss=0.5, acc=0.25)\n"
+        "vestige.log(loss=0.25)\n"
+        "vestige.tag('first')\n"
+        "vestige.note('a note')\n"
+        "open('out.txt', 'w').write('x')\n"
+    )  # fmt: skip
+    for i, params in enumerate((("lr=0.1", "model=vit"), ("lr=3", 'name=é"q', "flag=true"))):
+        args = [a for p in params for a in ("--param", p)]
+        ok(vestige("run", *args, sys.executable, "rich.py", str(i), cwd=project))
+    ok(vestige("tag", "1", "shell-tag", cwd=project))
+    ok(vestige("note", "2", "from the shell", cwd=project))
+    tables = ("runs", "params", "files", "tags", "notes", "metrics", "blobs")
+
+    def dump() -> tuple[dict[str, list[tuple[object, ...]]], list[tuple[object, ...]]]:
+        conn = sqlite3.connect(project / ".vestige" / "index.sqlite")
+        try:
+            rows = {t: sorted(conn.execute(f"SELECT * FROM {t}"), key=repr) for t in tables}
+            made = sorted(conn.execute("SELECT name, tbl_name, sql FROM sqlite_master"
+                                       " WHERE type = 'index'"))  # fmt: skip
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        finally:
+            conn.close()
+        return rows, made
+
+    before = dump()
+    assert all(before[0][t] for t in ("runs", "params", "files", "tags", "notes", "metrics"))
+    ok(vestige("reindex", cwd=project))
+    after = dump()
+    assert after[1] == before[1]
+    for table in tables:
+        assert after[0][table] == before[0][table], table
+
+
 def test_a_damaged_index_file_is_set_aside_rebuilt_and_said(project: Path) -> None:
     before = recorded(project, 2)
     main, *others = index_files(project)

@@ -615,10 +615,10 @@ REINDEX_KILLED_IN_REFILL = """\
 import os, signal, sys
 from vestige.index.record import Recorder
 
-def killed(self, run):
+def killed(self, *args):
     os.kill(os.getpid(), signal.SIGKILL)
 
-Recorder._record = killed
+Recorder._record = Recorder._write = killed  # (run by run, or reindex's bulk rows)
 sys.argv = ["vestige", "reindex"]
 from vestige.cli import main
 main()

@@ -73,7 +73,11 @@ def rebuild(store: Store, index: Index, skipped: list[tuple[str, str]] | None = 
         with index.conn:
             index.conn.execute("BEGIN IMMEDIATE")
             _clear_keeping_sizes(index)
-            index.record.runs(runs, within=True)
+            rebuilt = _drop_indexes(index, ("runs", "params", "files", "metrics", "tags", "notes",
+                                            "blobs"))  # fmt: skip
+            index.record.runs(runs, within=True, fresh=True)
+            for sql in rebuilt:  # (one sort each: ~2x faster than growing them row by row)
+                index.conn.execute(sql)
             index.record.names(names, within=True)
             index.marks.add_published(published, within=True)
             index.marks.set_freed(add=freed, replace_all=True, within=True)
@@ -94,6 +98,23 @@ def _clear_keeping_sizes(index: Index) -> None:
         " AND name NOT IN ('statcache', 'phash', 'meta', 'objsize') AND name NOT LIKE 'sqlite_%'"
     ).fetchall():
         conn.execute(f'DELETE FROM "{name}"')
+
+
+def _drop_indexes(index: Index, tables: tuple[str, ...]) -> list[str]:
+    """Drop the plain (not UNIQUE) indexes of these emptied tables; the statements that make
+    them again, once the rows are in. Unique ones stay: INSERT OR IGNORE/REPLACE needs them."""
+    marks = ",".join("?" * len(tables))
+    rows = index.conn.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ({marks})"
+        " AND sql IS NOT NULL", tables,
+    ).fetchall()  # fmt: skip
+    made = []
+    for name, sql in rows:
+        if "UNIQUE" in sql.upper():
+            continue
+        index.conn.execute(f'DROP INDEX "{name}"')
+        made.append(sql)
+    return made
 
 
 def _sealed(refs_dir: str, objects_dir: str, run_id: str) -> tuple[Run | None, str]:

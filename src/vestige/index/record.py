@@ -23,9 +23,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+_json_str = json.encoder.encode_basestring  # json.dumps(a str, ensure_ascii=False)
+
+
 def _param_columns(value: Any) -> tuple[str, str | None, float | None]:
     """(value_json, value_text, value_num) for a param value, for --where comparisons."""
-    as_json = escape_surrogates(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    kind = type(value)
+    if kind is str:  # (what json.dumps gives, without its per-call set-up: reindex, 80,000)
+        as_json = escape_surrogates(_json_str(value))
+    elif kind is int:
+        as_json = int.__repr__(value)
+    elif kind is float and math.isfinite(value):
+        as_json = float.__repr__(value)
+    else:
+        as_json = escape_surrogates(json.dumps(value, sort_keys=True, ensure_ascii=False))
     if isinstance(value, bool):
         return as_json, "true" if value else "false", 1.0 if value else 0.0
     if isinstance(value, int | float):
@@ -49,6 +60,81 @@ def _real(x: Any) -> float | None:
     if x is None or x != x:
         return None
     return float(x)
+
+
+_INSERT = {
+    "runs": "INSERT OR REPLACE INTO runs (id, seq, status, exit_code, command, argv, cwd, root,"
+    " started, ended, duration, manifest, git_commit, host, pid, parent, rerun_of, adopted)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "params": "INSERT INTO params (run_id, key, value_json, value_text, value_num)"
+    " VALUES (?, ?, ?, ?, ?)",
+    "files": "INSERT INTO files (run_id, role, path, hash, size, kept, confirmed)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "tags": "INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)",
+    "notes": "INSERT INTO notes (run_id, t, text) VALUES (?, ?, ?)",
+    "metrics": "INSERT INTO metrics (run_id, key, last, min, max, count) VALUES (?, ?, ?, ?, ?, ?)",
+    "blobs": "INSERT INTO blobs (run_id, kind, hash, size) VALUES (?, ?, ?, ?)",
+}
+
+
+def _run_row(run: Run, seq: int) -> tuple[Any, ...]:
+    """The run's row of the runs table."""
+    git = (run.code or {}).get("git") or {}
+    return (run.id, seq, run.status, run.exit_code, escape_surrogates(run.command_line),
+            json.dumps(run.command), escape_surrogates(run.cwd), escape_surrogates(run.root),
+            run.started, run.ended, run.duration, run.manifest, git.get("commit"), run.host,
+            run.pid, run.parent, run.rerun_of, _adopted(run))  # fmt: skip
+
+
+def _rows(run: Run) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
+    """Every row a run's manifest gives, table by table (the runs row first)."""
+    rid = run.id
+    yield "runs", [_run_row(run, run.seq)]
+    yield "params", [(rid, escape_surrogates(k), *_param_columns(v)) for k, v in run.params.items()]
+    files: list[tuple[Any, ...]] = []
+    for role, recorded in (("input", run.inputs), ("output", run.outputs)):
+        for f in recorded:
+            files.append((rid, role, escape_surrogates(f.path), f.hash, f.size, int(f.kept),
+                          int(f.confirmed)))  # fmt: skip
+    code = run.code or {}
+    for m in code.get("modules", []):
+        files.append((rid, "module", escape_surrogates(m["path"]), m.get("hash"), m.get("size"),
+                      1, 1))  # fmt: skip
+    for path, digest in (code.get("imported_hashes") or {}).items():
+        files.append((rid, "code", escape_surrogates(path), digest, None, 1, 1))
+    for a in run.artefacts:
+        for f in a.get("files") or ():
+            kept = int(f.get("kept", True) and f.get("hash") is not None)
+            files.append((rid, "artefact", escape_surrogates(f["path"]), f.get("hash"),
+                          f.get("size"), kept, 1))  # fmt: skip
+    yield "files", files
+    yield "tags", [(rid, escape_surrogates(t)) for t in run.tags]
+    yield "notes", _note_rows(rid, run.notes)
+    keys = (run.metrics or {}).get("keys") or {}
+    yield "metrics", [(rid, k, _real(m.get("last")), _real(m.get("min")), _real(m.get("max")),
+                       m.get("count")) for k, m in keys.items() if isinstance(m, dict)]  # fmt: skip
+    # blobs: the objects a run names besides its files rows (the manifest, the code tree
+    # with the snapshot's size, logs, metrics, env, the notebook's cells), for gc and du.
+    stdout, stderr = run.stdout or {}, run.stderr or {}
+    blobs = [(rid, "manifest", run.manifest, None),
+             (rid, "code", code.get("tree"), code.get("size")),
+             (rid, "log", stdout.get("hash"), stdout.get("size")),
+             (rid, "log", stderr.get("hash"), stderr.get("size")),
+             (rid, "metrics", (run.metrics or {}).get("object"), None), (rid, "env", run.env, None),
+             (rid, "notebook", (run.notebook or {}).get("cells"), None)]  # fmt: skip
+    yield "blobs", [r for r in blobs if r[2]]
+
+
+def _note_rows(run_id: str, notes: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows of the notes table, oldest first: what `--where 'note contains ...'` searches."""
+    rows = []
+    for n in notes:
+        text = n.get("text") if isinstance(n, dict) else None
+        if isinstance(text, str):
+            t = n.get("t")
+            when = float(t) if isinstance(t, int | float) and math.isfinite(t) else None
+            rows.append((run_id, when, escape_surrogates(text)))
+    return rows
 
 
 class Recorder:
@@ -89,32 +175,7 @@ class Recorder:
         return max(given, unindexed_seq(self.conn, self.store, folders=("live",)))
 
     def _insert_row(self, run: Run, seq: int) -> None:
-        git = (run.code or {}).get("git") or {}
-        self.conn.execute(
-            "INSERT OR REPLACE INTO runs (id, seq, status, exit_code, command, argv, cwd, root,"
-            " started, ended, duration, manifest, git_commit, host, pid, parent, rerun_of,"
-            " adopted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.id,
-                seq,
-                run.status,
-                run.exit_code,
-                escape_surrogates(run.command_line),
-                json.dumps(run.command),
-                escape_surrogates(run.cwd),
-                escape_surrogates(run.root),
-                run.started,
-                run.ended,
-                run.duration,
-                run.manifest,
-                git.get("commit"),
-                run.host,
-                run.pid,
-                run.parent,
-                run.rerun_of,
-                _adopted(run),
-            ),
-        )
+        self.conn.execute(_INSERT["runs"], _run_row(run, seq))
 
     def run(self, run: Run) -> None:
         """Write (or overwrite) every row of a run from its manifest."""
@@ -122,85 +183,40 @@ class Recorder:
             self.conn.execute("BEGIN IMMEDIATE")
             self._record(run)
 
-    def runs(self, runs: Iterable[Run], within: bool = False) -> None:
+    def runs(self, runs: Iterable[Run], within: bool = False, fresh: bool = False) -> None:
         """Bulk form of run(), one transaction (used by reindex and sealing); `within`:
-        inside the caller's (reindex's)."""
-        if within:
+        inside the caller's (reindex's). `fresh`: the tables hold none of these runs (a
+        reindex has just emptied them), so no row is deleted first and each table is
+        written by one statement per 1,000 runs: ~4x less CPU than run() per run."""
+        if not within:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.runs(runs, within=True, fresh=fresh)
+            return
+        if not fresh:
             for run in runs:
                 self._record(run)
             return
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.runs(runs, within=True)
+        batch: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _INSERT}
+        for n, run in enumerate(runs, 1):
+            for table, rows in _rows(run):
+                batch[table].extend(rows)
+            if n % 1000 == 0:
+                self._write(batch)
+        self._write(batch)
+
+    def _write(self, batch: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Insert the rows gathered for each table, then empty the lists."""
+        for table, rows in batch.items():
+            if rows:
+                self.conn.executemany(_INSERT[table], rows)
+                rows.clear()
 
     def _record(self, run: Run) -> None:
-        for table in ("params", "files", "metrics", "tags", "notes"):
+        for table in ("params", "files", "metrics", "tags", "notes", "blobs"):
             self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run.id,))
-        self._insert_row(run, run.seq)
-        self.conn.executemany(
-            "INSERT INTO params (run_id, key, value_json, value_text, value_num)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(run.id, escape_surrogates(k), *_param_columns(v)) for k, v in run.params.items()],
-        )
-        rows: list[tuple[Any, ...]] = []
-        for role, files in (("input", run.inputs), ("output", run.outputs)):
-            for f in files:
-                rows.append((run.id, role, escape_surrogates(f.path), f.hash, f.size, int(f.kept),
-                             int(f.confirmed)))  # fmt: skip
-        for m in (run.code or {}).get("modules", []):
-            rows.append((run.id, "module", escape_surrogates(m["path"]), m.get("hash"),
-                         m.get("size"), 1, 1))  # fmt: skip
-        for path, digest in ((run.code or {}).get("imported_hashes") or {}).items():
-            rows.append((run.id, "code", escape_surrogates(path), digest, None, 1, 1))
-        for a in run.artefacts:
-            for f in a.get("files") or ():
-                kept = int(f.get("kept", True) and f.get("hash") is not None)
-                rows.append((run.id, "artefact", escape_surrogates(f["path"]), f.get("hash"),
-                             f.get("size"), kept, 1))  # fmt: skip
-        self.conn.executemany(
-            "INSERT INTO files (run_id, role, path, hash, size, kept, confirmed)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        self.tags(run.id, run.tags, replace=False)
-        self.notes(run.id, run.notes, replace=False)
-        keys = (run.metrics or {}).get("keys") or {}
-        self.conn.executemany(
-            "INSERT INTO metrics (run_id, key, last, min, max, count) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    run.id,
-                    k,
-                    _real(m.get("last")),
-                    _real(m.get("min")),
-                    _real(m.get("max")),
-                    m.get("count"),
-                )
-                for k, m in keys.items()
-                if isinstance(m, dict)
-            ],
-        )
-        self._record_blobs(run)
-
-    def _record_blobs(self, run: Run) -> None:
-        """The run's blobs rows (inside _record's transaction): the objects a run names
-        besides its files rows (kinds manifest, code: the tree with the snapshot's size,
-        log, metrics, env, notebook: the cells object), for gc and du."""
-        self.conn.execute("DELETE FROM blobs WHERE run_id = ?", (run.id,))
-        code = run.code or {}
-        rows: list[tuple[Any, ...]] = [
-            (run.id, "manifest", run.manifest, None),
-            (run.id, "code", code.get("tree"), code.get("size")),
-            (run.id, "log", (run.stdout or {}).get("hash"), (run.stdout or {}).get("size")),
-            (run.id, "log", (run.stderr or {}).get("hash"), (run.stderr or {}).get("size")),
-            (run.id, "metrics", (run.metrics or {}).get("object"), None),
-            (run.id, "env", run.env, None),
-            (run.id, "notebook", (run.notebook or {}).get("cells"), None),
-        ]
-        self.conn.executemany(
-            "INSERT INTO blobs (run_id, kind, hash, size) VALUES (?, ?, ?, ?)",
-            [r for r in rows if r[2]],
-        )
+        for table, rows in _rows(run):
+            self.conn.executemany(_INSERT[table], rows)
 
     def tags(self, run_id: str, tags: Iterable[str], replace: bool = True) -> None:
         """The run's tag rows (inside the caller's transaction when replace=False)."""
@@ -210,10 +226,7 @@ class Recorder:
                 self.conn.execute("DELETE FROM tags WHERE run_id = ?", (run_id,))
                 self.tags(run_id, tags, replace=False)
             return
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)",
-            [(run_id, escape_surrogates(t)) for t in tags],
-        )
+        self.conn.executemany(_INSERT["tags"], [(run_id, escape_surrogates(t)) for t in tags])
 
     def notes(self, run_id: str, notes: Iterable[dict[str, Any]], replace: bool = True) -> None:
         """The run's note rows, oldest first (inside the caller's transaction when
@@ -224,14 +237,7 @@ class Recorder:
                 self.conn.execute("DELETE FROM notes WHERE run_id = ?", (run_id,))
                 self.notes(run_id, notes, replace=False)
             return
-        rows = []
-        for n in notes:
-            text = n.get("text") if isinstance(n, dict) else None
-            if isinstance(text, str):
-                t = n.get("t")
-                when = float(t) if isinstance(t, int | float) and math.isfinite(t) else None
-                rows.append((run_id, when, escape_surrogates(text)))
-        self.conn.executemany("INSERT INTO notes (run_id, t, text) VALUES (?, ?, ?)", rows)
+        self.conn.executemany(_INSERT["notes"], _note_rows(run_id, notes))
 
     def name(self, run_id: str, name: str | None) -> None:
         """Set (or, with None, remove) the run's name row."""

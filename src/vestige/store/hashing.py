@@ -40,9 +40,12 @@ def hash_if_file(path: str | os.PathLike[str]) -> str | None:
         return None
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def is_hash(text: str) -> bool:
     """True if `text` looks like an object name (64 lowercase hex characters)."""
-    return len(text) == HASH_LEN and all(c in "0123456789abcdef" for c in text)
+    return len(text) == HASH_LEN and _HEX.issuperset(text)
 
 
 def object_relpath(digest: str) -> Path:
