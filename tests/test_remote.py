@@ -482,9 +482,12 @@ def test_tags_notes_names_and_pins_travel_merged_as_sets(tmp_path: Path) -> None
     # Both sides change the run's marks; a push and a pull merge them, dropping nothing.
     ok(vestige("tag", "baseline", "reviewed", cwd=b))
     ok(vestige("note", "baseline", "checked by b", cwd=b))
-    ok(vestige("push", cwd=b))
+    said = ok(vestige("push", cwd=b))  # no run to send, but marks: said, not "nothing"
+    assert said == "merged the tags, notes, names or pins of 1 run into the remote (origin): #1\n"
     ok(vestige("tag", "1", "local-only", cwd=a))
-    ok(vestige("pull", cwd=a))
+    pulled = json.loads(ok(vestige("pull", "--json", cwd=a)))
+    assert (pulled["pulled"], pulled["marks_merged"]) == ([], [{"id": run_id, "seq": 1}])
+    assert ok(vestige("pull", cwd=a)).startswith("nothing to pull")  # merged already
     (theirs,) = ls_json(a)
     assert sorted(theirs["tags"]) == ["draft", "local-only", "paper", "reviewed"]
     notes = [n["text"] for n in json.loads(ok(vestige("show", "1", "--json", cwd=a)))["notes"]]

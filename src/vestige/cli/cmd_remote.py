@@ -162,24 +162,38 @@ def progress_for(verb: str, as_json: bool) -> Bar | None:
     return None if as_json or not sys.stderr.isatty() else Bar(verb)
 
 
+def _listed(run_ids: list[str], seqs: dict[str, int]) -> tuple[str, str]:
+    """("3 runs", "#4 #5 #6"): a count, and the first 20 by number here (else id prefix)."""
+    shown = " ".join(f"#{seqs[r]}" if r in seqs else r[:10] for r in run_ids[:20])
+    more = f" and {len(run_ids) - 20} more" if len(run_ids) > 20 else ""
+    return f"{len(run_ids)} run{'s' if len(run_ids) != 1 else ''}", shown + more
+
+
 def report(done: Transferred, verb: str, name: str, as_json: bool, repo: Repo) -> None:
     """Print what a push or pull did; exit 1 when it left runs out (named on stderr)."""
     seqs = repo.index.runs.seqs() if verb == "pulled" else {}
+    marked = list(done.marked)
     if as_json:
         print_json({"remote": name, verb: [{"id": r, "seq": seqs.get(r)} if seqs else {"id": r}
                                           for r in done.runs],
                     "objects": done.objects, "bytes": done.bytes,
+                    "marks_merged": [{"id": r, "seq": seqs.get(r)} if seqs else {"id": r}
+                                     for r in marked],
                     "left_out": [{"id": r, "why": w} for r, w in done.left_out]})  # fmt: skip
-    elif done.runs or done.objects:
-        word = "to" if verb == "pushed" else "from"
-        shown = " ".join(f"#{seqs[r]}" if r in seqs else r[:10] for r in done.runs[:20])
-        more = f" and {len(done.runs) - 20} more" if len(done.runs) > 20 else ""
-        runs = f"{len(done.runs)} run{'s' if len(done.runs) != 1 else ''}"
-        click.echo(f"{verb} {runs} {word} {name} ({done.objects} objects, "
-                   f"{size(done.bytes)}){': ' + shown + more if done.runs else ''}")  # fmt: skip
     else:
-        click.echo(f"nothing to {verb[:-2]}: {'the remote' if verb == 'pushed' else 'this store'}"
-                   f" has every run ({name})")  # fmt: skip
+        seqs = seqs or repo.index.runs.seqs()  # (pushed runs by their numbers here, too)
+        there = "the remote" if verb == "pushed" else "this store"
+        if done.runs or done.objects:
+            word = "to" if verb == "pushed" else "from"
+            runs, shown = _listed(done.runs, seqs)
+            click.echo(f"{verb} {runs} {word} {name} ({done.objects} objects, "
+                       f"{size(done.bytes)}){': ' + shown if done.runs else ''}")  # fmt: skip
+        elif not marked:
+            click.echo(f"nothing to {verb[:-2]}: {there} has every run ({name})")
+        if marked:
+            runs, shown = _listed(marked, seqs)
+            click.echo(f"merged the tags, notes, names or pins of {runs} into {there} "
+                       f"({name}): {shown}")  # fmt: skip
     for run_id, why in done.left_out:
         click.echo(f"warning: run {run_id} left out: {why}", err=True)
     if done.left_out:

@@ -64,7 +64,8 @@ def push(
     elif every:
         ids = list(repo.store.refs)
     done = transfer(local, remote, ids, recheck=every or bool(runs), progress=progress)
-    merge_marks(local, remote, ids)  # tags, notes, names, pins: merged as sets (marks.py)
+    merged = merge_marks(local, remote, ids)  # tags, notes, names, pins: as sets (marks.py)
+    done.marked = sorted({*merged.annotated, *merged.pinned})
     return name, done
 
 
@@ -98,7 +99,9 @@ def pull(
     done = transfer(remote, local, ids, recheck=every or bool(runs), before_refs=number,
                     progress=progress)  # fmt: skip
     index_arrivals(repo)
-    index_marks(repo, merge_marks(remote, local, ids))
+    merged = merge_marks(remote, local, ids)
+    index_marks(repo, merged)
+    done.marked = sorted({*merged.annotated, *merged.pinned})
     return name, done
 
 

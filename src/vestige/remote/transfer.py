@@ -33,7 +33,8 @@ JOBS = 16
 
 class Transferred(Record):
     """What a transfer did: the runs whose refs it wrote, the objects and bytes it sent,
-    the runs it left out and why (a conflict, an object missing at the source)."""
+    the runs it left out and why (a conflict, an object missing at the source), and the
+    runs whose tags, notes, names or pins push/pull merged into the receiving side."""
 
     _frozen = False
 
@@ -42,6 +43,7 @@ class Transferred(Record):
     objects: int = 0
     bytes: int = 0
     left_out: list[tuple[str, str]]
+    marked: list[str] = ()  # type: ignore[assignment]
 
 
 class Progress:
