@@ -302,6 +302,33 @@ def test_pinned_tagged_and_unmade_inputs_stay(history: Path) -> None:
     assert all(r["pinned"] for r in listed)
 
 
+def test_with_a_remote_gc_frees_only_what_a_remote_holds(history: Path, tmp_path: Path) -> None:
+    """Issue 17: a payload that exists only here stays until it is pushed; --force frees
+    it all the same; once pushed, gc frees exactly what it would without a remote."""
+    store = history / ".vestige"
+    want = expected_freed(store, NOW, older=30 * DAY)
+    remote = tmp_path / "team"
+    assert vestige("remote", "add", "origin", f"file://{remote}", cwd=history).returncode == 0
+    kept = run_gc(history, "--older-than", "30d", "--dry-run")  # nothing pushed yet
+    assert kept["objects"] == 0
+    unpushed = kept["kept"]["on no remote yet (`vestige push` it, or gc --force)"]
+    assert unpushed["objects"] >= len(want)  # (and inputs that freeing them would have needed)
+    forced = run_gc(history, "--older-than", "30d", "--dry-run", "--force")
+    assert {i["hash"] for i in forced["items"]} == want
+    # Push only some runs: their payloads may go, the others' stay.
+    sent = [str(seq) for seq in range(1, 200)]
+    assert vestige("push", "origin", *sent, cwd=history).returncode == 0
+    on_remote = {p.parent.name + p.name for p in (remote / "objects").glob("*/*")}
+    some = run_gc(history, "--older-than", "30d")
+    assert {i["hash"] for i in some["items"]} == want & on_remote
+    assert want - on_remote, "some payloads should be only here"
+    assert (want - on_remote) <= set(present(store))
+    assert vestige("push", cwd=history).returncode == 0
+    rest = run_gc(history, "--older-than", "30d")
+    assert {i["hash"] for i in rest["items"]} == want - on_remote
+    assert not set(present(store)) & want
+
+
 def test_dry_run_changes_nothing(history: Path) -> None:
     store = history / ".vestige"
     before = store_tree(store)

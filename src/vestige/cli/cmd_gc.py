@@ -14,8 +14,9 @@ A run is a candidate when it is not among the newest --keep-last runs, is older 
 inputs and artefact files are freed, and only those that a run which made them can
 re-make (`vestige rerun`); code, logs, metrics and manifests always stay, and so does
 anything a kept run needs. --max-size frees the oldest candidates' files first until
-the store is under the size. A freed file leaves a record: `vestige cat` names the run
-that re-makes it. Sizes: 50GB, 500MiB, 1e9; durations: 90d, 12w, 36h.
+the store is under the size. When the store has remotes, a file no remote holds stays
+until it is pushed (--force frees it all the same). A freed file leaves a record:
+`vestige cat` names the run that re-makes it. Sizes: 50GB, 500MiB, 1e9; durations: 90d, 12w, 36h.
 Examples:
   vestige gc --older-than 90d --keep-last 50 --dry-run
   vestige gc --max-size 50GB --min-size 1MB
@@ -26,10 +27,11 @@ Examples:
 @click.option("--max-size", metavar="SIZE", help="Free oldest first until the store is under SIZE.")
 @click.option("--min-size", metavar="SIZE", help="Free only files at least SIZE large.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--force", is_flag=True, help="Free payloads no remote holds, too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (or result) as JSON.")
 def command(
     keep_last: int | None, older_than: str | None, max_size: str | None, min_size: str | None,
-    dry_run: bool, as_json: bool,
+    dry_run: bool, force: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Free kept files of old runs that can be re-made; keep what kept runs need."""
     from vestige import clock
@@ -44,9 +46,11 @@ def command(
     policy.check()
     now = clock.now()
     repo = open_repo()
-    result = collect(repo, policy, now, dry_run=dry_run)
+    result = collect(repo, policy, now, dry_run=dry_run, force=force)
     seqs = repo.index.runs.seqs()
     data = result.to_dict(seqs)
+    for line in data["warnings"]:
+        click.echo(f"warning: {line}", err=True)
     if as_json:
         print_json(data)
         return

@@ -144,6 +144,7 @@ class Plan(Record):
     stored_before: int = 0
     stale_records: list[str] = Factory(list)  # freed records whose object is back
     temporary: list[tuple[str, int]] = Factory(list)  # (tmp/ path, bytes) of dead writers
+    warnings: list[str] = Factory(list)  # a remote that could not be listed
     done: bool = False
 
     @property
@@ -168,6 +169,7 @@ class Plan(Record):
             "kept": {k: {"objects": v[0], "bytes": v[1]} for k, v in sorted(self.kept.items())},
             "items": [{**i.to_dict(), "seq": seqs.get(i.run)} for i in self.items],
             "temporary": {"files": len(self.temporary), "bytes": self.temporary_bytes},
+            "warnings": list(self.warnings),
         }
 
 
@@ -236,9 +238,10 @@ def ensure_index(repo: Repo) -> set[str]:
 
 
 def plan(repo: Repo, policy: Policy, now: float, grace: float = GRACE_S,
-         clock: float | None = None) -> Plan:  # fmt: skip
+         clock: float | None = None, force: bool = False) -> Plan:  # fmt: skip
     """Decide what to free (nothing is changed). `now` is the policy's clock (simulated by
-    VESTIGE_NOW); `clock` the real time that objects' last use compares with."""
+    VESTIGE_NOW); `clock` the real time that objects' last use compares with. When the
+    store has remotes, a payload no remote holds stays unless `force` (issue 17)."""
     policy.check()
     unknown = ensure_index(repo)
     view = usage.view(repo)
@@ -302,6 +305,11 @@ def plan(repo: Repo, policy: Policy, now: float, grace: float = GRACE_S,
         counts[0] += 1
         counts[1] += size
 
+    pushed, unlisted = (None, []) if force or not repo.config.remotes else on_remotes(repo)
+    result.warnings = unlisted
+    unpushed = "on no remote yet (`vestige push` it, or gc --force)"
+    if unlisted:
+        unpushed = "not known to be on a remote (one could not be listed; or gc --force)"
     decided: set[str] = set()
     order = {"output": 0, "artefact": 1, "input": 2}
     for run_id in candidates:
@@ -330,11 +338,33 @@ def plan(repo: Repo, policy: Policy, now: float, grace: float = GRACE_S,
                 if maker is None:
                     keep("no run that made it can be re-made", size)
                     continue
+                if pushed is not None and digest not in pushed:
+                    keep(unpushed, size)
+                    continue
                 freed.add(digest)
                 required |= {h for h, _p, _k in inputs.get(maker[0], [])}
                 stored -= size
                 result.items.append(Item(digest, size, run_id, path, role, *maker))
     return result
+
+
+def on_remotes(repo: Repo) -> tuple[set[str], list[str]]:
+    """(the objects some remote of the store holds: one listing of each, the remotes'
+    lines of why they could not be listed). A remote nobody pushed to yet holds none."""
+    from vestige.errors import VestigeError
+    from vestige.remote.location import open_side
+
+    held: set[str] = set()
+    failed: list[str] = []
+    for name in sorted(repo.config.remotes):
+        try:
+            _name, side = open_side(repo.config, name, repo.store.path)
+            if side.exists():
+                held |= side.object_names()
+        except (VestigeError, OSError) as e:
+            failed.append(f"remote {name} could not be listed, so gc kept what only it could "
+                          f"hold: {e}")  # fmt: skip
+    return held, failed
 
 
 def _pins_of(repo: Repo) -> dict[str, float]:
@@ -347,7 +377,8 @@ def _pins_of(repo: Repo) -> dict[str, float]:
 
 
 def collect(repo: Repo, policy: Policy, now: float, dry_run: bool = False,
-            grace: float = GRACE_S, timeout: float | None = None) -> Plan:  # fmt: skip
+            grace: float = GRACE_S, timeout: float | None = None,
+            force: bool = False) -> Plan:  # fmt: skip
     """Plan, and unless dry_run free the planned objects under gc's locks.
 
     A run being sealed meanwhile may have found one of these objects present (dedup) and
@@ -355,11 +386,11 @@ def collect(repo: Repo, policy: Policy, now: float, dry_run: bool = False,
     for the seals in progress to end, then puts back whatever a new ref or a live run
     names, and only then deletes the rest (docs/format.md, "Write order")."""
     if dry_run:
-        return plan(repo, policy, now, grace)
+        return plan(repo, policy, now, grace, force=force)
     wait = repo.config.index_timeout if timeout is None else timeout
     with gc_locks(repo.store, wait):
         refs_before = set(repo.store.refs)
-        result = plan(repo, policy, now, grace)
+        result = plan(repo, policy, now, grace, force=force)
         folder = freed_dir(repo.store)
         folder.mkdir(parents=True, exist_ok=True)
         for digest in result.stale_records:
