@@ -124,10 +124,22 @@ def test_push_then_pull_file_remote(tmp_path: Path) -> None:
     listed = json.loads(ok(vestige("remote", "ls", "origin", "--json", cwd=b)))
     assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in ls_json(a))
     assert not any(r["pulled"] for r in listed)
+    sizes = {p.parent.name + p.name: p.stat().st_size for p in (remote / "objects").glob("*/*")}
+    du = json.loads(ok(vestige("du", "--remote", "origin", "--json", cwd=b)))
+    assert (du["runs"], du["objects"], du["stored"]) == (3, len(sizes), sum(sizes.values()))
+    assert (du["only_here"]["runs"], du["only_there"]["runs"]) == (1, 3)
+    assert du["only_there"]["objects"] > 0 and du["only_here"]["objects"] > 0
+    text = ok(vestige("du", "--remote", "origin", cwd=b)).splitlines()
+    assert text[0].startswith("remote origin (file://") and ": 3 runs; stored " in text[0]
+    assert text[2].startswith("  only there: 3 runs, ") and "`vestige pull`" in text[2]
+    refused = vestige("du", "--remote", "origin", "--by", "kind", cwd=b)
+    assert refused.returncode == 2 and refused.stderr.decode().count("\n") == 1
     pulled = json.loads(ok(vestige("pull", "--json", cwd=b)))
     assert sorted(r["seq"] for r in pulled["pulled"]) == [2, 3, 4]
     before = store_files(b / ".vestige")
     assert json.loads(ok(vestige("pull", "--json", cwd=b)))["pulled"] == []
+    du = json.loads(ok(vestige("du", "--remote", "origin", "--json", cwd=b)))
+    assert du["only_there"] == {"runs": 0, "objects": 0, "bytes": 0}
     ok(vestige("pull", "--all", cwd=b))
     assert store_files(b / ".vestige") == before  # pulling twice changes nothing
     mine, theirs = ls_json(b), {r["id"]: r for r in ls_json(a)}
@@ -262,7 +274,24 @@ def test_s3_push_pull_which(s3: str, tmp_path: Path) -> None:
     assert any(k.startswith("team/refs/runs/") for k in keys(s3))
     b = make_project(tmp_path / "b", [])
     ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=b))
+    shutil.copy(a / "fig.png", tmp_path / "paper-fig.png")  # looked up before any pull
+    fig_id = next(r for r in ls_json(a) if r["command"][-1] == "fig.png")["id"]
+    found = json.loads(ok(vestige("which", str(tmp_path / "paper-fig.png"), "--remote",
+                                  "origin", "--json", cwd=b)))  # fmt: skip
+    assert [(m["run_id"], m["here"]) for m in found["made_by"]] == [(fig_id, False)]
+    assert ls_json(b) == []  # nothing pulled by the lookup
+    ok(vestige("tag", "1", "from-a", cwd=a))  # marks travel through S3 too, merged as sets
+    assert "merged the tags" in ok(vestige("push", cwd=a))
     assert ok(vestige("pull", cwd=b)).startswith("pulled 2 runs from origin")
+    assert any(r["tags"] == ["from-a"] for r in ls_json(b))
+    ok(vestige("tag", str(next(r["seq"] for r in ls_json(b) if r["tags"])), "from-b", cwd=b))
+    assert "merged the tags" in ok(vestige("push", cwd=b))
+    assert "merged the tags" in ok(vestige("pull", cwd=a))
+    assert sorted(ls_json(a)[-1]["tags"]) == ["from-a", "from-b"]
+    du = json.loads(ok(vestige("du", "--remote", "origin", "--json", cwd=b)))
+    remote_keys = [k for k in keys(s3) if k.startswith("team/objects/")]
+    assert (du["runs"], du["objects"]) == (2, len(remote_keys))
+    assert du["only_there"] == {"runs": 0, "objects": 0, "bytes": 0}
     shutil.copy(a / "fig.png", b / "fig.png")
     which = ok(vestige("which", "fig.png", cwd=b))
     fig_run = next(r for r in ls_json(a) if r["command"][-1] == "fig.png")

@@ -105,6 +105,33 @@ def pull(
     return name, done
 
 
+def usage(repo: Repo, name: str | None) -> dict[str, Any]:
+    """What a remote holds (`vestige du --remote`): its runs, objects and bytes, and what
+    only one side has (what a push would send, what a pull would bring). One listing of
+    each side's refs and objects."""
+    name, remote = open_side(repo.config, name, repo.store.path)
+    here = _local(repo)
+    exists = remote.exists()  # (a remote nobody pushed to yet holds nothing)
+    theirs_runs = remote.ref_names("runs") if exists else set()
+    there = remote.sizes(remote.object_names()) if exists else {}
+    ours = here.sizes(here.object_names())
+    our_runs = here.ref_names("runs")
+
+    def part(runs: set[str], objects: dict[str, int], other: dict[str, int]) -> dict[str, int]:
+        only = objects.keys() - other.keys()
+        return {"runs": len(runs), "objects": len(only), "bytes": sum(objects[h] for h in only)}
+
+    return {
+        "remote": name,
+        "url": remote.label,
+        "runs": len(theirs_runs),
+        "objects": len(there),
+        "stored": sum(there.values()),
+        "only_here": part(our_runs - theirs_runs, ours, there),
+        "only_there": part(theirs_runs - our_runs, there, ours),
+    }
+
+
 def index_marks(repo: Repo, merged: Merged) -> None:
     """The index rows of what a pull merged into this store: tags, notes and names of the
     runs whose annotations changed, and the pins it added."""
