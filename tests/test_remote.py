@@ -164,6 +164,55 @@ def test_push_then_pull_file_remote(tmp_path: Path) -> None:
     fsck_clean(tmp_path, env={"VESTIGE_DIR": str(remote)})  # the remote is a store
 
 
+def test_pull_metadata_only_fetches_each_large_file_when_it_is_read(tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["small.txt"])
+    (a / "big.py").write_text(
+        "import os, sys\nopen(sys.argv[1], 'wb').write(os.urandom(3 << 20))\n"
+    )
+    for name in ("big.bin", "other.bin"):
+        ok(vestige("run", "python", "big.py", name, cwd=a))
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    ok(vestige("push", cwd=a))
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    pulled = json.loads(ok(vestige("pull", "--metadata-only", "--json", cwd=b)))
+    assert len(pulled["pulled"]) == 3
+    store = b / ".vestige"
+    held = {p.name for p in (store / "refs" / "elsewhere").iterdir()}
+    assert len(held) == 2 and not any((store / "objects" / h[:2] / h[2:]).exists() for h in held)
+    assert pulled["bytes"] < 1 << 20  # the two 3 MiB files stayed on the remote
+    fsck_clean(b)  # absent on purpose, not lost
+    seq = {r["command"][-1]: r["seq"] for r in ls_json(b)}
+    assert (
+        ok(vestige("cat", str(seq["small.txt"]), "small.txt", cwd=b))
+        == (a / "small.txt").read_text()
+    )
+    got = vestige("cat", str(seq["big.bin"]), "big.bin", cwd=b)  # fetched now, verified
+    assert got.returncode == 0 and got.stdout == (a / "big.bin").read_bytes()
+    assert len(list((store / "refs" / "elsewhere").iterdir())) == 1
+    fsck_clean(b)
+    ok(vestige("remote", "add", "backup", f"file://{tmp_path / 'backup'}", cwd=b))
+    partial = vestige("push", "backup", cwd=b)  # other.bin is not here yet: its run waits
+    assert partial.returncode == 1 and "still on remote origin" in partial.stderr.decode()
+    assert "`vestige pull --all origin` brings it" in partial.stderr.decode()
+    # The remote out of reach: one line naming it, exit 2, nothing in the store changed.
+    (tmp_path / "team").rename(tmp_path / "away")
+    before = store_files(store)
+    err = one_error(vestige("restore", str(seq["other.bin"]), "other.bin", "--to",
+                            str(tmp_path / "out"), cwd=b))  # fmt: skip
+    assert "remote origin" in err and "could not be read" in err
+    assert store_files(store) == before
+    (tmp_path / "away").rename(tmp_path / "team")
+    ok(vestige("restore", str(seq["other.bin"]), "other.bin", "--to", str(tmp_path / "out"), cwd=b))
+    restored = [p for p in (tmp_path / "out").rglob("other.bin")]
+    assert [p.read_bytes() for p in restored] == [(a / "other.bin").read_bytes()]
+    assert not (store / "refs" / "elsewhere").exists() or not any(
+        (store / "refs" / "elsewhere").iterdir()
+    )
+    fsck_clean(b)
+
+
 def test_pull_chooses_runs_by_id_and_where(tmp_path: Path) -> None:
     a = make_project(tmp_path / "a", ["x.txt", "y.txt"])
     remote = tmp_path / "team"
@@ -301,6 +350,27 @@ def test_s3_push_pull_which(s3: str, tmp_path: Path) -> None:
     no_secret_in(a / ".vestige", b / ".vestige")
     bodies = [client().get_object(Bucket=s3, Key=k)["Body"].read() for k in keys(s3)]
     assert not any(SECRET.encode() in body or KEY_ID.encode() in body for body in bodies)
+
+
+def test_s3_pull_metadata_only_then_a_lazy_cat(s3: str, tmp_path: Path) -> None:
+    a = make_project(tmp_path / "a", ["small.txt"])
+    (a / "big.py").write_text(
+        "import os, sys\nopen(sys.argv[1], 'wb').write(os.urandom(2 << 20))\n"
+    )
+    ok(vestige("run", "python", "big.py", "big.bin", cwd=a))
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=a))
+    ok(vestige("push", cwd=a))
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=b))
+    ok(vestige("pull", "--metadata-only", cwd=b))
+    assert len(list((b / ".vestige" / "refs" / "elsewhere").iterdir())) == 1
+    fsck_clean(b)
+    seq = next(r["seq"] for r in ls_json(b) if r["command"][-1] == "big.bin")
+    got = vestige("cat", str(seq), "big.bin", cwd=b)
+    assert got.returncode == 0 and got.stdout == (a / "big.bin").read_bytes()
+    assert not any((b / ".vestige" / "refs" / "elsewhere").iterdir())
+    fsck_clean(b)
+    no_secret_in(b / ".vestige")
 
 
 def test_s3_push_killed_mid_transfer_then_finished(s3: str, tmp_path: Path) -> None:

@@ -309,7 +309,7 @@ class Repo:
         if record is not None and not record.kept:
             why = record.note or "it was over the size limit"
             raise NotKept(f"{path}: run #{run.seq} recorded its hash but kept no copy ({why})")
-        if not self.store.objects.exists(digest):
+        if not self.store.objects.available(digest):
             freed = self.freed_error(path, digest)  # gc freed it: say how to re-make it
             if freed is not None:
                 raise freed

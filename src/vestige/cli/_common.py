@@ -9,6 +9,7 @@ from typing import Any
 
 from vestige.errors import StoreReadOnly
 from vestige.repo import Repo
+from vestige.store.elsewhere import any_elsewhere
 
 #: click settings for commands taking a run reference: `-1` is a run, not an option.
 RUN_ARG_SETTINGS = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
@@ -36,6 +37,10 @@ def open_repo() -> Repo:
             f"user may not write): `vestige {name}` must write to it"
         )
     recover(repo)
+    if any_elsewhere(repo.store.path):  # objects `pull --metadata-only` left remote
+        from vestige.remote.lazy import install
+
+        install(repo)
     return repo
 
 

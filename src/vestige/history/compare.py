@@ -155,7 +155,7 @@ def _kept_bytes(repo: Repo, run: Run, path: str) -> bytes:
     if found is None:
         raise FileNotInRun(f"run #{run.seq} made no file {path!r}")
     size, digest, kept = found
-    if not kept or not digest or not repo.store.objects.exists(digest):
+    if not kept or not digest or not repo.store.objects.available(digest):
         raise NotKept(f"{path}: run #{run.seq} kept no copy of it")
     if size > PAGE_COMPARE_MAX_SIZE:
         raise UsageError(f"{path}: {size} bytes in run #{run.seq}, too large to draw")

@@ -71,7 +71,7 @@ def export(repo: Repo, run: Run, to: Path) -> dict[str, Any]:
             else:
                 dest = to / "project" / c.path
         elif c.role == "inputs":
-            included = c.kept and c.hash is not None and repo.store.objects.exists(c.hash)
+            included = c.kept and c.hash is not None and repo.store.objects.available(c.hash)
             where = (
                 f"outside/{c.path.lstrip('/')}" if c.path.startswith("/") else f"project/{c.path}"
             )
@@ -104,7 +104,7 @@ def export(repo: Repo, run: Run, to: Path) -> dict[str, Any]:
 
 
 def _copy(repo: Repo, digest: str | None, dest: Path, mode: int | None) -> bool:
-    if digest is None or not repo.store.objects.exists(digest):
+    if digest is None or not repo.store.objects.available(digest):
         return False
     repo.store.objects.copy_to(digest, dest, mode)
     return True

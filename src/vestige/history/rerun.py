@@ -181,7 +181,7 @@ def _check_input(repo: Repo, run: Run, f: FileRecord) -> Path | None:
     same bytes (that place, to copy it from)."""
     if f.hash is None:
         raise CannotRerun(f"input {f.path} of run #{run.seq} was never hashed; cannot rerun")
-    if f.kept and repo.store.objects.exists(f.hash):
+    if f.kept and repo.store.objects.available(f.hash):
         if f.path.startswith("/"):
             current = hash_if_file(f.path)
             if current != f.hash:
@@ -377,7 +377,10 @@ def _verdict(
             )
         return Verdict(path, "identical", summary)
     readable = bool(k1 and k2 and h1 and h2 and max(s1, s2) <= COMPARE_MAX_BYTES)
-    readable = readable and objects.exists(h1) and objects.exists(h2)  # type: ignore[arg-type]
+    readable = readable and objects.available(h1) and objects.available(h2)  # type: ignore[arg-type]
+    for h in (h1, h2) if readable else ():
+        if not objects.exists(h):  # type: ignore[arg-type]
+            objects.verify(h)  # type: ignore[arg-type]  # (fetches it: pull --metadata-only)
     if readable and not objects.intact(h1, cache):  # type: ignore[arg-type]
         return Verdict(path, "differs", f"other bytes ({s1} -> {s2} bytes); the original's "
                        "stored copy is damaged (see `vestige fsck`), so only hashes were "

@@ -188,14 +188,14 @@ def restore(
     root = repo.store.root
     refuse_unsafe(run, chosen, str(to) if to is not None else f"the project {root}")
     for c in chosen:  # bytes gc freed: say which run re-makes them, before writing anything
-        if c.kept and c.hash and not repo.store.objects.exists(c.hash):
+        if c.kept and c.hash and not repo.store.objects.available(c.hash):
             freed = repo.freed_error(c.path, c.hash)
             if freed is not None:
                 raise freed
     results: list[Restored] = []
     for c in sorted(chosen, key=lambda c: (ROLES.index(c.role), c.path)):
         dest = _destination(c, root, to, run.seq)
-        if not c.kept or c.hash is None or not repo.store.objects.exists(c.hash):
+        if not c.kept or c.hash is None or not repo.store.objects.available(c.hash):
             results.append(Restored(c.role, c.path, str(dest), "not-kept"))
             continue
         if dest.is_file():

@@ -11,11 +11,13 @@ from vestige import clock
 from vestige.config import add_remote, check_remote_name, remove_remote
 from vestige.errors import AmbiguousRun, RunNotFound, UsageError
 from vestige.records import Run
+from vestige.remote.lazy import LEAVE_ABOVE
 from vestige.remote.location import check_url, configured, open_side
 from vestige.remote.marks import Merged, merge_marks
 from vestige.remote.sides import LocalSide
 from vestige.remote.transfer import Progress, Transferred, manifests_of, transfer
 from vestige.store.arrivals import arrivals, local_seq, record_arrivals
+from vestige.store.elsewhere import drop_elsewhere, elsewhere_records, record_elsewhere
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,6 +66,14 @@ def push(
     elif every:
         ids = list(repo.store.refs)
     done = transfer(local, remote, ids, recheck=every or bool(runs), progress=progress)
+    held = elsewhere_records(repo.store.path) if done.left_out else {}
+    for i, (run_id, why) in enumerate(done.left_out):  # (pulled with --metadata-only)
+        digest = next((d for d in held if d in why), None)
+        if digest is not None:
+            there = held[digest]["remote"]
+            done.left_out[i] = (run_id, f"object {digest[:12]} is still on remote {there} "
+                                f"(pulled with --metadata-only): `vestige pull --all {there}` "
+                                "brings it")  # fmt: skip
     merged = merge_marks(local, remote, ids)  # tags, notes, names, pins: as sets (marks.py)
     done.marked = sorted({*merged.annotated, *merged.pinned})
     return name, done
@@ -71,10 +81,11 @@ def push(
 
 def pull(
     repo: Repo, name: str | None, runs: Sequence[str] = (), every: bool = False,
-    where: str | None = None, progress: Progress | None = None,
+    where: str | None = None, progress: Progress | None = None, metadata_only: bool = False,
 ) -> tuple[str, Transferred]:  # fmt: skip
     """Bring runs from a remote: `runs` (id prefixes), those matching `where`, `every`
-    run, else those this store lacks. They keep their ids and get local numbers."""
+    run, else those this store lacks. They keep their ids and get local numbers.
+    `metadata_only`: files over lazy.LEAVE_ABOVE stay on the remote, fetched when read."""
     name, remote = open_side(repo.config, name, repo.store.path)
     if not remote.exists():
         raise UsageError(f"{remote.label} holds no vestige store yet; push to it first")
@@ -95,9 +106,15 @@ def pull(
         origins = {r: _made_where(repo, manifests[r]) for r in order}
         record_arrivals(repo.store, seqs, name, clock.now(), origins)
 
+    def note(left: dict[str, int]) -> None:  # (before the refs that name them)
+        record_elsewhere(repo.store.path, name, left, clock.now())
+
     local = _local(repo)
+    leave = (LEAVE_ABOVE, note) if metadata_only else None
     done = transfer(remote, local, ids, recheck=every or bool(runs), before_refs=number,
-                    progress=progress)  # fmt: skip
+                    progress=progress, leave=leave)  # fmt: skip
+    back = [d for d in elsewhere_records(repo.store.path) if repo.store.objects.exists(d)]
+    drop_elsewhere(repo.store.path, back)  # (brought by this pull, or by a run since)
     index_arrivals(repo)
     merged = merge_marks(remote, local, ids)
     index_marks(repo, merged)

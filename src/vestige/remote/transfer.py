@@ -64,11 +64,15 @@ def transfer(
     before_refs: Callable[[list[str], dict[str, dict[str, Any]]], None] | None = None,
     progress: Progress | None = None,
     jobs: int = JOBS,
+    leave: tuple[int, Callable[[dict[str, int]], None]] | None = None,
 ) -> Transferred:
     """Copy runs from `src` to `dst`: `run_ids` (default: every run `src` has that `dst`
     lacks). A run `dst` already has is skipped unless `recheck` (then the objects it
     misses are sent). `before_refs(ids, manifests)` runs just before the refs are written
-    (pull numbers the runs there). Returns what was done."""
+    (pull numbers the runs there). `leave` = (size, note): payloads (kept inputs, outputs,
+    artefact files) larger than size stay at `src`, and note({hash: size}) is called
+    before any ref is written (`pull --metadata-only` records them). Returns what was
+    done."""
     progress = progress or Progress()
     have = dst.ref_names("runs")
     available = src.ref_names("runs")
@@ -105,6 +109,11 @@ def transfer(
     dst.create()
     there = dst.object_names()
     send = sorted({d for r in refs for d in needs[r] if d in sizes} - there, key=sizes.__getitem__)
+    if leave is not None:
+        kinds = {d: k for r in refs for d, k in needs[r].items()}
+        left = {d: sizes[d] for d in send if sizes[d] > leave[0] and kinds.get(d) == "payload"}
+        send = [d for d in send if d not in left]
+        leave[1](left)
     heads = sorted({refs[r] for r in refs} - there)
     progress.start(len(send) + len(heads), sum(sizes[d] for d in send + heads))
     for batch in _batches(send, sizes):
@@ -166,8 +175,9 @@ def read_records(
 
 
 def _named(m: dict[str, Any]) -> dict[str, str]:
-    """{hash: "tree" or "file"} of every object a manifest names and expects kept (the
-    objects of fsck's M1, M2, N1 and T1; a tree's entries are added by the caller)."""
+    """{hash: "tree", "payload" (a kept input, output or artefact file) or "file"} of
+    every object a manifest names and expects kept (the objects of fsck's M1, M2, N1 and
+    T1; a tree's entries are added by the caller)."""
     out: dict[str, str] = {}
 
     def add(digest: Any, kind: str = "file") -> None:
@@ -180,11 +190,11 @@ def _named(m: dict[str, Any]) -> dict[str, str]:
     for role in ("inputs", "outputs"):
         for f in _dicts(m.get(role)):
             if f.get("kept"):
-                add(f.get("hash"))
+                add(f.get("hash"), "payload")
     for a in _dicts(m.get("artefacts")):
         for f in _dicts(a.get("files")):
             if f.get("kept", True):
-                add(f.get("hash"))
+                add(f.get("hash"), "payload")
     add((m.get("metrics") or {}).get("object"))
     add((m.get("notebook") or {}).get("cells"))
     code = m.get("code") or {}

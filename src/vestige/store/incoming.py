@@ -54,9 +54,14 @@ def adopt(objects: ObjectStore, tmp: Path, digest: str, origin: str, sync: bool 
 def copy_in(objects: ObjectStore, source: Path, digest: str, origin: str) -> int:
     """Copy the file `source` (another store's object) in as object `digest`, verified;
     return its size."""
-    tmp = temp_file(objects)
-    with open(source, "rb") as src, open(tmp, "wb") as dst:
-        copy_into(src, dst)
-    size = tmp.stat().st_size
+    with open(source, "rb") as src:  # (opened first: a source that is gone leaves no temp)
+        tmp = temp_file(objects)
+        try:
+            with open(tmp, "wb") as dst:
+                copy_into(src, dst)
+            size = tmp.stat().st_size
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     adopt(objects, tmp, digest, origin)
     return size

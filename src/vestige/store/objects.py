@@ -21,12 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vestige.errors import CorruptObject
+from vestige.store.elsewhere import elsewhere_dir
 from vestige.store.hashing import hash_bytes, hash_file, is_hash, object_relpath
 from vestige.store.layout import fsync_dir, make_temp
 from vestige.store.stat import Stat
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~4 ms (fastpath.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, BinaryIO
 
 #: Files at least this large are hashed and copied at the same time (two threads: both
@@ -105,6 +107,10 @@ class ObjectStore:
         self.tmp = root / "tmp"
         #: digest -> the stat key of its object when this process wrote or verified it
         self._trusted: dict[str, tuple[int, int, int, int, int]] = {}
+        #: Brings an object a remote holds for this store (refs/elsewhere: `pull
+        #: --metadata-only`) into it: True if it did, False if no remote holds it. Set by
+        #: the shells (remote/lazy.py), so that every reader below fetches on demand.
+        self.fetch: Callable[[str], bool] | None = None
 
     def path(self, digest: str) -> Path:
         """Where an object lives (whether or not it exists)."""
@@ -113,6 +119,17 @@ class ObjectStore:
     def exists(self, digest: str) -> bool:
         """Whether the object is there (not whether its bytes are right: see `intact`)."""
         return os.path.exists(f"{self._dir}/{digest[:2]}/{digest[2:]}")
+
+    def available(self, digest: str) -> bool:
+        """Whether the object can be read: it is here, or a remote holds it for this store
+        (reading it fetches it). For the readers' "is it kept?" tests; writers ask exists."""
+        if self.exists(digest):
+            return True
+        return self.fetch is not None and (elsewhere_dir(self.root) / digest).exists()
+
+    def _fetched(self, digest: str) -> bool:
+        """After a miss: whether the object was brought here from a remote just now."""
+        return self.fetch is not None and self.fetch(digest)
 
     def intact(self, digest: str, cache: Any = None) -> bool:
         """Whether the object is there with bytes that hash to its name, so that a write of
@@ -287,6 +304,8 @@ class ObjectStore:
         try:
             data = self.path(digest).read_bytes()
         except FileNotFoundError:
+            if self._fetched(digest):
+                return self.read_bytes(digest, verify)
             raise CorruptObject(
                 f"object {digest[:12]} is missing from the store; run `vestige fsck`"
             ) from None
@@ -299,6 +318,8 @@ class ObjectStore:
         try:
             actual = hash_file(self.path(digest))
         except FileNotFoundError:
+            if self._fetched(digest):
+                return self.verify(digest)
             raise CorruptObject(
                 f"object {digest[:12]} is missing from the store; run `vestige fsck`"
             ) from None
@@ -317,6 +338,8 @@ class ObjectStore:
         try:
             return open(self.path(digest), "rb")
         except FileNotFoundError:
+            if self._fetched(digest):
+                return self.open(digest)
             raise CorruptObject(
                 f"object {digest[:12]} is missing from the store; run `vestige fsck`"
             ) from None

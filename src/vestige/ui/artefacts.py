@@ -110,7 +110,7 @@ def artefact(request: Request) -> Response:
         return _not_found(f"run #{run.seq} recorded no file {path!r}")
     _role, f = found
     digest = f.get("hash")
-    if not digest or not f.get("kept", True) or not repo.store.objects.exists(digest):
+    if not digest or not f.get("kept", True) or not repo.store.objects.available(digest):
         return _not_found(f"run #{run.seq} kept no copy of {path!r}")
     try:
         repo.store.objects.verify(digest)  # never hand out bytes that are not what was kept
@@ -156,7 +156,7 @@ def preview(repo: Repo, run: Run, role: str, f: dict[str, Any]) -> dict[str, Any
     out: dict[str, Any] = {"path": path, "role": role, "size": f.get("size"),
                            "url": url(run.id, path), "kind": "download"}  # fmt: skip
     digest = f.get("hash")
-    kept = bool(digest) and f.get("kept", True) and repo.store.objects.exists(digest)
+    kept = bool(digest) and f.get("kept", True) and repo.store.objects.available(digest)
     if not kept:
         out["kind"] = "missing"
         out["why"] = f.get("note") or "no copy kept"

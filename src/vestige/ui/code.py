@@ -170,7 +170,7 @@ def code_file(request: Request) -> Response:
 def _shown(repo: Repo, f: dict[str, Any]) -> dict[str, Any]:
     """{html} of a file highlighted, or {why} it is not shown."""
     digest = f.get("hash")
-    if not digest or not f.get("kept") or not repo.store.objects.exists(digest):
+    if not digest or not f.get("kept") or not repo.store.objects.available(digest):
         return {"why": "the snapshot recorded this file's hash but kept no copy of it"}
     if (f.get("size") or 0) > MAX_SHOWN:
         return {"why": f"too large to show here ({f['size']:,} bytes): `vestige cat` prints it"}

@@ -85,7 +85,7 @@ def code_page(request: Request) -> Response:
         return ui.render(request, "error.html", status=400, message=str(e))
     digest, seq, run_id = repo.index.debt.latest(now).get(path, (None, 0, ""))
     code, why = None, None
-    if digest is None or not repo.store.objects.exists(digest):
+    if digest is None or not repo.store.objects.available(digest):
         why = f"the store keeps no copy of {path}'s latest version"
     else:
         try:

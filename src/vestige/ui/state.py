@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from vestige.remote.lazy import install
 from vestige.repo import Repo
 from vestige.ui import fmt
 
@@ -49,6 +50,7 @@ class Ui:
         repo = getattr(self._local, "repo", None)
         if repo is None:
             repo = Repo.open_at(self.store, self.root)
+            install(repo)  # (objects `pull --metadata-only` left remote: fetched as read)
             self._local.repo = repo
             with self._lock:
                 self._repos.append(repo)

@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from vestige.records import MANIFEST_FORMAT, Record, safe_recorded, safe_relative
+from vestige.store.elsewhere import elsewhere_dir, elsewhere_records
 from vestige.store.hashing import hash_file, is_hash
 
 if TYPE_CHECKING:
@@ -71,11 +72,14 @@ def fsck(repo: Repo) -> list[Problem]:
     from vestige.store.layout import TEMP_PREFIXES
 
     freed = freed_records(store)  # payloads gc freed on purpose (F1): absent, not lost
+    elsewhere = elsewhere_records(store.path)  # payloads a remote holds (E1): absent too
+    absent = {**freed, **elsewhere}
     trees: dict[str, Any] = {}  # a code tree's entries (or None), read once for all runs
     for run_id, manifest in manifests.items():
-        problems += _check_references(repo, run_id, manifest, present, freed,
+        problems += _check_references(repo, run_id, manifest, present, absent,
                                       metrics_why, trees)  # fmt: skip
     problems += _check_freed(repo, present, freed)
+    problems += _check_elsewhere(repo, present, elsewhere)
     problems += _check_arrivals(repo, {r for r, _ in refs}, manifests)
     problems += _check_annotations(repo, present)
     problems += _check_published(repo, present)
@@ -369,6 +373,26 @@ def _check_object_refs(
         if not isinstance(record, dict) or not valid(name, record):
             out.append(Problem(code, "must", f"{what} ref {name}: {digest} is not its "
                                f"{kind} object"))  # fmt: skip
+    return out
+
+
+def _check_elsewhere(repo: Repo, present: set[str], held: dict[str, Any]) -> list[Problem]:
+    """E1: every file in refs/elsewhere/ is a remote-only record named by its hash, of a
+    remote the store still has; E2: its object is absent (else the next pull drops it)."""
+    out: list[Problem] = []
+    folder = elsewhere_dir(repo.store.path)
+    if not folder.is_dir():
+        return out
+    for name in sorted(os.listdir(folder)):
+        if name not in held:
+            out.append(Problem("E1", "must", f"remote-only record {name} is malformed"))
+        elif held[name]["remote"] not in repo.config.remotes:
+            out.append(Problem("E1", "must", f"remote-only record {name}: the store has no "
+                               f"remote {held[name]['remote']} any more; add it again (vestige "
+                               "remote add) to read that file"))  # fmt: skip
+        elif name in present:
+            out.append(Problem("E2", "should", f"remote-only record {name}: the object is here "
+                               "(the next `vestige pull` drops the record)"))  # fmt: skip
     return out
 
 
