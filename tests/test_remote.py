@@ -401,6 +401,112 @@ def test_s3_push_killed_mid_transfer_then_finished(s3: str, tmp_path: Path) -> N
     fsck_clean(b)
 
 
+def start_moto(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """moto's S3 server on 127.0.0.1:port, answering (or the test fails)."""
+    moto = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
+    while True:
+        assert proc.poll() is None, "moto_server exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+
+
+def test_s3_server_killed_mid_push_then_back(s3: str, tmp_path: Path) -> None:
+    """The server dies under a push: one clean error line, exit 2, the local store
+    untouched; a server back (moto keeps nothing: a fresh bucket) takes the whole push."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = start_moto(port, tmp_path / "moto.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        env = {"AWS_ENDPOINT_URL": url}
+        boto = __import__("boto3").client("s3", endpoint_url=url)
+        boto.create_bucket(Bucket="lab")
+        a = make_project(tmp_path / "a", ["small.txt"])
+        big = "import os; open('big.bin', 'wb').write(os.urandom(120 * 1024 * 1024))"
+        ok(vestige("run", "python", "-c", big, cwd=a))
+        ok(vestige("remote", "add", "origin", "s3://lab/team", cwd=a))
+        before = store_files(a / ".vestige")
+        push = subprocess.Popen([sys.executable, "-m", "vestige", "push"], cwd=a,
+                                env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+        while not boto.list_multipart_uploads(Bucket="lab").get("Uploads"):
+            assert push.poll() is None, push.communicate()
+            time.sleep(0.02)
+        server.kill()  # mid-upload, causally: the big object's parts are going
+        server.wait()
+        _out, err = push.communicate(timeout=600)
+        lines = [line for line in err.decode().splitlines() if line.strip()]
+        assert push.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+        assert "origin" in lines[0] and SECRET not in lines[0]
+        assert store_files(a / ".vestige") == before
+        server = start_moto(port, tmp_path / "moto.log")
+        boto.create_bucket(Bucket="lab")
+        assert "pushed 2 runs" in ok(vestige("push", cwd=a, env=env))
+        b = make_project(tmp_path / "b", [])
+        ok(vestige("remote", "add", "origin", "s3://lab/team", cwd=b))
+        ok(vestige("pull", cwd=b, env=env))
+        assert sorted(r["id"] for r in ls_json(b)) == sorted(r["id"] for r in ls_json(a))
+        fsck_clean(b)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_two_stores_push_at_once_and_nothing_is_lost(s3: str, tmp_path: Path) -> None:
+    """Concurrent pushers share no lock: objects and manifests are immutable and ids
+    unique. Two processes into one S3 prefix, two threads into one folder remote."""
+    import threading
+
+    from vestige.remote.sync import push
+    from vestige.repo import Repo
+
+    stores = [make_project(tmp_path / name, ["same.txt", f"{name}.txt"]) for name in "ab"]
+    folder = tmp_path / "team"
+    for root in stores:
+        ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=root))
+        ok(vestige("remote", "add", "shared", f"file://{folder}", cwd=root))
+    pushes = [subprocess.Popen([sys.executable, "-m", "vestige", "push", "origin"], cwd=root,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+              for root in stores]  # fmt: skip
+    for proc in pushes:
+        _out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()
+    failures: list[BaseException] = []
+
+    def push_from(root: Path) -> None:
+        try:
+            repo = Repo.open(root)
+            try:
+                push(repo, "shared")
+            finally:
+                repo.close()
+        except BaseException as e:  # (reported by the test thread)
+            failures.append(e)
+
+    threads = [threading.Thread(target=push_from, args=(root,)) for root in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not failures, failures
+    every = sorted(r["id"] for root in stores for r in ls_json(root))
+    assert len(every) == 4
+    for remote in ("origin", "shared"):
+        c = make_project(tmp_path / f"c-{remote}", [])
+        url = f"s3://{s3}/team" if remote == "origin" else f"file://{folder}"
+        ok(vestige("remote", "add", remote, url, cwd=c))
+        ok(vestige("pull", remote, cwd=c))
+        assert sorted(r["id"] for r in ls_json(c)) == every
+        fsck_clean(c)
+    fsck_clean(tmp_path, env={"VESTIGE_DIR": str(folder)})
+
+
 def test_s3_corrupt_object_refused(s3: str, tmp_path: Path) -> None:
     a = make_project(tmp_path / "a", ["fig.png"])
     ok(vestige("remote", "add", "origin", f"s3://{s3}/team", cwd=a))
