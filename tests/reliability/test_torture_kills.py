@@ -395,8 +395,11 @@ def test_the_program_killed_at_random_instants(torture: Callable[[str], Torture]
             pid = program_pid(proc.pid, tag)
         k2 = None
         if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            k2 = time.monotonic_ns()
+            try:
+                os.kill(pid, signal.SIGKILL)
+                k2 = time.monotonic_ns()
+            except ProcessLookupError:  # it ended (and was reaped) since it was found
+                pass
         code = t.reap(proc)
         new = t.check()
         assert len(new) == 1, new
