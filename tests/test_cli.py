@@ -49,6 +49,7 @@ LS_KEYS = {
     "pinned",
     "name",
     "origin",
+    "adopted",
 }
 #: The run manifest's fields (docs/format.md, "Run manifest").
 MANIFEST_KEYS = {
@@ -84,6 +85,7 @@ MANIFEST_KEYS = {
     "notes",
     "sweep",
     "notebook",
+    "adopted",
     "vestige_version",
 }
 #: `show --json` is the manifest plus its own hash and the environment record.

@@ -219,6 +219,9 @@ class Run(Record):
     sweep: dict[str, Any] | None = None
     #: a notebook or IPython session: path, the cells object, counts, kernel, snapshots
     notebook: dict[str, Any] | None = None
+    #: a run of another tool adopted by `vestige adopt`: tool, source, id, name,
+    #: experiment, user, extra, fingerprint, at (docs/format.md); None for vestige's own
+    adopted: dict[str, Any] | None = None
     vestige_version: str = ""
     manifest: str | None = None  # the hash of the sealed manifest (not part of it)
 
@@ -264,6 +267,7 @@ class Run(Record):
             "notes": list(self.notes),
             "sweep": self.sweep,
             "notebook": self.notebook,
+            "adopted": self.adopted,
             "vestige_version": self.vestige_version,
         }
 
@@ -300,6 +304,7 @@ class Run(Record):
             notes=tuple(d.get("notes") or ()),
             sweep=d.get("sweep"),
             notebook=d.get("notebook"),
+            adopted=d.get("adopted"),
             vestige_version=d.get("vestige_version", ""),
             manifest=manifest,
         )

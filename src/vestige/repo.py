@@ -514,6 +514,7 @@ def summary(
         "tags": tags or [],
         "manifest": row["manifest"],
         "parent": row["parent"],
+        "adopted": row["adopted"],
     }
 
 

@@ -90,3 +90,21 @@ def parse_param_option(text: str) -> tuple[str, Any]:
     if not eq or not key.strip():
         raise ValueError(text)
     return key.strip(), coerce(value)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config (dicts of dicts) as one level of dotted keys, `{"model": {"lr": 1}}`
+    -> `{"model.lr": 1}`: how params of Hydra, W&B and MLflow configs are queried
+    (`--where 'params.model.lr < 0.01'`). Lists and scalars are values; an empty dict is one."""
+    out: dict[str, Any] = {}
+    if not isinstance(tree, dict) or not tree:
+        if prefix:
+            out[prefix] = tree
+        return out
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out

@@ -15,7 +15,7 @@ from vestige.store.elsewhere import any_elsewhere
 RUN_ARG_SETTINGS = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
 #: The commands that must write to the store: on one that cannot be written they fail.
 #: (`vestige run` opens no repo here: it runs its command unrecorded, with a warning.)
-WRITERS = frozenset({"rerun", "gc", "tag", "note", "pin", "unpin", "publish", "reindex"})
+WRITERS = frozenset({"rerun", "gc", "tag", "note", "pin", "unpin", "publish", "reindex", "adopt"})
 
 
 def open_repo() -> Repo:

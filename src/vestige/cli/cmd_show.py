@@ -42,6 +42,11 @@ def command(run: str, as_json: bool) -> None:
         add(f"  exit      {record.exit_code}{sig}")
     if record.parent:
         add(f"  parent    {record.parent}")
+    if record.adopted:
+        a = record.adopted
+        named = ", ".join(f"{k} {a[k]}" for k in ("name", "experiment", "user") if a.get(k))
+        add(f"  adopted   from {a.get('tool')} {a.get('source')}, run {a.get('id')}"
+            + (f" ({named})" if named else ""))  # fmt: skip
     code = record.code or {}
     if code:
         git = code.get("git")

@@ -266,14 +266,10 @@ class Recorder:
 
 
 def _adopted(run: Run) -> str | None:
-    """The tool a run was adopted from (`vestige adopt`, issue 18: a manifest field
-    `adopted`, {"tool": ...} or the tool's name), None for a run vestige recorded. Read
-    with getattr: records of this vestige have no such field yet, and the column (and
-    `--where adopted`) exists before the first adopted run does."""
-    adopted = getattr(run, "adopted", None)
-    if isinstance(adopted, dict):
-        adopted = adopted.get("tool") or "unknown"
-    return adopted if isinstance(adopted, str) and adopted else None
+    """The tool a run was adopted from (`vestige adopt`), None for a run vestige recorded."""
+    adopted = run.adopted
+    tool = adopted.get("tool") if isinstance(adopted, dict) else None
+    return tool if isinstance(tool, str) and tool else None
 
 
 def unindexed_seq(

@@ -1,0 +1,95 @@
+"""The code of an adopted run, as a snapshot: from the project's git at the commit the
+foreign tool recorded, else from the code files the tool saved (W&B's `code/`).
+
+A snapshot taken from git is the same tree object `vestige run` would have made from a
+clean checkout of that commit, so `restore`, `diff` and `rerun` work on adopted runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from vestige.capture.redact import is_secret_file
+from vestige.store.hashing import hash_bytes, hash_file
+from vestige.store.objects import ObjectStore
+from vestige.store.tree import TreeEntry, write_tree
+
+#: git's modes of the blobs a snapshot keeps (regular and executable files; no links)
+_FILE_MODES = {"100644": 0o100644, "100755": 0o100755}
+
+
+def has_commit(root: Path, commit: str) -> bool:
+    """Whether the git repository at `root` holds `commit` (a full or short hash)."""
+    if not commit or not all(c in "0123456789abcdefABCDEF" for c in commit):
+        return False
+    try:
+        done = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root,
+                              capture_output=True, timeout=60)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def snapshot_commit(
+    root: Path, commit: str, objects: ObjectStore, max_size: int
+) -> dict[str, Any] | None:
+    """Store the files of `commit` and return the run's `code` record (tree, files, size,
+    git), or None when git does not have the commit. Files above `max_size` and secret
+    files are recorded by hash only (`kept: false`), as `vestige run` does."""
+    if not has_commit(root, commit):
+        return None
+    full = subprocess.run(["git", "rev-parse", f"{commit}^{{commit}}"], cwd=root,
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    listing = subprocess.run(["git", "ls-tree", "-r", "-z", "-l", "--full-tree", full],
+                             cwd=root, capture_output=True, check=True).stdout  # fmt: skip
+    blobs: list[tuple[str, int, int, str]] = []  # (path, mode, size, blob id)
+    for item in listing.split(b"\0"):
+        if not item:
+            continue
+        meta, _, path = item.partition(b"\t")
+        mode, kind, blob, size = meta.split()
+        if kind != b"blob" or mode.decode() not in _FILE_MODES:
+            continue
+        name = path.decode("utf-8", "surrogateescape")
+        blobs.append((name, _FILE_MODES[mode.decode()], int(size), blob.decode()))
+    entries = []
+    total = 0
+    with subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE) as cat:  # fmt: skip
+        assert cat.stdin is not None and cat.stdout is not None
+        for name, mode, size, blob in blobs:
+            cat.stdin.write(blob.encode() + b"\n")
+            cat.stdin.flush()
+            header = cat.stdout.readline().split()
+            data = cat.stdout.read(int(header[2]))
+            cat.stdout.read(1)  # the newline after each object
+            keep = size <= max_size and not is_secret_file(name)
+            digest = objects.put_bytes(data, sync=False) if keep else hash_bytes(data)
+            entries.append(TreeEntry(name, mode, size, digest, keep))
+            total += size
+        cat.stdin.close()
+    return {
+        "tree": write_tree(objects, entries),
+        "files": len(entries),
+        "size": total,
+        "git": {"commit": full, "branch": None, "dirty": False},
+    }
+
+
+def snapshot_files(files: list[tuple[str, str]], objects: ObjectStore, max_size: int
+                   ) -> dict[str, Any]:  # fmt: skip
+    """Store saved code files, (name in the snapshot, local file) pairs, as a snapshot."""
+    entries = []
+    total = 0
+    for name, source in files:
+        path = Path(source)
+        st = path.stat()
+        keep = st.st_size <= max_size and not is_secret_file(name)
+        digest = objects.put_file(path)[0] if keep else hash_file(str(path), st.st_size)
+        entries.append(TreeEntry(name, 0o100755 if st.st_mode & 0o111 else 0o100644,
+                                 st.st_size, digest, keep))  # fmt: skip
+        total += st.st_size
+    return {"tree": write_tree(objects, entries), "files": len(entries), "size": total,
+            "git": None}  # fmt: skip
