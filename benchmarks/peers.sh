@@ -2,7 +2,7 @@
 # Install the peer tools the benchmarks compare vestige with, each in its own venv under
 # benchmarks/.peers/ (git-ignored), so that they never touch vestige's own environment:
 #
-#   benchmarks/.peers/dvc/bin/dvc           pip install dvc
+#   benchmarks/.peers/dvc/bin/dvc           pip install dvc dvc-s3 (its S3 remotes: remote.py)
 #   benchmarks/.peers/datalad/bin/datalad   pip install datalad, plus Debian's git-annex
 #
 # Optional: the benchmarks print "not installed" for a peer that is missing. git-annex
@@ -40,7 +40,13 @@ make_venv() {  # make_venv NAME PACKAGE...
     echo "peers: $name $("$venv/bin/$name" --version 2>/dev/null | head -1)"
 }
 
-make_venv dvc dvc || failed=1
+make_venv dvc dvc dvc-s3 || failed=1
+# A dvc venv made before remote.py needed S3 remotes lacks dvc-s3: add it.
+if [ -x "$peers/dvc/bin/python" ] && ! "$peers/dvc/bin/python" -c "import dvc_s3" 2>/dev/null; then
+    echo "peers: installing dvc-s3 into $peers/dvc"
+    "$peers/dvc/bin/python" -m pip install --quiet --disable-pip-version-check dvc-s3 \
+        || { echo "peers: pip install dvc-s3 failed" >&2; failed=1; }
+fi
 
 if ! command -v git-annex >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
