@@ -171,3 +171,16 @@ def test_code_from_saved_files_or_a_commit_git_lacks(project: Path) -> None:
     assert restored.returncode == 0 and restored.stdout == b"print('saved code')\n"
     two = json.loads(vestige("show", "2", "--json", cwd=project).stdout)
     assert two["code"]["git"]["commit"] == "0123abcd" * 5 and "tree" not in two["code"]
+
+
+def test_a_copy_holding_less_does_not_replace_the_adopted_run(project: Path) -> None:
+    """Two copies of one store (one lost its artifacts, or is older) hold the same run:
+    adopting both in any order keeps the record that holds more, never flips."""
+    full = foreign(project, 1, 0.1)
+    bare = foreign(project, 1, 0.1, files=(), metrics={"loss": [(0, 1.7e9 + 1, 1.0)]})
+    assert adopt(project, [full]) == [("new", 1)]
+    assert adopt(project, [bare]) == [("unchanged", 1)]
+    assert adopt(project, [full, bare]) == [("unchanged", 1), ("unchanged", 1)]
+    shown = json.loads(vestige("show", "1", "--json", cwd=project).stdout)
+    assert [o["path"] for o in shown["outputs"]] == ["art/table1.csv"]
+    assert shown["metrics"]["points"] == 5

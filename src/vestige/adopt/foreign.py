@@ -1,8 +1,9 @@
 """A run of another tool, as each reader hands it to the writer (adopt/write.py).
 
-Readers (from_mlflow.py, from_wandb.py, from_hydra.py) know their format and nothing of the store; the
-writer knows the store and nothing of the formats. A reader that cannot read one run says
-so with a `Skipped` (the file and what is wrong) and goes on with the rest.
+Readers (from_mlflow.py, from_wandb.py, from_hydra.py) know their format and nothing of
+the store; the writer knows the store and nothing of the formats. A reader that cannot
+read one run says so with a `Skipped` (the file and what is wrong) and goes on with the
+rest.
 """
 
 from __future__ import annotations

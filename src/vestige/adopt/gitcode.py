@@ -33,13 +33,25 @@ def has_commit(root: Path, commit: str) -> bool:
 
 
 def snapshot_commit(
-    root: Path, commit: str, objects: ObjectStore, max_size: int
+    root: Path, commit: str, objects: ObjectStore, max_size: int, warnings: list[str]
 ) -> dict[str, Any] | None:
     """Store the files of `commit` and return the run's `code` record (tree, files, size,
-    git), or None when git does not have the commit. Files above `max_size` and secret
-    files are recorded by hash only (`kept: false`), as `vestige run` does."""
+    git), or None when git does not have the commit or cannot give it (said in
+    `warnings`). Files above `max_size` and secret files are recorded by hash only
+    (`kept: false`), as `vestige run` does; a file whose bytes this git lacks (a partial
+    clone) is left out, said in `warnings`."""
     if not has_commit(root, commit):
         return None
+    try:
+        return _snapshot(root, commit, objects, max_size, warnings)
+    except (OSError, ValueError, subprocess.SubprocessError) as e:
+        warnings.append(f"the code of commit {commit[:12]} could not be read from git ({e})")
+        return None
+
+
+def _snapshot(
+    root: Path, commit: str, objects: ObjectStore, max_size: int, warnings: list[str]
+) -> dict[str, Any]:
     full = subprocess.run(["git", "rev-parse", f"{commit}^{{commit}}"], cwd=root,
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     listing = subprocess.run(["git", "ls-tree", "-r", "-z", "-l", "--full-tree", full],
@@ -53,23 +65,31 @@ def snapshot_commit(
         if kind != b"blob" or mode.decode() not in _FILE_MODES:
             continue
         name = path.decode("utf-8", "surrogateescape")
-        blobs.append((name, _FILE_MODES[mode.decode()], int(size), blob.decode()))
+        blobs.append((name, _FILE_MODES[mode.decode()], blob.decode()))
     entries = []
     total = 0
+    lacking: list[str] = []
     with subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE) as cat:  # fmt: skip
         assert cat.stdin is not None and cat.stdout is not None
-        for name, mode, size, blob in blobs:
+        for name, mode, blob in blobs:
             cat.stdin.write(blob.encode() + b"\n")
             cat.stdin.flush()
             header = cat.stdout.readline().split()
-            data = cat.stdout.read(int(header[2]))
+            if len(header) != 3:  # `<blob> missing`: this git lacks the bytes
+                lacking.append(name)
+                continue
+            size = int(header[2])
+            data = cat.stdout.read(size)
             cat.stdout.read(1)  # the newline after each object
             keep = size <= max_size and not is_secret_file(name)
             digest = objects.put_bytes(data, sync=False) if keep else hash_bytes(data)
             entries.append(TreeEntry(name, mode, size, digest, keep))
             total += size
         cat.stdin.close()
+    if lacking:
+        warnings.append(f"the code snapshot of commit {full[:12]} lacks {len(lacking)} "
+                        f"file(s) this git does not hold: {', '.join(lacking[:5])}")  # fmt: skip
     return {
         "tree": write_tree(objects, entries),
         "files": len(entries),

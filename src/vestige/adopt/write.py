@@ -80,6 +80,23 @@ def _stamp(path: str) -> tuple[int, int]:
     return (st.st_size, st.st_mtime_ns)
 
 
+def keeps(adopted: Run, run: ForeignRun, mark: str | None = None) -> bool:
+    """Whether the run adopted before stands against this record of it: the same record
+    (fingerprint); one that holds less in any way (fewer files or metric points, an
+    earlier end: an older copy of the same store, a copy that lost its artifacts); or one
+    that holds no more (a fresh checkout of the same files: new mtimes only). Only a record
+    that holds more and nothing less (a run that went on) replaces it."""
+    if (adopted.adopted or {}).get("fingerprint") == (mark or fingerprint(run)):
+        return True
+    counts = (len(run.files), sum(len(series) for series in run.metrics.values()),
+              run.ended or 0.0)  # fmt: skip
+    had = (len(adopted.outputs), (adopted.metrics or {}).get("points") or 0,
+           adopted.ended or 0.0)  # fmt: skip
+    less = any(now < before for now, before in zip(counts, had, strict=True))
+    more = any(now > before for now, before in zip(counts, had, strict=True))
+    return less or not more
+
+
 def plan(runs: list[ForeignRun], existing: Callable[[str], Run | None]) -> list[Adopted]:
     """What adopting `runs` would do, given how to find a run already in the store (`lambda
     run_id: None` where there is no store yet), writing nothing (`--dry-run`)."""
@@ -90,8 +107,7 @@ def plan(runs: list[ForeignRun], existing: Callable[[str], Run | None]) -> list[
         if before is None:
             action, seq = "new", None
         else:
-            same = (before.adopted or {}).get("fingerprint") == fingerprint(run)
-            action, seq = ("unchanged" if same else "updated"), before.seq
+            action, seq = ("unchanged" if keeps(before, run) else "updated"), before.seq
         size = sum(max(0, _stamp(f.source)[0]) for f in run.files)
         out.append(Adopted(run.tool, run.foreign_id, run_id, seq, action, len(run.files), size))
     return out
@@ -108,6 +124,7 @@ class Writer:
         self.max_code = repo.config.keep_code_max_size
         self.redactor = Redactor(repo.store.secret_key())
         self._commits: dict[str, dict[str, Any] | None] = {}  # commit -> code record
+        self._said: dict[str, list[str]] = {}  # commit -> what taking its snapshot said
 
     def plan(self, runs: list[ForeignRun]) -> list[Adopted]:
         """What adopting `runs` would do, writing nothing (`--dry-run`)."""
@@ -130,7 +147,7 @@ class Writer:
             run_id = run_id_for(run)
             existing = self._existing(run_id)
             mark = fingerprint(run)
-            if existing is not None and (existing.adopted or {}).get("fingerprint") == mark:
+            if existing is not None and keeps(existing, run, mark):
                 done.append(Adopted(run.tool, run.foreign_id, run_id, existing.seq, "unchanged",
                                     len(run.files), 0))  # fmt: skip
                 if on_run is not None:
@@ -193,6 +210,9 @@ class Writer:
             "at": round(time.time(), 3),
         }
         ended = run.ended
+        said = run.extra.get("warnings")  # (what a reader could not read of the run)
+        warnings = [str(w) for w in said] if isinstance(said, list) else []
+        code = self._code(run, warnings)
         record = Run(
             id=run_id,
             seq=seq,
@@ -205,7 +225,8 @@ class Writer:
             ended=ended,
             duration=None if ended is None else round(max(0.0, ended - run.started), 6),
             exit_code=run.exit_code,
-            code=self._code(run),
+            code=code,
+            warnings=tuple(warnings),
             params=dict(run.params),
             outputs=tuple(outputs),
             stdout=stdout,
@@ -233,16 +254,19 @@ class Writer:
         except ValueError:
             return cwd
 
-    def _code(self, run: ForeignRun) -> dict[str, Any]:
+    def _code(self, run: ForeignRun, warnings: list[str]) -> dict[str, Any]:
         """The code record: a snapshot from git at the run's commit when this project's git
         has it, else of the code files the tool saved, else only what the tool named."""
         commit = str(run.code.get("commit") or "")
         code: dict[str, Any] | None = None
         if commit:
             if commit not in self._commits:
+                said: list[str] = []
                 self._commits[commit] = snapshot_commit(self.root, commit, self.objects,
-                                                        self.max_code)  # fmt: skip
+                                                        self.max_code, said)  # fmt: skip
+                self._said[commit] = said
             code = self._commits[commit]
+            warnings += self._said[commit]
         saved = run.code.get("files") or ()
         if code is None and saved:
             code = snapshot_files([(f.name, f.source) for f in saved], self.objects,

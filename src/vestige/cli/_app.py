@@ -11,7 +11,7 @@ from vestige._version import __version__
 
 #: name -> (module, help line); modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("cmd_run", "Run a command and record everything it reads, writes and prints."),
+    "run": ("cmd_run", "Run a command; record all it reads, writes and prints."),
     "ls": ("cmd_ls", "List runs, newest first."),
     "show": ("cmd_show", "Show what a run read, wrote, printed and ran with."),
     "cat": ("cmd_cat", "Write a kept file of a run to stdout."),
@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "remote": ("cmd_remote", "Add, list or remove remotes; list a remote's runs."),
     "push": ("cmd_push", "Send runs to a remote (S3 or any fsspec URL)."),
     "pull": ("cmd_pull", "Bring runs from a remote; they keep their ids."),
+    "adopt": ("cmd_adopt", "Adopt runs of MLflow, W&B or Hydra as vestige runs."),
+    "export-mlflow": ("cmd_export_mlflow", "Write runs into an MLflow tracking server."),
 }
 
 

@@ -94,7 +94,7 @@ def command(
                 when(r["started"]),
                 duration(r["duration"]),
                 "" if r["exit_code"] is None else str(r["exit_code"]),
-                shlex.join([os.path.basename(r["command"][0]), *r["command"][1:]]),
+                _command(r),
                 " ".join(f"{k}={v}" for k, v in r["params"].items()),
                 *((" ".join(r["tags"]),) if tagged else ()),
                 *((_from(r["origin"]),) if came else ()),
@@ -180,3 +180,12 @@ def _from(origin: dict[str, Any] | None) -> str:
         return ""
     who = "@".join(p for p in (origin["user"], origin["host"]) if p)
     return f"{who} via {origin['remote']}" if who else f"via {origin['remote']}"
+
+
+def _command(r: dict[str, Any]) -> str:
+    """The command, its program without its folder; an adopted run whose tool named no
+    command says which tool it came from."""
+    argv = r["command"]
+    if not argv:
+        return f"({r['adopted']} run)" if r.get("adopted") else "-"
+    return shlex.join([os.path.basename(argv[0]), *argv[1:]])

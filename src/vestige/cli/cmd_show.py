@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Any
 
@@ -35,7 +36,8 @@ def command(run: str, as_json: bool) -> None:
     add = lines.append
     add(f"run #{record.seq}  {record.id}  {record.status}")
     add(f"  command   {shlex.join(record.command)}")
-    add(f"  cwd       {record.root}/{record.cwd}".rstrip("/."))
+    where = record.cwd if os.path.isabs(record.cwd) else f"{record.root}/{record.cwd}"
+    add(f"  cwd       {where}".rstrip("/."))
     add(f"  started   {iso(record.started)}   took {duration(record.duration)}")
     if record.exit_code is not None:
         sig = f" ({record.signal})" if record.signal else ""
@@ -50,8 +52,11 @@ def command(run: str, as_json: bool) -> None:
     code = record.code or {}
     if code:
         git = code.get("git")
-        tree = str(code.get("tree"))[:12]
-        snap = f"{code.get('files', 0)} files, {size(code.get('size'))}, tree {tree}"
+        if code.get("tree"):
+            tree = str(code["tree"])[:12]
+            snap = f"{code.get('files', 0)} files, {size(code.get('size'))}, tree {tree}"
+        else:  # (an adopted run whose tool named its code but kept none this git has)
+            snap = f"{code.get('program') or 'its code'}: not kept"
         add(f"  code      {snap}")
         if git:
             dirty = " (uncommitted changes included)" if git.get("dirty") else ""

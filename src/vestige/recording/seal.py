@@ -16,6 +16,7 @@ from pathlib import Path
 from vestige._version import __version__
 from vestige.capture.dirs import Dirs
 from vestige.capture.events import RunEvents, read_api_events, read_events
+from vestige.capture.hydra import parsed_by_hydra, run_params
 from vestige.capture.params import params_from_argv
 from vestige.capture.redact import Redactor
 from vestige.capture.trace import Trace, wait_for_exit
@@ -24,7 +25,7 @@ from vestige.fastpath import timing
 from vestige.index.db import Index
 from vestige.recording.files import RunFiles, figure_label, link_figures, own_dir
 from vestige.recording.overlap import overlapping
-from vestige.records import Factory, Record, Run
+from vestige.records import Factory, FileRecord, Record, Run
 from vestige.store.live import STAGED, LiveRun
 from vestige.store.local import Store
 from vestige.store.statcache import StatCache
@@ -158,7 +159,7 @@ class Sealer:
         code["imported_hashes"] = files.imported_hashes(code)
         timing("seal: outputs, inputs, modules")
         api = read_api_events(live.path)
-        params = self._params(info, events, api)
+        params = self._params(info, events, api, outputs, warnings)
         # Every channel's secrets are learnt before anything is written, so that a value
         # found in one (a token printed to stdout) is redacted in all (cells, notes, env).
         logs = self._learn(live.path, api, info, warnings)
@@ -239,14 +240,20 @@ class Sealer:
         return traced
 
     def _params(
-        self, info: dict[str, Any], events: RunEvents, api: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """argparse/click values of the main process (else argv's key=value and --key v),
-        then `vestige.param` calls, then `--param` overrides: later sources win."""
+        self, info: dict[str, Any], events: RunEvents, api: list[dict[str, Any]],
+        outputs: list[FileRecord], warnings: list[str],
+    ) -> dict[str, Any]:  # fmt: skip
+        """The composed config of the Hydra job the run wrote (capture/hydra.py), then
+        argparse/click values of the main process (else argv's key=value and --key v), then
+        `vestige.param` calls, then `--param` overrides: later sources win."""
         runner_pid = int(info.get("runner_pid") or 0)
-        params: dict[str, Any] = events.main_params(runner_pid)
-        if not params and info.get("argv_params", True):
-            params = params_from_argv(list(info["command"]))
+        params = run_params(Path(info["root"]), [o.path for o in outputs], warnings)
+        # Hydra's own argparse values (`--multirun`, the raw overrides) are not the app's
+        own = events.replace(params=[e for e in events.params if not parsed_by_hydra(e)])
+        parsed = own.main_params(runner_pid)
+        if not parsed and info.get("argv_params", True):
+            parsed = params_from_argv(list(info["command"]))
+        params.update(parsed)
         for event in api:
             if event.get("e") == "param" and isinstance(event.get("values"), dict):
                 params.update(event["values"])
