@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import git, vestige
 
 from vestige.adopt.foreign import ForeignFile, ForeignRun
@@ -184,3 +185,22 @@ def test_a_copy_holding_less_does_not_replace_the_adopted_run(project: Path) -> 
     shown = json.loads(vestige("show", "1", "--json", cwd=project).stdout)
     assert [o["path"] for o in shown["outputs"]] == ["art/table1.csv"]
     assert shown["metrics"]["points"] == 5
+
+
+def test_the_ui_shows_where_an_adopted_run_came_from(project: Path) -> None:
+    """The run page says the tool, source and foreign id, escaped (a foreign run's name is
+    anyone's text), and a run with no command renders; its metric series is served."""
+    pytest.importorskip("starlette", reason="the ui extra is not installed")
+    from test_ui import Server
+
+    odd = foreign(project, 1, 0.1, name="<script>alert(1)</script>", command=())
+    adopt(project, [odd])
+    run_id = run_id_for(odd)
+    with Server(project) as server:
+        status, _headers, body = server.get(f"/run/{run_id}")
+        assert status == 200
+        page = body.decode()
+        assert "from mlflow mlruns, run run-1" in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+        listed, _headers, body = server.get("/")
+        assert listed == 200 and run_id[:10] in body.decode()
