@@ -213,6 +213,47 @@ def test_pull_metadata_only_fetches_each_large_file_when_it_is_read(tmp_path: Pa
     fsck_clean(b)
 
 
+def test_metadata_only_files_come_when_diff_export_or_the_ui_read_them(tmp_path: Path) -> None:
+    """Beyond cat and restore, every reader of a kept file fetches one left on the remote:
+    diff (a text output's lines), export (the output's bytes) and the UI's artefact view."""
+    a = make_project(tmp_path / "a", [])
+    (a / "lines.py").write_text(
+        "import sys\nopen('big.txt', 'w').write(''.join(f'{i} {sys.argv[1]}\\n'"
+        " for i in range(150_000)))\n"
+    )
+    for word in ("first", "second"):
+        ok(vestige("run", "python", "lines.py", word, cwd=a))
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    ok(vestige("push", cwd=a))
+    b = make_project(tmp_path / "b", [])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
+    ok(vestige("pull", "--metadata-only", cwd=b))
+    store = b / ".vestige"
+    assert len(list((store / "refs" / "elsewhere").iterdir())) == 2
+    diff = ok(vestige("diff", "1", "2", cwd=b))
+    assert "big.txt" in diff and "second" in diff, diff
+    assert len(list((store / "refs" / "elsewhere").iterdir())) == 0  # both read, both here
+    fsck_clean(b)
+    c = make_project(tmp_path / "c", [])  # a second store: export, then the UI
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=c))
+    ok(vestige("pull", "--metadata-only", cwd=c))
+    ok(vestige("export", "1", "--to", str(tmp_path / "shared"), cwd=c))
+    exported = [p for p in (tmp_path / "shared").rglob("big.txt")]
+    assert exported and exported[0].read_bytes() == b"".join(
+        f"{i} first\n".encode() for i in range(150_000)
+    )
+    pytest.importorskip("starlette", reason="the ui extra is not installed")
+    from test_ui import Server
+
+    run_id = next(r["id"] for r in ls_json(c) if r["seq"] == 2)
+    with Server(c) as server:
+        status, _headers, body = server.get(f"/artefact/{run_id}/big.txt")
+    assert status == 200 and body.startswith(b"0 second\n"), body[:80]
+    assert not any((c / ".vestige" / "refs" / "elsewhere").iterdir())
+    fsck_clean(c)
+
+
 def test_pull_chooses_runs_by_id_and_where(tmp_path: Path) -> None:
     a = make_project(tmp_path / "a", ["x.txt", "y.txt"])
     remote = tmp_path / "team"
