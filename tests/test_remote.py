@@ -585,6 +585,8 @@ def test_s3_errors_are_one_line_without_secrets(s3: str, s3_server: str, tmp_pat
                f"http://127.0.0.1:{dead}", cwd=a))  # fmt: skip
     line = one_error(vestige("push", "dead", cwd=a))
     assert "unreachable" in line
+    for verb in (("du", "--remote", "dead"), ("remote", "ls", "dead"), ("pull", "dead")):
+        assert "unreachable" in one_error(vestige(*verb, cwd=a)), verb
     for done in (vestige("push", "nobucket", cwd=a), vestige("push", "dead", cwd=a)):
         assert SECRET not in done.stderr.decode() and KEY_ID not in done.stderr.decode()
     no_secret_in(a / ".vestige")
