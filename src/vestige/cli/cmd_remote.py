@@ -174,11 +174,13 @@ def report(done: Transferred, verb: str, name: str, as_json: bool, repo: Repo) -
     seqs = repo.index.runs.seqs() if verb == "pulled" else {}
     marked = list(done.marked)
     if as_json:
-        print_json({"remote": name, verb: [{"id": r, "seq": seqs.get(r)} if seqs else {"id": r}
-                                          for r in done.runs],
-                    "objects": done.objects, "bytes": done.bytes,
-                    "marks_merged": [{"id": r, "seq": seqs.get(r)} if seqs else {"id": r}
-                                     for r in marked],
+
+        def listed(run_ids: list[str]) -> list[dict[str, Any]]:
+            """Each run's id, with its number here when the runs are here (a pull)."""
+            return [{"id": r, "seq": seqs.get(r)} if seqs else {"id": r} for r in run_ids]
+
+        print_json({"remote": name, verb: listed(done.runs), "objects": done.objects,
+                    "bytes": done.bytes, "marks_merged": listed(marked),
                     "left_out": [{"id": r, "why": w} for r, w in done.left_out]})  # fmt: skip
     else:
         seqs = seqs or repo.index.runs.seqs()  # (pushed runs by their numbers here, too)

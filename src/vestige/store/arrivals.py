@@ -12,11 +12,11 @@ written before the run's own ref. Never pushed: another store numbers the run it
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from vestige.store.layout import make_temp, sync_filesystem
+from vestige.store.named import read_named, records_in
 from vestige.store.objects import canonical_json
 
 TYPE_CHECKING = False
@@ -36,15 +36,11 @@ def arrivals_dir(store: Store) -> Path:
 
 def read_arrival(path: Path) -> dict[str, Any] | None:
     """An arrival record, or None when the file is not one."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("run") != path.name:
-        return None
-    if not isinstance(data.get("seq"), int) or isinstance(data.get("seq"), bool):
-        return None
-    return data
+    return read_named(path, "run", _valid)
+
+
+def _valid(data: dict[str, Any]) -> bool:
+    return isinstance(data.get("seq"), int) and not isinstance(data.get("seq"), bool)
 
 
 def arrival(store: Store, run_id: str) -> dict[str, Any] | None:
@@ -56,14 +52,7 @@ def arrival(store: Store, run_id: str) -> dict[str, Any] | None:
 
 def arrivals(store: Store) -> dict[str, dict[str, Any]]:
     """{run id: record} of every pulled run."""
-    out: dict[str, dict[str, Any]] = {}
-    folder = arrivals_dir(store)
-    if folder.is_dir():
-        for entry in os.scandir(folder):
-            record = read_arrival(Path(entry.path))
-            if record is not None:
-                out[entry.name] = record
-    return out
+    return records_in(arrivals_dir(store), read_arrival, lambda _name: True)
 
 
 def record_arrivals(

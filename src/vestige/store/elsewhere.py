@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vestige.store import layout
 from vestige.store.hashing import is_hash
+from vestige.store.named import read_named, records_in
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,29 +29,22 @@ def elsewhere_dir(store: Path) -> Path:
 
 def read_elsewhere(path: Path) -> dict[str, Any] | None:
     """A remote-only record, or None when the file is not one (fsck says so)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(data, dict) and data.get("hash") == path.name
-    ok = ok and isinstance(data.get("remote"), str) and bool(data.get("remote"))
-    ok = ok and isinstance(data.get("size"), int) and isinstance(data.get("t"), int | float)
-    return data if ok else None
+    return read_named(path, "hash", _valid)
+
+
+def _valid(data: dict[str, Any]) -> bool:
+    remote, size, t = data.get("remote"), data.get("size"), data.get("t")
+    return (
+        isinstance(remote, str)
+        and bool(remote)
+        and isinstance(size, int)
+        and isinstance(t, int | float)
+    )
 
 
 def elsewhere_records(store: Path) -> dict[str, dict[str, Any]]:
     """{hash: record} of every object a remote holds for this store."""
-    out: dict[str, dict[str, Any]] = {}
-    try:
-        entries = list(os.scandir(elsewhere_dir(store)))
-    except (FileNotFoundError, NotADirectoryError):
-        return out
-    for entry in entries:
-        if is_hash(entry.name):
-            record = read_elsewhere(Path(entry.path))
-            if record is not None:
-                out[entry.name] = record
-    return out
+    return records_in(elsewhere_dir(store), read_elsewhere, is_hash)
 
 
 def elsewhere_record(store: Path, digest: str) -> dict[str, Any] | None:

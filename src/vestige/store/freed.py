@@ -8,11 +8,10 @@ removes its record.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from vestige.store.hashing import is_hash
+from vestige.store.named import read_named, records_in
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,27 +28,18 @@ def freed_dir(store: Store) -> Path:
 
 def read_freed(path: Path) -> dict[str, Any] | None:
     """A freed record, or None when the file is not one (fsck says so)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(data, dict) and data.get("hash") == path.name and data.get("by") == "gc"
-    ok = ok and isinstance(data.get("size"), int) and isinstance(data.get("t"), int | float)
-    ok = ok and isinstance(data.get("run"), str) and isinstance(data.get("path"), str)
-    return data if ok else None
+    return read_named(path, "hash", _valid)
+
+
+def _valid(data: dict[str, Any]) -> bool:
+    return (data.get("by") == "gc" and isinstance(data.get("size"), int)
+            and isinstance(data.get("t"), int | float) and isinstance(data.get("run"), str)
+            and isinstance(data.get("path"), str))  # fmt: skip
 
 
 def freed_records(store: Store) -> dict[str, dict[str, Any]]:
     """{hash: record} of every freed object."""
-    out: dict[str, dict[str, Any]] = {}
-    folder = freed_dir(store)
-    if folder.is_dir():
-        for entry in os.scandir(folder):
-            if is_hash(entry.name):
-                record = read_freed(Path(entry.path))
-                if record is not None:
-                    out[entry.name] = record
-    return out
+    return records_in(freed_dir(store), read_freed, is_hash)
 
 
 def freed_record(store: Store, digest: str) -> dict[str, Any] | None:

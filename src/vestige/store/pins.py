@@ -10,10 +10,10 @@ rather than lose files. The index's `pins` table is a copy that `reindex` rebuil
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 
+from vestige.store.named import read_named
 from vestige.store.objects import canonical_json
 from vestige.store.refs import Refs
 
@@ -70,12 +70,4 @@ class Pins:
 
 def read_pin(path: Path) -> dict[str, object] | None:
     """A pin ref's record, or None when it is not one (fsck says so)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("run") != path.name:
-        return None
-    if not isinstance(data.get("t"), int | float):
-        return None
-    return data
+    return read_named(path, "run", lambda data: isinstance(data.get("t"), int | float))
