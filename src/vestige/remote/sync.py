@@ -66,14 +66,6 @@ def push(
     elif every:
         ids = list(repo.store.refs)
     done = transfer(local, remote, ids, recheck=every or bool(runs), progress=progress)
-    held = elsewhere_records(repo.store.path) if done.left_out else {}
-    for i, (run_id, why) in enumerate(done.left_out):  # (pulled with --metadata-only)
-        digest = next((d for d in held if d in why), None)
-        if digest is not None:
-            there = held[digest]["remote"]
-            done.left_out[i] = (run_id, f"object {digest[:12]} is still on remote {there} "
-                                f"(pulled with --metadata-only): `vestige pull --all {there}` "
-                                "brings it")  # fmt: skip
     merged = merge_marks(local, remote, ids)  # tags, notes, names, pins: as sets (marks.py)
     done.marked = sorted({*merged.annotated, *merged.pinned})
     return name, done

@@ -101,10 +101,12 @@ def transfer(
     wanted_objects = {d for n in needs.values() for d in n}
     sizes = src.sizes(wanted_objects | set(refs.values()))
     freed = _freed(src, wanted_objects - sizes.keys())
+    held: set[str] | None = None  # objects the source itself left on a remote
     for run_id, named in needs.items():
         absent = [d for d in named if d not in sizes and d not in freed]
         if absent:
-            done.left_out.append((run_id, f"object {absent[0]} is missing from {src.label}"))
+            held = src.ref_names("elsewhere") if held is None else held
+            done.left_out.append((run_id, _why_absent(src, absent[0], held)))
             refs.pop(run_id)
     dst.create()
     there = dst.object_names()
@@ -215,6 +217,20 @@ def _tree_entries(tree: dict[str, Any]) -> list[str]:
     if not isinstance(entries, list):
         raise CorruptObject("a code tree of the transfer is not a tree")
     return [e[3] for e in entries if isinstance(e, list) and len(e) > 4 and e[4]]
+
+
+def _why_absent(src: Side, digest: str, held: set[str]) -> str:
+    """Why a run cannot go: its object is missing at the source, or still on the remote
+    that the source pulled it from with --metadata-only (and how to bring it)."""
+    if digest in held:
+        try:
+            there = json.loads(src.read_refs("elsewhere", [digest])[digest])["remote"]
+        except (KeyError, TypeError, ValueError):
+            there = None
+        if isinstance(there, str) and there:
+            return (f"object {digest[:12]} is still on remote {there} (pulled with "
+                    f"--metadata-only): `vestige pull --all {there}` brings it")  # fmt: skip
+    return f"object {digest} is missing from {src.label}"
 
 
 def _freed(src: Side, absent: set[str]) -> set[str]:
