@@ -12,6 +12,7 @@ from vestige.upkeep.usage import view as store_view
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Set
     from typing import Any
 
     from vestige.repo import Repo
@@ -68,35 +69,23 @@ def du(repo: Repo, by: str | None = None) -> dict[str, Any]:
         for digest in hashes:
             if first.setdefault(digest, group) != group:
                 shared.add(digest)
-    logical_total = sum(g[1] for g in groups.values())
     sizes = {h: v[0] for h, v in present.items()}
-    stored = sum(sizes.values())
-    referenced = sum(map(sizes.__getitem__, first.keys() & sizes.keys()))
-    freed = freed_records(repo.store)
-    out: dict[str, Any] = {
-        "runs": len(view.runs),
-        "objects": len(present),
-        "logical": logical_total,
-        "stored": stored,
-        "unreferenced": stored - referenced,
-        "dedup_ratio": round(logical_total / stored, 3) if stored else None,
-        "freed": {"objects": len(freed), "bytes": sum(r["size"] for r in freed.values())},
-    }
-    if by is not None:
-        rows = []
-        for group, hashes in named.items():
-            here = hashes & sizes.keys()
-            rows.append({
-                "group": group,
-                "runs": len(runs_in[group]),
-                "logical": groups[group][1],
-                "objects": len(here),
-                "stored": sum(map(sizes.__getitem__, here)),
-                "exclusive": sum(map(sizes.__getitem__, here - shared)),
-            })  # fmt: skip
-        rows.sort(key=lambda r: (-r["logical"], r["group"]))
-        out["by"] = by
-        out["groups"] = rows
+    logical_total = sum(g[1] for g in groups.values())
+    out = _summary(repo, len(view.runs), sizes, logical_total, first.keys())
+    rows = []
+    for group, hashes in named.items():
+        here = hashes & sizes.keys()
+        rows.append({
+            "group": group,
+            "runs": len(runs_in[group]),
+            "logical": groups[group][1],
+            "objects": len(here),
+            "stored": sum(map(sizes.__getitem__, here)),
+            "exclusive": sum(map(sizes.__getitem__, here - shared)),
+        })  # fmt: skip
+    rows.sort(key=lambda r: (-r["logical"], r["group"]))
+    out["by"] = by
+    out["groups"] = rows
     return out
 
 
@@ -108,6 +97,14 @@ def _totals(repo: Repo) -> dict[str, Any]:
     logical += sum(sizes.get(h, 0) * n for h, n in unsized.items())
     for tree in trees:
         named |= tree_entries(repo, tree, sizes)[0]
+    return _summary(repo, runs, sizes, logical, named)
+
+
+def _summary(
+    repo: Repo, runs: int, sizes: dict[str, int], logical: int, named: Set[str]
+) -> dict[str, Any]:
+    """The figures of every du: runs, objects present, logical and stored bytes, what no
+    run names (unreferenced), the dedup ratio, and what gc freed."""
     stored = sum(sizes.values())
     referenced = sum(map(sizes.__getitem__, named & sizes.keys()))
     freed = freed_records(repo.store)
