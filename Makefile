@@ -36,8 +36,9 @@ demo: setup
 	bash examples/demo.sh
 
 # pytest exits 5 when it collected no tests: that must fail, not pass silently.
+# --durations names the slowest tests in every log (the suite's time budget).
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
 lint: setup
