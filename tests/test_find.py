@@ -38,12 +38,8 @@ def seqs(root: Path, where: str) -> list[int]:
 
 
 def _run(n: int, command: list[str], **fields: object) -> Run:
-    adopted = fields.pop("adopted", None)
-    run = Run(id=f"R{n}", seq=n, status="ok", command=command, cwd=".", root="/p",
-              started=1000.0 + n, **fields)  # type: ignore[arg-type]  # fmt: skip
-    if adopted is not None:  # (issue 18's field: this vestige's records do not have it yet)
-        object.__setattr__(run, "adopted", adopted)
-    return run
+    return Run(id=f"R{n}", seq=n, status="ok", command=command, cwd=".", root="/p",
+               started=1000.0 + n, **fields)  # type: ignore[arg-type]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +54,7 @@ def index() -> Iterator[Index]:
         _run(2, ["python", "eval.py"], params={"model": "vit"}, rerun_of="R1"),
         _run(3, ["bash", "run_50%.sh"], params={"model": "resnet18"}, tags=("best",),
              notes=({"t": 3.0, "text": "fine"},), adopted={"tool": "mlflow", "id": "abc"}),
-        _run(4, ["python", "train.py"], adopted="wandb"),
+        _run(4, ["python", "train.py"], adopted={"tool": "wandb", "id": "x1"}),
     ])  # fmt: skip
     index.record.name("R1", "baseline")
     index.record.name("R3", "baseline-2")
