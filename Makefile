@@ -37,8 +37,13 @@ demo: setup
 
 # pytest exits 5 when it collected no tests: that must fail, not pass silently.
 # --durations names the slowest tests in every log (the suite's time budget).
+# Two workers (pytest-xdist), each taking whole modules (their module fixtures are built
+# once): most tests wait on subprocesses, so two at once halve the suite's time on a
+# 2-core machine. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25; rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 \
+		$$([ "$(TEST_WORKERS)" = 0 ] || echo "-n $(TEST_WORKERS) --dist loadscope"); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
 lint: setup
