@@ -6,7 +6,7 @@ by scale.py's `build()`: each run a manifest, a metrics object, a log, two small
 one of ten shared code trees), and one run that wrote one 1 GiB file (`--big-mb`, in
 MiB). For each, interleaved, each repetition into empty prefixes, deleted after it:
 - vestige: `vestige push` into an empty prefix, a second `vestige push` with nothing new,
-  `vestige pull` into an empty project;
+  then `vestige push --all` (which asks the remote), `vestige pull` into an empty project;
 - the floor: an `aws s3 sync`-like s3fs `put` (then `get`) of the same object files in
   one batch (16 at a time), in a fresh Python process too;
 - DVC (benchmarks/.peers/dvc, from benchmarks/peers.sh): a DVC project whose data is a
@@ -72,7 +72,6 @@ else:
     fs.get(base, target, recursive=True, batch_size=16)
 """
 BUCKET = "bench"
-STEPS = ("push", "again", "pull")  # (and the floor's put, get)
 KEY = "bench"
 SECRET = "bench-secret"
 
@@ -213,6 +212,7 @@ def main() -> None:
                 push = [vestige, "push", f"r{rep}"]
                 times["vestige push"].append(time_command(push, root, env))
                 times["vestige again"].append(time_command(push, root, env))
+                times["vestige check"].append(time_command([*push, "--all"], root, env))
                 into = project(work / f"pull-{key}-{rep}", env)
                 run([vestige, "remote", "add", "origin", f"s3://{prefix}"], into, env)
                 times["vestige pull"].append(time_command([vestige, "pull"], into, env))
@@ -245,14 +245,16 @@ def main() -> None:
             got[key] = mid
             absent = "not installed" if dvc is None else "-"
             for step, label in (("push", "push"), ("again", "push, nothing new"),
+                                ("check", "push --all, nothing new"),
                                 ("pull", "pull")):  # fmt: skip
-                mine, theirs = mid[f"vestige {step}"], mid.get(f"DVC {step}")
+                mine = mid[f"vestige {step}"]
+                theirs = mid.get(f"DVC {'again' if step == 'check' else step}")
                 under = mid.get(f"floor {step}")
                 table.add(name, f"{n_obj:,}", f"{mb:.1f}", label, secs(mine),
                           secs(theirs) if theirs else absent, secs(under) if under else "-",
                           f"{mine / under:.2f}" if under else "-",
                           f"{mine / theirs:.2f}" if theirs else absent)  # fmt: skip
-                if step != "again":
+                if step not in ("again", "check"):
                     cells = [name, step]
                     for t in (mine, theirs, under):
                         cells += [f"{n_obj / t:,.0f}", f"{mb / t:.2f}"] if t else [absent] * 2
@@ -274,7 +276,10 @@ def main() -> None:
             "in memory). The floor is s3fs put/get of the same object files in one batch "
             f"(16 at a time), in a fresh Python process. {about_dvc}vestige's push also "
             "writes a ref per run, and its pull reads those refs and manifests and verifies "
-            "every object (BLAKE3). The small store was written through the library in "
+            "every object (BLAKE3). A push with nothing new ends on the store's record of "
+            "what its pushes sent (remote/known.py) without asking the remote; `push --all` "
+            "asks it (lists its refs and objects: DVC's second push, which also asks, "
+            "is beside it). The small store was written through the library in "
             f"{built:.0f} s (not timed)."
         )
         load = os.getloadavg()[0]

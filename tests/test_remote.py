@@ -58,6 +58,14 @@ def make_project(path: Path, outputs: list[str]) -> Path:
     return path
 
 
+def pulled_into(path: Path, remote: Path, *pull: str) -> tuple[Path, str]:
+    """A new project at `path` whose remote origin is the folder `remote`, after `vestige
+    pull *pull` there: (the project, what the pull printed)."""
+    root = make_project(path, [])
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=root))
+    return root, ok(vestige("pull", *pull, cwd=root))
+
+
 def ls_json(root: Path, env: dict[str, str] | None = None) -> list[dict]:
     return json.loads(ok(vestige("ls", "--json", cwd=root, env=env)))
 
@@ -174,9 +182,8 @@ def test_pull_metadata_only_fetches_each_large_file_when_it_is_read(tmp_path: Pa
     remote = tmp_path / "team"
     ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
     ok(vestige("push", cwd=a))
-    b = make_project(tmp_path / "b", [])
-    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
-    pulled = json.loads(ok(vestige("pull", "--metadata-only", "--json", cwd=b)))
+    b, said = pulled_into(tmp_path / "b", remote, "--metadata-only", "--json")
+    pulled = json.loads(said)
     assert len(pulled["pulled"]) == 3
     store = b / ".vestige"
     held = {p.name for p in (store / "refs" / "elsewhere").iterdir()}
@@ -226,18 +233,14 @@ def test_metadata_only_files_come_when_diff_export_or_the_ui_read_them(tmp_path:
     remote = tmp_path / "team"
     ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
     ok(vestige("push", cwd=a))
-    b = make_project(tmp_path / "b", [])
-    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=b))
-    ok(vestige("pull", "--metadata-only", cwd=b))
+    b, _said = pulled_into(tmp_path / "b", remote, "--metadata-only")
     store = b / ".vestige"
     assert len(list((store / "refs" / "elsewhere").iterdir())) == 2
     diff = ok(vestige("diff", "1", "2", cwd=b))
     assert "big.txt" in diff and "second" in diff, diff
     assert len(list((store / "refs" / "elsewhere").iterdir())) == 0  # both read, both here
     fsck_clean(b)
-    c = make_project(tmp_path / "c", [])  # a second store: export, then the UI
-    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=c))
-    ok(vestige("pull", "--metadata-only", cwd=c))
+    c, _said = pulled_into(tmp_path / "c", remote, "--metadata-only")  # export, then the UI
     ok(vestige("export", "1", "--to", str(tmp_path / "shared"), cwd=c))
     exported = [p for p in (tmp_path / "shared").rglob("big.txt")]
     assert exported and exported[0].read_bytes() == b"".join(
@@ -748,6 +751,51 @@ def test_tags_notes_names_and_pins_travel_merged_as_sets(tmp_path: Path) -> None
     fsck_clean(a)
     fsck_clean(b)
     fsck_clean(tmp_path, env={"VESTIGE_DIR": str(remote)})
+
+
+def test_push_with_nothing_new_does_not_ask_the_remote(tmp_path: Path) -> None:
+    """A store whose runs and marks all reached the remote by its own pushes and pulls
+    pushes nothing without opening it (known.py); anything new, --all, or the remote's
+    name pointed at another place asks again."""
+    a = make_project(tmp_path / "a", ["fig.png", "table.csv"])
+    remote = tmp_path / "team"
+    ok(vestige("remote", "add", "origin", f"file://{remote}", cwd=a))
+    first = json.loads(ok(vestige("push", "--json", cwd=a)))
+    assert len(first["pushed"]) == 2 and first["asked"] is True
+    # Not asked: the remote's format file says a newer format, refused by any push that
+    # opens it.
+    fmt = (remote / "format").read_bytes()
+    (remote / "format").write_text('{"format": 99, "kind": "vestige-store"}\n')
+    again = json.loads(ok(vestige("push", "--json", cwd=a)))
+    said = ok(vestige("push", cwd=a))
+    assert vestige("push", "--all", cwd=a).returncode == 2  # (it is refused when asked)
+    (remote / "format").write_bytes(fmt)
+    assert (again["pushed"], again["objects"], again["asked"]) == ([], 0, False)
+    assert said.startswith("nothing to push: every run and mark here reached origin")
+    # A tag, a pin, a new run: each makes the push ask, and send what is new.
+    ok(vestige("tag", "1", "paper", cwd=a))
+    tagged = json.loads(ok(vestige("push", "--json", cwd=a)))
+    assert tagged["asked"] is True and [r["id"] for r in tagged["marks_merged"]] == [
+        ls_json(a)[-1]["id"]]  # fmt: skip
+    assert json.loads(ok(vestige("push", "--json", cwd=a)))["asked"] is False
+    ok(vestige("pin", "2", cwd=a))
+    assert json.loads(ok(vestige("push", "--json", cwd=a)))["marks_merged"] != []
+    ok(vestige("run", "python", "make.py", "more.txt", cwd=a))
+    assert len(json.loads(ok(vestige("push", "--json", cwd=a)))["pushed"]) == 1
+    # The remote emptied behind the store's back: the default push trusts its record,
+    # --all asks and sends everything again.
+    shutil.rmtree(remote)
+    assert json.loads(ok(vestige("push", "--json", cwd=a)))["asked"] is False
+    full = json.loads(ok(vestige("push", "--all", "--json", cwd=a)))
+    assert len(full["pushed"]) == 3 and full["asked"] is True
+    fsck_clean(tmp_path, env={"VESTIGE_DIR": str(remote)})
+    # The same name pointed elsewhere starts from nothing.
+    ok(vestige("remote", "rm", "origin", cwd=a))
+    ok(vestige("remote", "add", "origin", f"file://{tmp_path / 'other'}", cwd=a))
+    assert len(json.loads(ok(vestige("push", "--json", cwd=a)))["pushed"]) == 3
+    # Runs a pull brought are on that remote: pushing them back sends nothing, asks nothing.
+    b, _said = pulled_into(tmp_path / "b", tmp_path / "other")
+    assert json.loads(ok(vestige("push", "--json", cwd=b)))["asked"] is False
 
 
 def test_fsck_checks_arrival_records(tmp_path: Path) -> None:

@@ -180,7 +180,7 @@ def report(done: Transferred, verb: str, name: str, as_json: bool, repo: Repo) -
             return [{"id": r, "seq": seqs.get(r)} if seqs else {"id": r} for r in run_ids]
 
         print_json({"remote": name, verb: listed(done.runs), "objects": done.objects,
-                    "bytes": done.bytes, "marks_merged": listed(marked),
+                    "bytes": done.bytes, "marks_merged": listed(marked), "asked": done.asked,
                     "left_out": [{"id": r, "why": w} for r, w in done.left_out]})  # fmt: skip
     else:
         seqs = seqs or repo.index.runs.seqs()  # (pushed runs by their numbers here, too)
@@ -190,6 +190,9 @@ def report(done: Transferred, verb: str, name: str, as_json: bool, repo: Repo) -
             runs, shown = _listed(done.runs, seqs)
             click.echo(f"{verb} {runs} {word} {name} ({done.objects} objects, "
                        f"{size(done.bytes)}){': ' + shown if done.runs else ''}")  # fmt: skip
+        elif not done.asked:  # (known.py: not asked; --all asks)
+            click.echo(f"nothing to push: every run and mark here reached {name} by an "
+                       "earlier push or pull (`vestige push --all` checks the remote)")  # fmt: skip
         elif not marked:
             click.echo(f"nothing to {verb[:-2]}: {there} has every run ({name})")
         if marked:

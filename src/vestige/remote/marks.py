@@ -37,14 +37,19 @@ class Merged(Record):
 
     annotated: list[str]
     pinned: dict[str, float]
+    #: marks both sides hold alike after the merge, as known.py's tokens
+    agreed: list[str] = ()  # type: ignore[assignment]
 
 
-def merge_marks(src: Side, dst: Side, run_ids: Iterable[str] | None = None) -> Merged:
+def merge_marks(
+    src: Side, dst: Side, run_ids: Iterable[str] | None = None, held: set[str] | None = None
+) -> Merged:
     """Bring `src`'s pins and annotations of the runs `dst` holds (or of `run_ids`) into
-    `dst`, merged with its own: objects first, then refs (write order)."""
-    held = dst.ref_names("runs")
+    `dst`, merged with its own: objects first, then refs (write order). `held`: the runs
+    `dst` holds, when a transfer just listed them (not listed again)."""
+    held = dst.ref_names("runs") if held is None else held
     runs = held if run_ids is None else held & set(run_ids)
-    done = Merged(annotated=[], pinned={})
+    done = Merged(annotated=[], pinned={}, agreed=[])
     _pins(src, dst, runs, done)
     if getattr(dst, "local", False):  # (as `vestige tag` does: concurrent taggers all land)
         from vestige.store.refs import Refs
@@ -59,7 +64,9 @@ def merge_marks(src: Side, dst: Side, run_ids: Iterable[str] | None = None) -> M
 def _pins(src: Side, dst: Side, runs: set[str], done: Merged) -> None:
     import json
 
-    new = (src.ref_names("pins") & runs) - dst.ref_names("pins")
+    theirs = src.ref_names("pins") & runs
+    new = theirs - dst.ref_names("pins")
+    done.agreed.extend(f"pin {r}" for r in sorted(theirs - new))
     copied: dict[str, bytes] = {}
     for run_id, data in src.read_refs("pins", sorted(new)).items():
         try:
@@ -70,6 +77,7 @@ def _pins(src: Side, dst: Side, runs: set[str], done: Merged) -> None:
             copied[run_id] = data
             done.pinned[run_id] = float(record.get("t") or 0)
     dst.write_refs("pins", copied)
+    done.agreed.extend(f"pin {r}" for r in sorted(copied))
 
 
 def _annotations(src: Side, dst: Side, runs: set[str], done: Merged) -> None:
@@ -81,6 +89,7 @@ def _annotations(src: Side, dst: Side, runs: set[str], done: Merged) -> None:
     theirs = _heads(src.read_refs("annotations", names))
     ours = _heads(dst.read_refs("annotations", list(theirs)))
     differ = {r: d for r, d in theirs.items() if ours.get(r) != d}
+    done.agreed.extend(f"ann {r} {d}" for r, d in sorted(theirs.items()) if r not in differ)
     if not differ:
         return
     records = read_records(src, set(differ.values()))
@@ -100,6 +109,7 @@ def _annotations(src: Side, dst: Side, runs: set[str], done: Merged) -> None:
         refs[run_id] = (dst.put_record(merged) + "\n").encode()
     dst.write_refs("annotations", refs)
     done.annotated = sorted(refs)
+    done.agreed.extend(f"ann {r} {d}" for r, d in sorted(differ.items()) if r not in ours)
 
 
 def _heads(raw: dict[str, bytes]) -> dict[str, str]:

@@ -11,8 +11,9 @@ from vestige import clock
 from vestige.config import add_remote, check_remote_name, remove_remote
 from vestige.errors import AmbiguousRun, RunNotFound, UsageError
 from vestige.records import Run
+from vestige.remote.known import known, remember, remote_key, state
 from vestige.remote.lazy import LEAVE_ABOVE
-from vestige.remote.location import check_url, configured, open_side
+from vestige.remote.location import check_url, configured, open_side, shipped
 from vestige.remote.marks import Merged, merge_marks
 from vestige.remote.sides import LocalSide
 from vestige.remote.transfer import Progress, Transferred, manifests_of, transfer
@@ -51,7 +52,15 @@ def push(
     progress: Progress | None = None,
 ) -> tuple[str, Transferred]:  # fmt: skip
     """Send runs to a remote: `runs` (references), `every` run (checking those already
-    there for missing objects), else the runs the remote lacks. (name, what was done)."""
+    there for missing objects), else the runs the remote lacks. (name, what was done).
+    Without runs, a store whose every run and mark reached that remote by an earlier push
+    or pull (known.py) sends nothing without asking the remote (`done.asked` is False)."""
+    name, _settings = configured(repo.config, name)
+    key = remote_key(shipped(repo.config, name, repo.store.path))
+    if not runs and not every:
+        mine = state(repo.store.path)
+        if set().union(*mine.values()) <= known(repo.store.path, key):
+            return name, Transferred(runs=[], manifests={}, left_out=[], asked=False)
     name, remote = open_side(repo.config, name, repo.store.path)
     local = _local(repo)
     ids: list[str] | None = None
@@ -65,9 +74,12 @@ def push(
             ids.append(run_id)
     elif every:
         ids = list(repo.store.refs)
+    mine = state(repo.store.path, ids)  # (before: a run sealed meanwhile is not sent)
     done = transfer(local, remote, ids, recheck=every or bool(runs), progress=progress)
-    merged = merge_marks(local, remote, ids)  # tags, notes, names, pins: as sets (marks.py)
+    merged = merge_marks(local, remote, ids, done.held)  # tags, notes, names, pins: as sets
     done.marked = sorted({*merged.annotated, *merged.pinned})
+    out = {r for r, _why in done.left_out}
+    remember(repo.store.path, key, [t for r, ts in mine.items() if r not in out for t in ts])
     return name, done
 
 
@@ -111,6 +123,8 @@ def pull(
     merged = merge_marks(remote, local, ids)
     index_marks(repo, merged)
     done.marked = sorted({*merged.annotated, *merged.pinned})
+    key = remote_key(shipped(repo.config, name, repo.store.path))
+    remember(repo.store.path, key, [*(f"run {r}" for r in done.runs), *merged.agreed])
     return name, done
 
 
@@ -280,8 +294,12 @@ def push_store(
 
     side = side_at(remote["name"], remote["settings"], base)
     local = LocalSide(store_path, f"the store {store_path}")
+    mine = state(store_path, run_ids)
     done = transfer(local, side, list(run_ids), recheck=True)
-    merge_marks(local, side, run_ids)  # (`run --name x --push origin`: the name goes too)
+    merge_marks(local, side, run_ids, done.held)  # (`run --name x --push`: the name goes too)
+    out = {r for r, _why in done.left_out}
+    remember(store_path, remote_key(remote), [t for r, ts in mine.items() if r not in out
+                                              for t in ts])  # fmt: skip
     return done
 
 

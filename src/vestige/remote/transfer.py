@@ -44,6 +44,10 @@ class Transferred(Record):
     bytes: int = 0
     left_out: list[tuple[str, str]]
     marked: list[str] = ()  # type: ignore[assignment]
+    #: the runs `dst` holds now, when the transfer listed them (merge_marks reuses it)
+    held: set[str] | None = None
+    #: False when a push knew from its record that the remote had everything (known.py)
+    asked: bool = True
 
 
 class Progress:
@@ -81,7 +85,7 @@ def transfer(
     if missing:
         raise UsageError(f"{src.label} has no run {missing[0]}; see `vestige remote ls`")
     todo = [r for r in wanted if recheck or r not in have]
-    done = Transferred(runs=[], manifests={}, left_out=[])
+    done = Transferred(runs=[], manifests={}, left_out=[], held=have)
     if not todo:
         return done
     refs = _hashes(src.read_refs("runs", todo), done)
@@ -130,6 +134,7 @@ def transfer(
     if before_refs is not None and ids:
         before_refs(ids, {r: manifests[refs[r]] for r in ids})
     dst.write_refs("runs", {r: (refs[r] + "\n").encode() for r in ids})
+    done.held = have | set(ids)
     done.runs = ids
     done.manifests = {r: refs[r] for r in ids}
     return done
