@@ -31,6 +31,10 @@ from vestige.adopt.foreign import ForeignRun, Found
 from vestige.errors import UsageError
 from vestige.repo import Repo
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
 pytest.importorskip("mlflow")
 
 LRS = (0.001, 0.1)
@@ -559,11 +563,12 @@ def test_a_store_copied_from_elsewhere_finds_its_artifacts_inside(
                for f in first.files)  # fmt: skip
 
 
-def test_a_server_store_reads_mlartifacts_beside_it(
-    stores: dict[str, Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`mlflow server` (the default since 3.7) keeps artifacts in ./mlartifacts beside its
-    mlflow.db and names them mlflow-artifacts:/...; without a server, the folder is read."""
+def a_server_database(
+    stores: dict[str, Store], tmp_path: Path
+) -> tuple[Path, MlflowClient, str, str]:
+    """A copy of the sqlite store as `mlflow server` keeps one (server/mlflow.db), with two
+    experiments whose artifacts are named mlflow-artifacts:/7 and :/8: (db, its client,
+    their ids)."""
     from mlflow.tracking import MlflowClient
 
     db = tmp_path / "server" / "mlflow.db"
@@ -572,6 +577,15 @@ def test_a_server_store_reads_mlartifacts_beside_it(
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     served = client.create_experiment("served", artifact_location="mlflow-artifacts:/7")
     far = client.create_experiment("far", artifact_location="mlflow-artifacts:/8")
+    return db, client, served, far
+
+
+def test_a_server_store_reads_mlartifacts_beside_it(
+    stores: dict[str, Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlflow server` (the default since 3.7) keeps artifacts in ./mlartifacts beside its
+    mlflow.db and names them mlflow-artifacts:/...; without a server, the folder is read."""
+    db, client, served, far = a_server_database(stores, tmp_path)
     run = client.create_run(served, run_name="on-server").info.run_id
     lost = client.create_run(far, run_name="elsewhere").info.run_id
     report = db.parent / "mlartifacts" / "7" / run / "artifacts" / "report.txt"
@@ -594,14 +608,7 @@ def test_a_server_store_whose_artifacts_are_not_here_says_so_once(
 ) -> None:
     """No `mlartifacts/` beside the database nor here: the runs of `mlflow-artifacts:`
     locations are adopted without files, and one line says so, naming what the user gave."""
-    from mlflow.tracking import MlflowClient
-
-    db = tmp_path / "server" / "mlflow.db"
-    db.parent.mkdir()
-    shutil.copy(stores["sql"].project / "mlflow.db", db)
-    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-    served = client.create_experiment("served", artifact_location="mlflow-artifacts:/7")
-    far = client.create_experiment("far", artifact_location="mlflow-artifacts:/8")
+    _db, client, served, far = a_server_database(stores, tmp_path)
     done = client.create_run(served, run_name="done").info.run_id
     client.set_terminated(done)
     crashed = client.create_run(far, run_name="crashed").info.run_id
