@@ -20,16 +20,18 @@ from vestige.store.tree import TreeEntry, write_tree
 _FILE_MODES = {"100644": 0o100644, "100755": 0o100755}
 
 
-def has_commit(root: Path, commit: str) -> bool:
-    """Whether the git repository at `root` holds `commit` (a full or short hash)."""
+def full_commit(root: Path, commit: str) -> str | None:
+    """The full hash of `commit` (a full or short hash) in the git repository at `root`,
+    or None when it holds no such commit (one `git rev-parse --verify`)."""
     if not commit or not all(c in "0123456789abcdefABCDEF" for c in commit):
-        return False
+        return None
     try:
-        done = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root,
-                              capture_output=True, timeout=60)  # fmt: skip
+        done = subprocess.run(["git", "rev-parse", "-q", "--verify", f"{commit}^{{commit}}"],
+                              cwd=root, capture_output=True, text=True, timeout=60)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+        return None
+    full = done.stdout.strip() if done.returncode == 0 else ""
+    return full or None
 
 
 def snapshot_commit(
@@ -40,20 +42,19 @@ def snapshot_commit(
     `warnings`). Files above `max_size` and secret files are recorded by hash only
     (`kept: false`), as `vestige run` does; a file whose bytes this git lacks (a partial
     clone) is left out, said in `warnings`."""
-    if not has_commit(root, commit):
+    full = full_commit(root, commit)
+    if full is None:
         return None
     try:
-        return _snapshot(root, commit, objects, max_size, warnings)
+        return _snapshot(root, full, objects, max_size, warnings)
     except (OSError, ValueError, subprocess.SubprocessError) as e:
         warnings.append(f"the code of commit {commit[:12]} could not be read from git ({e})")
         return None
 
 
 def _snapshot(
-    root: Path, commit: str, objects: ObjectStore, max_size: int, warnings: list[str]
+    root: Path, full: str, objects: ObjectStore, max_size: int, warnings: list[str]
 ) -> dict[str, Any]:
-    full = subprocess.run(["git", "rev-parse", f"{commit}^{{commit}}"], cwd=root,
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     listing = subprocess.run(["git", "ls-tree", "-r", "-z", "-l", "--full-tree", full],
                              cwd=root, capture_output=True, check=True).stdout  # fmt: skip
     blobs: list[tuple[str, int, int, str]] = []  # (path, mode, size, blob id)
