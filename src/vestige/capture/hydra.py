@@ -130,13 +130,6 @@ def run_params(root: Path, outputs: Iterable[str], warnings: list[str]) -> dict[
         return {}
 
 
-def parsed_by_hydra(event: dict[str, Any]) -> bool:
-    """Whether a params event is Hydra's own argparse (its `--multirun`, `--cfg` and the raw
-    overrides list): never the app's params, which are its config."""
-    caller = event.get("caller")
-    return isinstance(caller, str) and caller.partition(".")[0] == "hydra"
-
-
 def _one_line(error: Exception) -> str:
     """An error's message on one line (YAML errors span several: what, then where)."""
     return " ".join(str(error).split())

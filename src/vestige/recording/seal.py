@@ -16,7 +16,7 @@ from pathlib import Path
 from vestige._version import __version__
 from vestige.capture.dirs import Dirs
 from vestige.capture.events import RunEvents, read_api_events, read_events
-from vestige.capture.hydra import parsed_by_hydra, run_params
+from vestige.capture.hydra import run_params
 from vestige.capture.params import params_from_argv
 from vestige.capture.redact import Redactor
 from vestige.capture.trace import Trace, wait_for_exit
@@ -248,9 +248,7 @@ class Sealer:
         `vestige.param` calls, then `--param` overrides: later sources win."""
         runner_pid = int(info.get("runner_pid") or 0)
         params = run_params(Path(info["root"]), [o.path for o in outputs], warnings)
-        # Hydra's own argparse values (`--multirun`, the raw overrides) are not the app's
-        own = events.replace(params=[e for e in events.params if not parsed_by_hydra(e)])
-        parsed = own.main_params(runner_pid)
+        parsed = events.main_params(runner_pid)  # (not Hydra's own argparse: the shim)
         if not parsed and info.get("argv_params", True):
             parsed = params_from_argv(list(info["command"]))
         params.update(parsed)

@@ -701,8 +701,11 @@ def _caller():
 
 
 #: Command-line parsers of these packages parse their own options (IPython's magics,
-#: `%matplotlib inline`; the kernel's launcher), never the user's params.
-_TOOL_PARSERS = ("IPython", "ipykernel", "matplotlib_inline", "jupyter_client", "traitlets")
+#: `%matplotlib inline`; the kernel's launcher; Hydra's `--multirun`, `--cfg` and raw
+#: overrides, whose app's params are its composed config: capture/hydra.py), never the
+#: user's params.
+_TOOL_PARSERS = ("IPython", "ipykernel", "matplotlib_inline", "jupyter_client", "traitlets",
+                 "hydra")  # fmt: skip
 
 
 def _emit_params(source, values, command=None):
