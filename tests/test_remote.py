@@ -662,10 +662,19 @@ def test_run_push_sends_the_run_when_it_ends(tmp_path: Path) -> None:
     assert [r["id"] for r in json.loads(ok(vestige("remote", "ls", "origin", "--json",
                                                    cwd=a)))] == [run["id"]]  # fmt: skip
     fsck_clean(tmp_path, env={"VESTIGE_DIR": str(remote)})
+    # The store knows the run is there (and so does a relative folder's push): `vestige
+    # push` sends nothing and asks nothing.
+    assert json.loads(ok(vestige("push", "origin", "--json", cwd=a)))["asked"] is False
+    ok(vestige("remote", "add", "near", "../near", cwd=a))
+    ok(vestige("run", "--push", "near", "python", "make.py", "near.png", cwd=a))
+    near = json.loads(ok(vestige("push", "near", "--json", cwd=a)))
+    assert (near["asked"], len(near["pushed"])) == (True, 1)  # (the first run was not there)
+    assert json.loads(ok(vestige("push", "near", "--json", cwd=a)))["asked"] is False
+    assert (tmp_path / "near" / "format").exists()
     # An unknown remote is bad input: exit 2 before anything runs.
     assert "no remote" in one_error(vestige("run", "--push", "nope", "python", "make.py",
                                             "x.txt", cwd=a))  # fmt: skip
-    assert len(ls_json(a)) == 1 and not (a / "x.txt").exists()
+    assert len(ls_json(a)) == 2 and not (a / "x.txt").exists()
     # A push that fails is a warning; the exit code stays the command's.
     (tmp_path / "blocked").write_text("a file where the remote's folder would be")
     ok(vestige("remote", "add", "blocked", f"file://{tmp_path}/blocked/store", cwd=a))
@@ -673,7 +682,7 @@ def test_run_push_sends_the_run_when_it_ends(tmp_path: Path) -> None:
     assert failing.returncode == 3
     err = failing.stderr.decode()
     assert "warning: the run was not pushed to blocked" in err and "vestige push blocked" in err
-    assert len(ls_json(a)) == 2  # the run is kept here
+    assert len(ls_json(a)) == 3  # the run is kept here
 
 
 def test_sweep_on_dask_pushes_each_child_from_its_worker(tmp_path: Path) -> None:

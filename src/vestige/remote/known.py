@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
-def remote_key(shipped: dict[str, Any]) -> str:
-    """The identity of a remote (`location.shipped`'s dict: folder URLs made absolute),
-    with the endpoint variables that redirect it: a short hash."""
-    settings = dict(shipped["settings"])
+def remote_key(settings: dict[str, Any], base: Path) -> str:
+    """The identity of a remote: its settings (a folder's URL made absolute against `base`,
+    the project root) with the endpoint variables that redirect it; a short hash. Opens
+    nothing and imports no backend (a push with nothing new stays fast)."""
+    from vestige.remote.location import absolute_url
+
+    settings = {**settings, "url": absolute_url(str(settings["url"]), base)}
     ends = {v: os.environ.get(v, "") for v in ENDPOINT_VARS}
     blob = json.dumps([settings, ends], sort_keys=True, default=str).encode()
     return hash_bytes(blob)[:24]

@@ -89,11 +89,17 @@ def shipped(config: Config, name: str | None, store_path: Path) -> dict[str, Any
     a Dask worker or a Slurm node): its name and settings, a folder's path made absolute.
     Settings hold no secret (config refuses them); each worker uses its own credentials."""
     name, settings = configured(config, name)
-    url = check_url(str(settings["url"]))
+    url = absolute_url(check_url(str(settings["url"])), store_path.parent)
+    return {"name": name, "settings": {**settings, "url": url}}
+
+
+def absolute_url(url: str, base: Path) -> str:
+    """`url` with a folder's path made absolute (relative to `base`, the project root);
+    other URLs as they are. Checks nothing (check_url does)."""
     if url.split("://", 1)[0] == "file" or "://" not in url:
         path = Path(url[len("file://") :] if url.startswith("file://") else url)
-        url = "file://" + str(path if path.is_absolute() else (store_path.parent / path).resolve())
-    return {"name": name, "settings": {**settings, "url": url}}
+        url = "file://" + str(path if path.is_absolute() else (base / path).resolve())
+    return url
 
 
 def side_at(name: str, settings: dict[str, Any], base: Path) -> Side:

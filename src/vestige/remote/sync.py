@@ -13,7 +13,7 @@ from vestige.errors import AmbiguousRun, RunNotFound, UsageError
 from vestige.records import Run
 from vestige.remote.known import known, remember, remote_key, state
 from vestige.remote.lazy import LEAVE_ABOVE
-from vestige.remote.location import check_url, configured, open_side, shipped
+from vestige.remote.location import check_url, configured, open_side
 from vestige.remote.marks import Merged, merge_marks
 from vestige.remote.sides import LocalSide
 from vestige.remote.transfer import Progress, Transferred, manifests_of, transfer
@@ -55,8 +55,8 @@ def push(
     there for missing objects), else the runs the remote lacks. (name, what was done).
     Without runs, a store whose every run and mark reached that remote by an earlier push
     or pull (known.py) sends nothing without asking the remote (`done.asked` is False)."""
-    name, _settings = configured(repo.config, name)
-    key = remote_key(shipped(repo.config, name, repo.store.path))
+    name, settings = configured(repo.config, name)
+    key = remote_key(settings, repo.store.path.parent)
     if not runs and not every:
         mine = state(repo.store.path)
         if set().union(*mine.values()) <= known(repo.store.path, key):
@@ -123,7 +123,7 @@ def pull(
     merged = merge_marks(remote, local, ids)
     index_marks(repo, merged)
     done.marked = sorted({*merged.annotated, *merged.pinned})
-    key = remote_key(shipped(repo.config, name, repo.store.path))
+    key = remote_key(configured(repo.config, name)[1], repo.store.path.parent)
     remember(repo.store.path, key, [*(f"run {r}" for r in done.runs), *merged.agreed])
     return name, done
 
@@ -298,8 +298,8 @@ def push_store(
     done = transfer(local, side, list(run_ids), recheck=True)
     merge_marks(local, side, run_ids, done.held)  # (`run --name x --push`: the name goes too)
     out = {r for r, _why in done.left_out}
-    remember(store_path, remote_key(remote), [t for r, ts in mine.items() if r not in out
-                                              for t in ts])  # fmt: skip
+    remember(store_path, remote_key(remote["settings"], base),
+             [t for r, ts in mine.items() if r not in out for t in ts])  # fmt: skip
     return done
 
 
