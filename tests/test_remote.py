@@ -805,6 +805,11 @@ def test_push_with_nothing_new_does_not_ask_the_remote(tmp_path: Path) -> None:
     # Runs a pull brought are on that remote: pushing them back sends nothing, asks nothing.
     b, _said = pulled_into(tmp_path / "b", tmp_path / "other")
     assert json.loads(ok(vestige("push", "--json", cwd=b)))["asked"] is False
+    # A store with no run yet asks (its first push reaches the remote; an unreachable one
+    # is said).
+    empty = make_project(tmp_path / "empty", [])
+    ok(vestige("remote", "add", "origin", f"file://{tmp_path / 'other'}", cwd=empty))
+    assert json.loads(ok(vestige("push", "--json", cwd=empty)))["asked"] is True
 
 
 def test_fsck_checks_arrival_records(tmp_path: Path) -> None:

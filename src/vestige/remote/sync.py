@@ -56,13 +56,6 @@ def push(
     Without runs, a store whose every run and mark reached that remote by an earlier push
     or pull (known.py) sends nothing without asking the remote (`done.asked` is False)."""
     name, settings = configured(repo.config, name)
-    key = remote_key(settings, repo.store.path.parent)
-    if not runs and not every:
-        mine = state(repo.store.path)
-        if set().union(*mine.values()) <= known(repo.store.path, key):
-            return name, Transferred(runs=[], manifests={}, left_out=[], asked=False)
-    name, remote = open_side(repo.config, name, repo.store.path)
-    local = _local(repo)
     ids: list[str] | None = None
     if runs:
         ids = []
@@ -74,7 +67,12 @@ def push(
             ids.append(run_id)
     elif every:
         ids = list(repo.store.refs)
-    mine = state(repo.store.path, ids)  # (before: a run sealed meanwhile is not sent)
+    key = remote_key(settings, repo.store.path.parent)
+    mine = state(repo.store.path, ids)  # (before the transfer: a run sealed meanwhile waits)
+    if ids is None and mine and set().union(*mine.values()) <= known(repo.store.path, key):
+        return name, Transferred(runs=[], manifests={}, left_out=[], asked=False)
+    name, remote = open_side(repo.config, name, repo.store.path)
+    local = _local(repo)
     done = transfer(local, remote, ids, recheck=every or bool(runs), progress=progress)
     merged = merge_marks(local, remote, ids, done.held)  # tags, notes, names, pins: as sets
     done.marked = sorted({*merged.annotated, *merged.pinned})
