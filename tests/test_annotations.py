@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 from conftest import vestige
@@ -101,6 +102,13 @@ def test_tag_a_running_run(project: Path) -> None:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     assert proc.stdout is not None and proc.stdin is not None
     assert proc.stdout.readline() == b"ready\n"
+    # The program starts while vestige writes the run's index row beside it (its speed
+    # first: recording/runner.py), so "ready" does not mean `@last` names it yet: wait
+    # for the row (the deadline only guards a hang).
+    deadline = time.monotonic() + 60
+    while not ls(project):
+        assert time.monotonic() < deadline, "the running run never reached the index"
+        time.sleep(0.02)
     ok("tag", "@last", "from-shell", cwd=project)
     proc.stdin.write(b"\n")
     proc.stdin.close()
