@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import os
 
-from vestige.store.hashing import hash_bytes, is_hash
+from vestige.store.hashing import hash_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
     from typing import Any
+
+    from vestige.remote.sides import LocalSide
 
 #: Environment variables that change where an S3 remote's requests go.
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
@@ -68,27 +70,26 @@ def remember(store: Path, key: str, tokens: Iterable[str]) -> None:
         pass
 
 
-def state(store: Path, run_ids: Iterable[str] | None = None) -> dict[str, set[str]]:
-    """{run id: its tokens} of the sealed runs here (or of `run_ids` among them): the
-    run, its current annotations record, its pin. Local reads only."""
-    refs = store / "refs"
-    runs = _names(refs / "runs") if run_ids is None else set(run_ids) & _names(refs / "runs")
-    pins = _names(refs / "pins")
+def state(side: LocalSide, run_ids: Iterable[str] | None = None) -> dict[str, set[str]]:
+    """{run id: its tokens} of the sealed runs of a store on this machine (or of `run_ids`
+    among them): the run, its current annotations record, its pin. Local reads only."""
+    from vestige.remote.marks import heads
+
+    held = side.ref_names("runs")
+    runs = held if run_ids is None else set(run_ids) & held
     out = {r: {f"run {r}"} for r in runs}
-    for run_id in _names(refs / "annotations") & runs:
-        try:
-            head = (refs / "annotations" / run_id).read_text().strip()
-        except OSError:
-            continue
-        if is_hash(head):
-            out[run_id].add(f"ann {run_id} {head}")
-    for run_id in pins & runs:
+    annotated = sorted(side.ref_names("annotations") & runs)
+    for run_id, head in heads(side.read_refs("annotations", annotated)).items():
+        out[run_id].add(f"ann {run_id} {head}")
+    for run_id in side.ref_names("pins") & runs:
         out[run_id].add(f"pin {run_id}")
     return out
 
 
-def _names(folder: Path) -> set[str]:
-    try:
-        return {n for n in os.listdir(folder) if not n.startswith(".")}
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
+def remember_sent(
+    store: Path, key: str, mine: dict[str, set[str]], left_out: Iterable[tuple[str, str]]
+) -> None:
+    """After a push: the tokens of `mine` (read before it) but those of the runs it left
+    out are at the remote now."""
+    out = {run_id for run_id, _why in left_out}
+    remember(store, key, [t for r, tokens in mine.items() if r not in out for t in tokens])

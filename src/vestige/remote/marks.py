@@ -86,8 +86,8 @@ def _annotations(src: Side, dst: Side, runs: set[str], done: Merged) -> None:
     names = sorted(src.ref_names("annotations") & runs)
     if not names:
         return
-    theirs = _heads(src.read_refs("annotations", names))
-    ours = _heads(dst.read_refs("annotations", list(theirs)))
+    theirs = heads(src.read_refs("annotations", names))
+    ours = heads(dst.read_refs("annotations", list(theirs)))
     differ = {r: d for r, d in theirs.items() if ours.get(r) != d}
     done.agreed.extend(f"ann {r} {d}" for r, d in sorted(theirs.items()) if r not in differ)
     if not differ:
@@ -112,7 +112,8 @@ def _annotations(src: Side, dst: Side, runs: set[str], done: Merged) -> None:
     done.agreed.extend(f"ann {r} {d}" for r, d in sorted(differ.items()) if r not in ours)
 
 
-def _heads(raw: dict[str, bytes]) -> dict[str, str]:
+def heads(raw: dict[str, bytes]) -> dict[str, str]:
+    """{run id: annotations record hash} of annotations refs' bytes; malformed ones left out."""
     out: dict[str, str] = {}
     for run_id, data in raw.items():
         text = data.decode("ascii", "replace").strip()

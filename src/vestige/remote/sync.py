@@ -11,7 +11,7 @@ from vestige import clock
 from vestige.config import add_remote, check_remote_name, remove_remote
 from vestige.errors import AmbiguousRun, RunNotFound, UsageError
 from vestige.records import Run
-from vestige.remote.known import known, remember, remote_key, state
+from vestige.remote.known import known, remember, remember_sent, remote_key, state
 from vestige.remote.lazy import LEAVE_ABOVE
 from vestige.remote.location import check_url, configured, open_side
 from vestige.remote.marks import Merged, merge_marks
@@ -68,16 +68,15 @@ def push(
     elif every:
         ids = list(repo.store.refs)
     key = remote_key(settings, repo.store.path.parent)
-    mine = state(repo.store.path, ids)  # (before the transfer: a run sealed meanwhile waits)
+    local = _local(repo)
+    mine = state(local, ids)  # (before the transfer: a run sealed meanwhile waits)
     if ids is None and mine and set().union(*mine.values()) <= known(repo.store.path, key):
         return name, Transferred(runs=[], manifests={}, left_out=[], asked=False)
     name, remote = open_side(repo.config, name, repo.store.path)
-    local = _local(repo)
     done = transfer(local, remote, ids, recheck=every or bool(runs), progress=progress)
     merged = merge_marks(local, remote, ids, done.held)  # tags, notes, names, pins: as sets
     done.marked = sorted({*merged.annotated, *merged.pinned})
-    out = {r for r, _why in done.left_out}
-    remember(repo.store.path, key, [t for r, ts in mine.items() if r not in out for t in ts])
+    remember_sent(repo.store.path, key, mine, done.left_out)
     return name, done
 
 
@@ -88,6 +87,7 @@ def pull(
     """Bring runs from a remote: `runs` (id prefixes), those matching `where`, `every`
     run, else those this store lacks. They keep their ids and get local numbers.
     `metadata_only`: files over lazy.LEAVE_ABOVE stay on the remote, fetched when read."""
+    name, settings = configured(repo.config, name)
     name, remote = open_side(repo.config, name, repo.store.path)
     if not remote.exists():
         raise UsageError(f"{remote.label} holds no vestige store yet; push to it first")
@@ -121,7 +121,7 @@ def pull(
     merged = merge_marks(remote, local, ids)
     index_marks(repo, merged)
     done.marked = sorted({*merged.annotated, *merged.pinned})
-    key = remote_key(configured(repo.config, name)[1], repo.store.path.parent)
+    key = remote_key(settings, repo.store.path.parent)
     remember(repo.store.path, key, [*(f"run {r}" for r in done.runs), *merged.agreed])
     return name, done
 
@@ -292,12 +292,10 @@ def push_store(
 
     side = side_at(remote["name"], remote["settings"], base)
     local = LocalSide(store_path, f"the store {store_path}")
-    mine = state(store_path, run_ids)
+    mine = state(local, run_ids)
     done = transfer(local, side, list(run_ids), recheck=True)
     merge_marks(local, side, run_ids, done.held)  # (`run --name x --push`: the name goes too)
-    out = {r for r, _why in done.left_out}
-    remember(store_path, remote_key(remote["settings"], base),
-             [t for r, ts in mine.items() if r not in out for t in ts])  # fmt: skip
+    remember_sent(store_path, remote_key(remote["settings"], base), mine, done.left_out)
     return done
 
 
